@@ -1,0 +1,393 @@
+//! The emulated directory: the app registration, the tenants, and the service principal the
+//! app has in each tenant once an administrator consents.
+//!
+//! Everything here is plain data and pure methods; locking and HTTP live in the routes.
+
+use std::collections::{BTreeSet, HashMap};
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::permissions;
+
+/// The multi-tenant application registered in the emulator (one per emulator).
+#[derive(Debug, Clone)]
+pub struct AppRegistration {
+    pub client_id: Uuid,
+    pub display_name: String,
+    pub client_secret: String,
+    pub redirect_uris: Vec<String>,
+    /// The application permissions the app requests, granted on admin consent.
+    pub required_roles: Vec<String>,
+}
+
+/// One organisation (a Microsoft Entra tenant).
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub display_name: String,
+    /// The `*.onmicrosoft.com` domain every tenant has.
+    pub initial_domain: String,
+    /// Custom domains the organisation verified, e.g. `contoso.com`.
+    pub custom_domains: Vec<String>,
+    pub country_letter_code: String,
+    pub city: String,
+    pub created_at: OffsetDateTime,
+    /// Users are generated on demand from the tenant id and an index, so that 100,000
+    /// tenants cost memory for their counts only.
+    pub user_count: u32,
+    /// The app's service principal, present once an administrator consented.
+    pub consent: Option<ServicePrincipal>,
+    /// Creation order, for stable listings.
+    pub seq: u64,
+}
+
+/// The app's footprint in one tenant after admin consent.
+#[derive(Debug, Clone)]
+pub struct ServicePrincipal {
+    pub object_id: Uuid,
+    /// Granted application permissions; empty when an administrator removed them but kept
+    /// the service principal (tokens are then issued without a `roles` claim).
+    pub roles: BTreeSet<String>,
+    pub consented_at: OffsetDateTime,
+}
+
+impl Tenant {
+    /// The initial domain first, then the custom ones.
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.initial_domain.as_str())
+            .chain(self.custom_domains.iter().map(|d| d.as_str()))
+    }
+
+    /// Where the tenant's users' mail goes: the first custom domain, else the initial one.
+    pub fn default_domain(&self) -> &str {
+        self.custom_domains.first().unwrap_or(&self.initial_domain)
+    }
+}
+
+/// The `{tenant}` segment of an identity-platform URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantRef {
+    Id(Uuid),
+    Domain(String),
+    /// `organizations`: any work or school account; the admin says which tenant.
+    Organizations,
+    /// `common`: any account, personal ones included.
+    Common,
+    /// `consumers`: personal Microsoft accounts only, which have no admin to consent.
+    Consumers,
+}
+
+impl TenantRef {
+    /// Parses a path segment; `None` when it is neither a GUID nor a DNS name
+    /// (Microsoft answers AADSTS900023).
+    pub fn parse(segment: &str) -> Option<TenantRef> {
+        let lower = segment.to_ascii_lowercase();
+        match lower.as_str() {
+            "organizations" => return Some(TenantRef::Organizations),
+            "common" => return Some(TenantRef::Common),
+            "consumers" => return Some(TenantRef::Consumers),
+            _ => {}
+        }
+        if let Ok(id) = Uuid::try_parse(&lower) {
+            return Some(TenantRef::Id(id));
+        }
+        is_dns_name(&lower).then_some(TenantRef::Domain(lower))
+    }
+}
+
+/// A DNS name of at least two labels of letters, digits and inner hyphens.
+pub fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// Why a change to the directory was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("a tenant with id {0} already exists")]
+    TenantExists(Uuid),
+    #[error("the domain {0} is already verified by another tenant")]
+    DomainTaken(String),
+    #[error("'{0}' is not a valid domain name")]
+    InvalidDomain(String),
+    #[error("no tenant with id {0}")]
+    NoSuchTenant(Uuid),
+    #[error("the app has not been consented to in tenant {0}")]
+    NotConsented(Uuid),
+    #[error("'{0}' is not a permission name (expected e.g. User.Read.All)")]
+    InvalidPermission(String),
+}
+
+/// What the directory needs to create a tenant; the seed module fills in the gaps.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: Uuid,
+    pub display_name: String,
+    pub initial_domain: String,
+    pub custom_domains: Vec<String>,
+    pub country_letter_code: String,
+    pub city: String,
+    pub user_count: u32,
+}
+
+/// The whole emulated world.
+#[derive(Debug)]
+pub struct Directory {
+    pub app: AppRegistration,
+    tenants: HashMap<Uuid, Tenant>,
+    /// Lower-case domain → tenant, for `/{domain}/...` URLs.
+    by_domain: HashMap<String, Uuid>,
+    next_seq: u64,
+}
+
+impl Directory {
+    pub fn new(app: AppRegistration) -> Directory {
+        Directory {
+            app,
+            tenants: HashMap::new(),
+            by_domain: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    pub fn tenant(&self, id: Uuid) -> Option<&Tenant> {
+        self.tenants.get(&id)
+    }
+
+    /// The tenant a GUID or domain names; `None` for unknown ones and for the
+    /// multi-tenant aliases.
+    pub fn resolve(&self, tenant: &TenantRef) -> Option<&Tenant> {
+        match tenant {
+            TenantRef::Id(id) => self.tenants.get(id),
+            TenantRef::Domain(d) => self.by_domain.get(d).and_then(|id| self.tenants.get(id)),
+            _ => None,
+        }
+    }
+
+    /// A number no tenant created so far has used, for naming generated tenants.
+    pub fn next_number(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Tenants in the order they were created.
+    pub fn tenants(&self) -> Vec<&Tenant> {
+        let mut all: Vec<&Tenant> = self.tenants.values().collect();
+        all.sort_by_key(|t| t.seq);
+        all
+    }
+
+    /// Checks a new tenant against the directory without changing it.
+    pub fn check_new(&self, new: &NewTenant) -> Result<(), DirectoryError> {
+        if self.tenants.contains_key(&new.id) {
+            return Err(DirectoryError::TenantExists(new.id));
+        }
+        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
+            if !is_dns_name(domain) {
+                return Err(DirectoryError::InvalidDomain(domain.clone()));
+            }
+            if self.by_domain.contains_key(domain) {
+                return Err(DirectoryError::DomainTaken(domain.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn insert(
+        &mut self,
+        new: NewTenant,
+        now: OffsetDateTime,
+    ) -> Result<&Tenant, DirectoryError> {
+        self.check_new(&new)?;
+        let mut seen = BTreeSet::new();
+        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
+            if !seen.insert(domain.as_str()) {
+                return Err(DirectoryError::DomainTaken(domain.clone()));
+            }
+        }
+        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
+            self.by_domain.insert(domain.clone(), new.id);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let tenant = Tenant {
+            id: new.id,
+            display_name: new.display_name,
+            initial_domain: new.initial_domain,
+            custom_domains: new.custom_domains,
+            country_letter_code: new.country_letter_code,
+            city: new.city,
+            created_at: now,
+            user_count: new.user_count,
+            consent: None,
+            seq,
+        };
+        Ok(self.tenants.entry(tenant.id).or_insert(tenant))
+    }
+
+    /// Deletes a tenant, as when an organisation leaves Microsoft Entra.
+    pub fn remove(&mut self, id: Uuid) -> Result<Tenant, DirectoryError> {
+        let tenant = self
+            .tenants
+            .remove(&id)
+            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        for domain in tenant.domains() {
+            self.by_domain.remove(domain);
+        }
+        Ok(tenant)
+    }
+
+    /// What "Accept" on the consent page does: creates the service principal if needed and
+    /// grants every permission the app currently requests (earlier grants are kept, as
+    /// Microsoft keeps them).
+    pub fn grant_consent(
+        &mut self,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<&Tenant, DirectoryError> {
+        let required = self.app.required_roles.clone();
+        let tenant = self
+            .tenants
+            .get_mut(&id)
+            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let sp = tenant.consent.get_or_insert_with(|| ServicePrincipal {
+            object_id: Uuid::new_v4(),
+            roles: BTreeSet::new(),
+            consented_at: now,
+        });
+        sp.roles.extend(required);
+        sp.consented_at = now;
+        Ok(tenant)
+    }
+
+    /// Deletes the service principal: tokens for this tenant answer AADSTS700016 again.
+    pub fn revoke_consent(&mut self, id: Uuid) -> Result<&Tenant, DirectoryError> {
+        let tenant = self
+            .tenants
+            .get_mut(&id)
+            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        tenant.consent = None;
+        Ok(tenant)
+    }
+
+    /// Replaces the granted roles; the service principal must exist.
+    pub fn set_roles(&mut self, id: Uuid, roles: Vec<String>) -> Result<&Tenant, DirectoryError> {
+        if let Some(bad) = roles.iter().find(|r| !permissions::is_well_formed(r)) {
+            return Err(DirectoryError::InvalidPermission(bad.clone()));
+        }
+        let tenant = self
+            .tenants
+            .get_mut(&id)
+            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let sp = tenant
+            .consent
+            .as_mut()
+            .ok_or(DirectoryError::NotConsented(id))?;
+        sp.roles = roles.into_iter().collect();
+        Ok(tenant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory() -> Directory {
+        Directory::new(AppRegistration {
+            client_id: Uuid::new_v4(),
+            display_name: "app".into(),
+            client_secret: "s".into(),
+            redirect_uris: vec![],
+            required_roles: vec!["User.Read.All".into()],
+        })
+    }
+
+    fn new_tenant(domain: &str) -> NewTenant {
+        NewTenant {
+            id: Uuid::new_v4(),
+            display_name: "T".into(),
+            initial_domain: domain.into(),
+            custom_domains: vec![],
+            country_letter_code: "US".into(),
+            city: "Redmond".into(),
+            user_count: 3,
+        }
+    }
+
+    #[test]
+    fn parses_tenant_segments() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            TenantRef::parse(&id.to_string().to_uppercase()),
+            Some(TenantRef::Id(id))
+        );
+        assert_eq!(
+            TenantRef::parse("Contoso.onmicrosoft.com"),
+            Some(TenantRef::Domain("contoso.onmicrosoft.com".into()))
+        );
+        assert_eq!(
+            TenantRef::parse("organizations"),
+            Some(TenantRef::Organizations)
+        );
+        assert_eq!(TenantRef::parse("COMMON"), Some(TenantRef::Common));
+        assert_eq!(TenantRef::parse("not a tenant"), None);
+        assert_eq!(TenantRef::parse("nodot"), None);
+        assert_eq!(TenantRef::parse("-bad.com"), None);
+    }
+
+    #[test]
+    fn resolves_by_id_and_domain_and_forgets_removed_tenants() {
+        let mut dir = directory();
+        let now = OffsetDateTime::now_utc();
+        let id = dir.insert(new_tenant("a.onmicrosoft.com"), now).unwrap().id;
+        assert!(dir.resolve(&TenantRef::Id(id)).is_some());
+        assert!(
+            dir.resolve(&TenantRef::Domain("a.onmicrosoft.com".into()))
+                .is_some()
+        );
+        assert_eq!(
+            dir.insert(new_tenant("a.onmicrosoft.com"), now)
+                .unwrap_err(),
+            DirectoryError::DomainTaken("a.onmicrosoft.com".into())
+        );
+        dir.remove(id).unwrap();
+        assert!(
+            dir.resolve(&TenantRef::Domain("a.onmicrosoft.com".into()))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn consent_grants_required_roles_and_keeps_earlier_grants() {
+        let mut dir = directory();
+        let now = OffsetDateTime::now_utc();
+        let id = dir.insert(new_tenant("a.onmicrosoft.com"), now).unwrap().id;
+        assert_eq!(
+            dir.set_roles(id, vec![]).unwrap_err(),
+            DirectoryError::NotConsented(id)
+        );
+        dir.grant_consent(id, now).unwrap();
+        dir.set_roles(id, vec!["Mail.Read".into()]).unwrap();
+        let roles = &dir
+            .grant_consent(id, now)
+            .unwrap()
+            .consent
+            .as_ref()
+            .unwrap()
+            .roles;
+        assert_eq!(
+            roles.iter().collect::<Vec<_>>(),
+            ["Mail.Read", "User.Read.All"]
+        );
+        assert!(dir.revoke_consent(id).unwrap().consent.is_none());
+    }
+}

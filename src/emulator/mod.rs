@@ -1,0 +1,230 @@
+//! An emulator of the Microsoft identity platform (admin consent, client-credentials tokens,
+//! discovery, keys) and of the Microsoft Graph endpoints consentry uses, for running and
+//! testing everything offline.
+//!
+//! It imports nothing from the application's modules: consentry talks to it only over HTTP,
+//! exactly as it talks to Microsoft.
+
+mod claims;
+mod clock;
+mod config;
+mod directory;
+mod errors;
+mod params;
+mod permissions;
+mod routes;
+mod seed;
+mod signing;
+mod stats;
+mod tls;
+
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+
+pub use config::{
+    ConfigError, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REDIRECT_URIS, EmulatorConfig,
+};
+pub use seed::CONTOSO;
+
+use clock::Clock;
+use directory::{AppRegistration, Directory};
+use signing::TokenSigner;
+use stats::RequestStats;
+
+/// Shared by every request handler.
+struct EmulatorState {
+    directory: RwLock<Directory>,
+    signer: TokenSigner,
+    clock: Clock,
+    stats: RequestStats,
+    token_lifetime_secs: u32,
+}
+
+impl EmulatorState {
+    fn directory(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        // A handler never panics while holding the lock; if one did, the data is still whole.
+        self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn directory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
+        self.directory.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A bound, not yet running emulator.
+pub struct Emulator {
+    server: Server,
+    base_url: String,
+    ca_pem_path: Option<PathBuf>,
+    state: web::Data<EmulatorState>,
+}
+
+impl Emulator {
+    /// Validates the configuration, makes keys (and certificates with `https`), seeds the
+    /// directory and binds the port. Call inside a tokio runtime; then await
+    /// [`Emulator::run_until_stopped`] or spawn it.
+    pub fn build(config: EmulatorConfig) -> anyhow::Result<Emulator> {
+        config.validate()?;
+        let signer = TokenSigner::generate()?;
+        let clock = Clock::default();
+        let now = clock.now();
+        let mut directory = Directory::new(AppRegistration {
+            client_id: config.client_id,
+            display_name: config.app_name.clone(),
+            client_secret: config.client_secret.clone(),
+            redirect_uris: config.redirect_uris.clone(),
+            required_roles: config.permissions.clone(),
+        });
+        if config.seed {
+            for tenant in seed::seeded_tenants() {
+                directory
+                    .insert(tenant, now)
+                    .context("seeding the directory")?;
+            }
+        }
+        for _ in 0..config.generate_tenants {
+            let tenant =
+                seed::generated_tenant(directory.next_number(), config.users_per_generated_tenant);
+            directory
+                .insert(tenant, now)
+                .context("generating tenants")?;
+        }
+
+        let listener = TcpListener::bind((config.host, config.port))
+            .with_context(|| format!("binding the emulator to {}:{}", config.host, config.port))?;
+        let addr = listener.local_addr()?;
+        let printable_host = match addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        let scheme = if config.https { "https" } else { "http" };
+        let base_url = format!("{scheme}://{printable_host}:{}", addr.port());
+
+        let state = web::Data::new(EmulatorState {
+            directory: RwLock::new(directory),
+            signer,
+            clock,
+            stats: RequestStats::default(),
+            token_lifetime_secs: config.token_lifetime_secs,
+        });
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(middleware::from_fn(routes::log_request))
+                .configure(routes::configure)
+        });
+        if let Some(workers) = config.workers {
+            server = server.workers(workers.max(1));
+        }
+        let (server, ca_pem_path) = if config.https {
+            let dir = config.tls_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("consentry-emulator-{}", std::process::id()))
+            });
+            let tls = tls::generate(&dir, Some(&addr.ip().to_string()))?;
+            (
+                server.listen_rustls_0_23(listener, tls.server_config)?,
+                Some(tls.ca_pem_path),
+            )
+        } else {
+            (server.listen(listener)?, None)
+        };
+        Ok(Emulator {
+            server: server.run(),
+            base_url,
+            ca_pem_path,
+            state,
+        })
+    }
+
+    /// `http(s)://host:port`: both the authority host and the Graph host.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The CA certificate clients must trust, with `https`.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca_pem_path.as_deref()
+    }
+
+    /// Stops the server from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// What `consentry emulator` prints at start: URLs, the app registration, the tenants.
+    pub fn banner(&self) -> String {
+        use std::fmt::Write;
+        let dir = self.state.directory();
+        let app = &dir.app;
+        let base = &self.base_url;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "consentry emulator: Microsoft identity platform and Microsoft Graph, offline\n"
+        );
+        let _ = writeln!(out, "  authority host   {base}");
+        let _ = writeln!(out, "  graph host       {base}");
+        let _ = writeln!(out, "  control API      {base}/_emulator/");
+        if let Some(ca) = &self.ca_pem_path {
+            let _ = writeln!(out, "  trust this CA    {}", ca.display());
+        }
+        let _ = writeln!(out, "\napp registration '{}'", app.display_name);
+        let _ = writeln!(out, "  client id        {}", app.client_id);
+        if app.client_secret == DEFAULT_CLIENT_SECRET {
+            let _ = writeln!(
+                out,
+                "  client secret    {DEFAULT_CLIENT_SECRET}  (the documented default)"
+            );
+        } else {
+            let _ = writeln!(out, "  client secret    (as given)");
+        }
+        for uri in &app.redirect_uris {
+            let _ = writeln!(out, "  redirect URI     {uri}");
+        }
+        let _ = writeln!(out, "  permissions      {}", app.required_roles.join(", "));
+        let tenants = dir.tenants();
+        let _ = writeln!(out, "\n{} tenants", tenants.len());
+        for t in tenants.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {}  {:<36} {:<22} {:>4} users  {}",
+                t.id,
+                t.initial_domain,
+                t.display_name,
+                t.user_count,
+                if t.consent.is_some() {
+                    "consented"
+                } else {
+                    "not consented"
+                }
+            );
+        }
+        if tenants.len() > 10 {
+            let _ = writeln!(
+                out,
+                "  ... and {} more (GET {base}/_emulator/tenants)",
+                tenants.len() - 10
+            );
+        }
+        if let Some(uri) = app.redirect_uris.first() {
+            let _ = writeln!(
+                out,
+                "\nadmin consent: {base}/organizations/adminconsent?client_id={}&redirect_uri={}&state=try-me",
+                app.client_id,
+                params::encode_component(uri.as_bytes())
+            );
+        }
+        out
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

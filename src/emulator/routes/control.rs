@@ -1,0 +1,363 @@
+//! The control API under `/_emulator/`: what tests and benchmarks use to shape the world
+//! (tenants, consent, roles, the clock) and to observe it (request counts).
+//!
+//! It has no authentication: the emulator is a test tool and listens on loopback by default.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::emulator::EmulatorState;
+use crate::emulator::clock::rfc3339_seconds;
+use crate::emulator::directory::{DirectoryError, NewTenant, Tenant, is_dns_name};
+use crate::emulator::seed;
+
+/// One request may create this many tenants (benchmarks use 10,000 and more).
+const MAX_CREATE: u32 = 100_000;
+const MAX_USERS: u32 = 100_000;
+const MAX_CLOCK_STEP: u32 = 10 * 365 * 24 * 3600;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(1 << 20)
+            .error_handler(|e, _req| {
+                ControlError::BadRequest(format!("invalid JSON body: {e}")).into()
+            }),
+    )
+    .route("/", web::get().to(index))
+    .route("/static/emulator.css", web::get().to(stylesheet))
+    .route("/app", web::get().to(app))
+    .service(
+        web::resource("/tenants")
+            .route(web::get().to(list_tenants))
+            .route(web::post().to(create_tenants)),
+    )
+    .service(
+        web::resource("/tenants/{id}")
+            .route(web::get().to(get_tenant))
+            .route(web::delete().to(delete_tenant)),
+    )
+    .service(
+        web::resource("/tenants/{id}/consent")
+            .route(web::post().to(grant_consent))
+            .route(web::delete().to(revoke_consent)),
+    )
+    .route("/tenants/{id}/roles", web::put().to(set_roles))
+    .service(
+        web::resource("/requests")
+            .route(web::get().to(requests))
+            .route(web::delete().to(reset_requests)),
+    )
+    .service(
+        web::resource("/clock")
+            .route(web::get().to(clock))
+            .route(web::post().to(advance_clock)),
+    )
+    .default_service(web::to(|req: HttpRequest| async move {
+        ControlError::NotFound(format!(
+            "no control endpoint {} {}",
+            req.method(),
+            req.path()
+        ))
+        .error_response()
+    }));
+}
+
+/// Control-API failures, as `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+enum ControlError {
+    /// 400: the request body or path is not what the endpoint takes.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: no such tenant or endpoint.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the directory is not in a state that allows this (duplicate id or domain,
+    /// roles for a tenant that never consented).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl ResponseError for ControlError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControlError::Conflict(_) => StatusCode::CONFLICT,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+    }
+}
+
+impl From<DirectoryError> for ControlError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::NoSuchTenant(_) => ControlError::NotFound(e.to_string()),
+            DirectoryError::InvalidDomain(_) | DirectoryError::InvalidPermission(_) => {
+                ControlError::BadRequest(e.to_string())
+            }
+            DirectoryError::TenantExists(_)
+            | DirectoryError::DomainTaken(_)
+            | DirectoryError::NotConsented(_) => ControlError::Conflict(e.to_string()),
+        }
+    }
+}
+
+type Reply = Result<HttpResponse, ControlError>;
+
+/// What the control API says about a tenant.
+fn tenant_view(t: &Tenant) -> Value {
+    json!({
+        "id": t.id,
+        "domain": t.initial_domain,
+        "display_name": t.display_name,
+        "verified_domains": t.domains().collect::<Vec<_>>(),
+        "user_count": t.user_count,
+        "created_at": rfc3339_seconds(t.created_at),
+        "consented": t.consent.is_some(),
+        "roles": t.consent.as_ref().map(|c| c.roles.iter().collect::<Vec<_>>()).unwrap_or_default(),
+        "consented_at": t.consent.as_ref().map(|c| rfc3339_seconds(c.consented_at)),
+        "service_principal_id": t.consent.as_ref().map(|c| c.object_id),
+    })
+}
+
+fn tenant_id(raw: &str) -> Result<Uuid, ControlError> {
+    Uuid::try_parse(raw)
+        .map_err(|_| ControlError::BadRequest(format!("'{raw}' is not a tenant id (a GUID)")))
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "endpoints": {
+            "GET /_emulator/app": "the registered application",
+            "GET /_emulator/tenants": "every tenant",
+            "POST /_emulator/tenants": "create one tenant, or {\"count\": N} generated ones",
+            "GET|DELETE /_emulator/tenants/{id}": "one tenant; delete it",
+            "POST|DELETE /_emulator/tenants/{id}/consent": "grant consent as Accept does; revoke it",
+            "PUT /_emulator/tenants/{id}/roles": "replace the granted roles (a JSON array)",
+            "GET|DELETE /_emulator/requests": "request counts per endpoint and tenant; reset them",
+            "GET|POST /_emulator/clock": "the emulator's clock; {\"advance_seconds\": N} moves it forward",
+        }
+    }))
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/emulator.css"))
+}
+
+async fn app(state: web::Data<EmulatorState>) -> HttpResponse {
+    let dir = state.directory();
+    HttpResponse::Ok().json(json!({
+        "client_id": dir.app.client_id,
+        "display_name": dir.app.display_name,
+        "redirect_uris": dir.app.redirect_uris,
+        "permissions": dir.app.required_roles,
+    }))
+}
+
+async fn list_tenants(state: web::Data<EmulatorState>) -> HttpResponse {
+    let dir = state.directory();
+    let all: Vec<Value> = dir.tenants().into_iter().map(tenant_view).collect();
+    HttpResponse::Ok().json(all)
+}
+
+async fn get_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = tenant_id(&id)?;
+    let dir = state.directory();
+    let t = dir.tenant(id).ok_or(DirectoryError::NoSuchTenant(id))?;
+    Ok(HttpResponse::Ok().json(tenant_view(t)))
+}
+
+/// `POST /_emulator/tenants`: one tenant described in full, or `count` generated ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenants {
+    count: Option<u32>,
+    id: Option<Uuid>,
+    display_name: Option<String>,
+    /// The `*.onmicrosoft.com` domain, or just its first label.
+    domain: Option<String>,
+    /// Custom domains besides the initial one.
+    verified_domains: Option<Vec<String>>,
+    users: Option<u32>,
+    /// Consent right away, as if an administrator had clicked Accept.
+    consented: Option<bool>,
+    /// With `consented`: the roles to grant instead of the app's permissions.
+    roles: Option<Vec<String>>,
+}
+
+impl CreateTenants {
+    fn into_new_tenants(self, first_number: u64) -> Result<Vec<NewTenant>, ControlError> {
+        let count = self.count.unwrap_or(1);
+        if count == 0 || count > MAX_CREATE {
+            return Err(ControlError::BadRequest(format!(
+                "count must be between 1 and {MAX_CREATE}"
+            )));
+        }
+        let users = self.users.unwrap_or(if count == 1 { 25 } else { 5 });
+        if users > MAX_USERS {
+            return Err(ControlError::BadRequest(format!(
+                "users must be at most {MAX_USERS}"
+            )));
+        }
+        if count > 1 {
+            if self.id.is_some()
+                || self.display_name.is_some()
+                || self.domain.is_some()
+                || self.verified_domains.is_some()
+            {
+                return Err(ControlError::BadRequest(
+                    "with count above 1, tenants are generated: leave out id, display_name, domain and verified_domains".into(),
+                ));
+            }
+            return Ok((0..u64::from(count))
+                .map(|n| seed::generated_tenant(first_number + n, users))
+                .collect());
+        }
+        let mut tenant = seed::generated_tenant(first_number, users);
+        if let Some(id) = self.id {
+            tenant.id = id;
+        }
+        if let Some(name) = self.display_name {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 256 {
+                return Err(ControlError::BadRequest(
+                    "display_name must be 1 to 256 characters".into(),
+                ));
+            }
+            tenant.display_name = name.to_owned();
+        }
+        if let Some(domain) = self.domain {
+            let domain = domain.trim().to_ascii_lowercase();
+            let domain = if domain.contains('.') {
+                domain
+            } else {
+                format!("{domain}.onmicrosoft.com")
+            };
+            if !domain.ends_with(".onmicrosoft.com") || !is_dns_name(&domain) {
+                return Err(ControlError::BadRequest(format!(
+                    "domain '{domain}' must be a *.onmicrosoft.com name; put custom domains in verified_domains"
+                )));
+            }
+            tenant.initial_domain = domain;
+        }
+        if let Some(custom) = self.verified_domains {
+            tenant.custom_domains = custom
+                .into_iter()
+                .map(|d| d.trim().to_ascii_lowercase())
+                .collect();
+        }
+        Ok(vec![tenant])
+    }
+}
+
+async fn create_tenants(body: web::Json<CreateTenants>, state: web::Data<EmulatorState>) -> Reply {
+    let body = body.into_inner();
+    let consented = body.consented.unwrap_or(false) || body.roles.is_some();
+    let roles = body.roles.clone();
+    let now = state.clock.now();
+    let mut dir = state.directory_mut();
+    let new = body.into_new_tenants(dir.next_number())?;
+    // Check everything first so a failed request creates nothing.
+    for t in &new {
+        dir.check_new(t)?;
+    }
+    if let Some(bad) = roles
+        .iter()
+        .flatten()
+        .find(|r| !crate::emulator::permissions::is_well_formed(r))
+    {
+        return Err(DirectoryError::InvalidPermission(bad.clone()).into());
+    }
+    let mut created = Vec::with_capacity(new.len());
+    for t in new {
+        let id = dir.insert(t, now)?.id;
+        if consented {
+            dir.grant_consent(id, now)?;
+            if let Some(roles) = &roles {
+                dir.set_roles(id, roles.clone())?;
+            }
+        }
+        created.push(id);
+    }
+    let views: Vec<Value> = created
+        .iter()
+        .filter_map(|id| dir.tenant(*id))
+        .map(tenant_view)
+        .collect();
+    Ok(HttpResponse::Created().json(views))
+}
+
+async fn delete_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = tenant_id(&id)?;
+    state.directory_mut().remove(id)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn grant_consent(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = tenant_id(&id)?;
+    let now = state.clock.now();
+    let mut dir = state.directory_mut();
+    Ok(HttpResponse::Ok().json(tenant_view(dir.grant_consent(id, now)?)))
+}
+
+async fn revoke_consent(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = tenant_id(&id)?;
+    let mut dir = state.directory_mut();
+    Ok(HttpResponse::Ok().json(tenant_view(dir.revoke_consent(id)?)))
+}
+
+async fn set_roles(
+    id: web::Path<String>,
+    roles: web::Json<Vec<String>>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let id = tenant_id(&id)?;
+    let mut dir = state.directory_mut();
+    Ok(HttpResponse::Ok().json(tenant_view(dir.set_roles(id, roles.into_inner())?)))
+}
+
+async fn requests(state: web::Data<EmulatorState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.stats.snapshot())
+}
+
+async fn reset_requests(state: web::Data<EmulatorState>) -> HttpResponse {
+    state.stats.reset();
+    HttpResponse::NoContent().finish()
+}
+
+fn clock_view(state: &EmulatorState) -> Value {
+    json!({
+        "now": rfc3339_seconds(state.clock.now()),
+        "offset_seconds": state.clock.offset_secs(),
+    })
+}
+
+async fn clock(state: web::Data<EmulatorState>) -> HttpResponse {
+    HttpResponse::Ok().json(clock_view(&state))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceClock {
+    advance_seconds: u32,
+}
+
+async fn advance_clock(body: web::Json<AdvanceClock>, state: web::Data<EmulatorState>) -> Reply {
+    if body.advance_seconds > MAX_CLOCK_STEP {
+        return Err(ControlError::BadRequest(format!(
+            "advance_seconds must be at most {MAX_CLOCK_STEP}"
+        )));
+    }
+    state.clock.advance(body.advance_seconds);
+    Ok(HttpResponse::Ok().json(clock_view(&state)))
+}

@@ -1,0 +1,305 @@
+//! `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/token` (v1): the
+//! client-credentials grant (RFC 6749 §4.4) as Microsoft implements it.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{base_url, form_params, read_body, sts_param_error};
+use crate::emulator::EmulatorState;
+use crate::emulator::claims::{AccessTokenClaims, GRAPH_APP_ID};
+use crate::emulator::directory::{Directory, TenantRef};
+use crate::emulator::errors::{RequestIds, StsError};
+use crate::emulator::params::Params;
+use crate::emulator::stats::Endpoint;
+
+/// Bodies are a handful of short fields; a client assertion with its `x5c` chain is the
+/// largest legitimate one at a few kilobytes.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The assertion type RFC 7523 §2.2 defines for `private_key_jwt`.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Which endpoint: v2 takes `scope` and answers numbers; v1 takes `resource` and answers
+/// numbers as strings (seed 000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+pub async fn v2(
+    req: HttpRequest,
+    tenant: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<EmulatorState>,
+) -> HttpResponse {
+    token(req, tenant.into_inner(), body, state, Version::V2).await
+}
+
+pub async fn v1(
+    req: HttpRequest,
+    tenant: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<EmulatorState>,
+) -> HttpResponse {
+    token(req, tenant.into_inner(), body, state, Version::V1).await
+}
+
+/// Microsoft answers a GET (or any non-POST) on the token endpoint with a JSON 400.
+pub async fn wrong_method(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
+    let ids = RequestIds::new(&req, state.clock.now());
+    StsError::method_not_allowed(req.method().as_str()).to_json_response(&ids, &base_url(&req))
+}
+
+async fn token(
+    req: HttpRequest,
+    segment: String,
+    body: web::Payload,
+    state: web::Data<EmulatorState>,
+    version: Version,
+) -> HttpResponse {
+    let now = state.clock.now();
+    let ids = RequestIds::new(&req, now);
+    let params = match read_body(body, MAX_BODY).await {
+        Ok(bytes) => form_params(&req, &bytes, MAX_BODY),
+        Err(e) => Err(sts_param_error(e)),
+    };
+    let (tenant_key, outcome) = {
+        let dir = state.directory();
+        let tenant_key = tenant_key(&dir, &segment);
+        let outcome = params.and_then(|p| issue(&state, &dir, &segment, &p, version, now));
+        (tenant_key, outcome)
+    };
+    let endpoint = match version {
+        Version::V1 => Endpoint::TokenV1,
+        Version::V2 => Endpoint::TokenV2,
+    };
+    state.stats.record(endpoint, Some(&tenant_key));
+    match outcome {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store, no-cache"))
+            .insert_header(("Pragma", "no-cache"))
+            .insert_header(("x-ms-request-id", ids.trace_id.to_string()))
+            .json(body),
+        Err(e) => e.to_json_response(&ids, &base_url(&req)),
+    }
+}
+
+/// The tenant's GUID when the segment names a known tenant, else the segment as sent.
+fn tenant_key(dir: &Directory, segment: &str) -> String {
+    TenantRef::parse(segment)
+        .and_then(|r| dir.resolve(&r))
+        .map(|t| t.id.to_string())
+        .unwrap_or_else(|| segment.to_ascii_lowercase())
+}
+
+/// The checks, in the order Microsoft applies them: tenant, grant, client, service
+/// principal (consent), credential, then the requested resource.
+fn issue(
+    state: &EmulatorState,
+    dir: &Directory,
+    segment: &str,
+    params: &Params,
+    version: Version,
+    now: OffsetDateTime,
+) -> Result<serde_json::Value, StsError> {
+    let text = |name: &str| params.text(name).map_err(sts_param_error);
+    let tenant = match TenantRef::parse(segment) {
+        None => return Err(StsError::invalid_tenant(segment)),
+        Some(TenantRef::Organizations | TenantRef::Common | TenantRef::Consumers) => {
+            return Err(StsError::no_tenant_information());
+        }
+        Some(r) => dir
+            .resolve(&r)
+            .ok_or_else(|| StsError::tenant_not_found(segment))?,
+    };
+
+    let grant_type =
+        text("grant_type")?.ok_or_else(|| StsError::missing_parameter("grant_type"))?;
+    if grant_type != "client_credentials" {
+        return Err(StsError::unsupported_grant_type(grant_type));
+    }
+    let client_id = text("client_id")?.ok_or_else(|| StsError::missing_parameter("client_id"))?;
+    let client_uuid =
+        Uuid::try_parse(client_id).map_err(|_| StsError::invalid_client_id(client_id))?;
+    let app = &dir.app;
+    if client_uuid != app.client_id {
+        return Err(StsError::app_not_found(client_id, &tenant.display_name));
+    }
+    let sp = tenant
+        .consent
+        .as_ref()
+        .ok_or_else(|| StsError::app_not_found(client_id, &tenant.display_name))?;
+
+    match (text("client_secret")?, text("client_assertion")?) {
+        (None, None) => return Err(StsError::no_credential()),
+        (Some(_), Some(_)) => {
+            return Err(StsError::malformed(
+                "Only one of 'client_secret' and 'client_assertion' may be sent.",
+            ));
+        }
+        (Some(secret), None) => {
+            // Constant time, so response timing does not reveal how much of a guess matched.
+            if !bool::from(secret.as_bytes().ct_eq(app.client_secret.as_bytes())) {
+                return Err(StsError::invalid_secret(client_id));
+            }
+        }
+        (None, Some(_assertion)) => {
+            if text("client_assertion_type")? != Some(JWT_BEARER) {
+                return Err(StsError::missing_parameter("client_assertion_type"));
+            }
+            // No certificate is registered on the emulated app, so no assertion can verify.
+            return Err(StsError::assertion_key_not_found(client_id));
+        }
+    }
+
+    let (audience, resource) = match version {
+        Version::V2 => {
+            let scope = text("scope")?.ok_or_else(|| StsError::missing_parameter("scope"))?;
+            (
+                graph_audience_from_scope(scope, &tenant.display_name)?,
+                None,
+            )
+        }
+        Version::V1 => {
+            let resource =
+                text("resource")?.ok_or_else(|| StsError::missing_parameter("resource"))?;
+            (
+                graph_audience(resource)
+                    .ok_or_else(|| StsError::resource_not_found(resource, &tenant.display_name))?,
+                Some(resource),
+            )
+        }
+    };
+
+    let lifetime = state.token_lifetime_secs;
+    let claims = AccessTokenClaims::new(app, tenant, sp, audience, now, lifetime);
+    let access_token = state
+        .signer
+        .sign(&claims)
+        .map_err(|_| StsError::malformed("The token could not be signed."))?;
+    Ok(match version {
+        Version::V2 => {
+            let mut body = serde_json::json!({
+                "token_type": "Bearer",
+                "expires_in": lifetime,
+                "ext_expires_in": lifetime,
+                "access_token": access_token,
+            });
+            // Microsoft adds refresh_in to long-lived tokens: half the lifetime (ENTRA.md §3).
+            if lifetime >= 7200 {
+                body["refresh_in"] = serde_json::json!(lifetime / 2);
+            }
+            body
+        }
+        Version::V1 => serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime.to_string(),
+            "ext_expires_in": lifetime.to_string(),
+            "expires_on": claims.exp.to_string(),
+            "not_before": claims.nbf.to_string(),
+            "resource": resource.unwrap_or(audience),
+            "access_token": access_token,
+        }),
+    })
+}
+
+/// The token audience for a Graph resource identifier, `None` for any other resource.
+fn graph_audience(resource: &str) -> Option<&'static str> {
+    match resource.trim_end_matches('/').to_ascii_lowercase().as_str() {
+        "https://graph.microsoft.com" => Some("https://graph.microsoft.com"),
+        "https://graph.microsoft.us" => Some("https://graph.microsoft.us"),
+        "https://microsoftgraph.chinacloudapi.cn" => {
+            Some("https://microsoftgraph.chinacloudapi.cn")
+        }
+        GRAPH_APP_ID => Some(GRAPH_APP_ID),
+        _ => None,
+    }
+}
+
+/// Client credentials take exactly one `{resource}/.default` scope (plus OpenID scopes,
+/// which the grant ignores).
+fn graph_audience_from_scope(scope: &str, directory: &str) -> Result<&'static str, StsError> {
+    const IGNORED: &[&str] = &["openid", "profile", "email", "offline_access"];
+    let scopes: Vec<&str> = scope
+        .split(' ')
+        .filter(|s| !s.is_empty() && !IGNORED.contains(s))
+        .collect();
+    let [only] = scopes.as_slice() else {
+        return Err(
+            if scopes.len() > 1 && scopes.iter().all(|s| s.ends_with("/.default")) {
+                StsError::several_resources(scope)
+            } else {
+                StsError::invalid_scope(scope)
+            },
+        );
+    };
+    let resource = only
+        .strip_suffix("/.default")
+        .ok_or_else(|| StsError::invalid_scope(only))?;
+    graph_audience(resource).ok_or_else(|| {
+        if resource.contains("://") || Uuid::try_parse(resource).is_ok() {
+            StsError::resource_not_found(resource, directory)
+        } else {
+            StsError::invalid_scope(only)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_exactly_one_default_resource() {
+        assert_eq!(
+            graph_audience_from_scope("https://graph.microsoft.com/.default", "d"),
+            Ok("https://graph.microsoft.com")
+        );
+        assert_eq!(
+            graph_audience_from_scope("https://graph.microsoft.com//.default", "d"),
+            Ok("https://graph.microsoft.com")
+        );
+        assert_eq!(
+            graph_audience_from_scope("openid https://graph.microsoft.com/.default profile", "d"),
+            Ok("https://graph.microsoft.com")
+        );
+        assert_eq!(
+            graph_audience_from_scope(&format!("{GRAPH_APP_ID}/.default"), "d"),
+            Ok(GRAPH_APP_ID)
+        );
+        assert_eq!(
+            graph_audience_from_scope("User.Read", "d")
+                .unwrap_err()
+                .code,
+            70011
+        );
+        assert_eq!(
+            graph_audience_from_scope("https://graph.microsoft.com/User.Read.All", "d")
+                .unwrap_err()
+                .code,
+            70011
+        );
+        assert_eq!(
+            graph_audience_from_scope("https://example.com/.default", "d")
+                .unwrap_err()
+                .code,
+            500011
+        );
+        assert_eq!(
+            graph_audience_from_scope(
+                "https://graph.microsoft.com/.default https://management.azure.com/.default",
+                "d"
+            )
+            .unwrap_err()
+            .code,
+            700022
+        );
+        assert_eq!(
+            graph_audience_from_scope("   ", "d").unwrap_err().code,
+            70011
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! consentry onboards customer organisations of a multi-tenant Microsoft Entra ID application
+//! through the admin-consent flow, then acts for each of them with app-only tokens. It ships
+//! an emulator of the Microsoft identity platform and Microsoft Graph so that all of it runs
+//! and is tested offline.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+/// The `consentry` command line: subcommands, their flags, and start-up errors.
+pub mod cli;
+/// The offline emulator of the Microsoft identity platform and Microsoft Graph.
+pub mod emulator;
+/// Logging set-up shared by every subcommand.
+pub mod telemetry;
