@@ -1,0 +1,9 @@
+//! Integration tests: one binary, real HTTP on port 0 against the emulator.
+
+mod helpers;
+
+mod emulator_consent;
+mod emulator_control;
+mod emulator_graph;
+mod emulator_https;
+mod emulator_token;
