@@ -1,1 +1,190 @@
-//! placeholder
+//! `--https`: a client that trusts the emulator's CA gets tokens over TLS, one that does not
+//! is refused, and MSAL for Python (a real client nobody here wrote) works against it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::helpers::{claims, spawn_emulator, spawn_emulator_with};
+
+async fn spawn_https() -> crate::helpers::TestEmulator {
+    let dir = std::env::temp_dir().join(format!("consentry-test-tls-{}", uuid::Uuid::new_v4()));
+    spawn_emulator_with(|c| {
+        c.https = true;
+        c.tls_dir = Some(dir);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn https_serves_tokens_to_clients_that_trust_the_written_ca() {
+    let emulator = spawn_https().await;
+    emulator.consent(&emulator.contoso()).await;
+
+    let discovery: Value = emulator
+        .http
+        .get(emulator.url(&format!(
+            "/{}/v2.0/.well-known/openid-configuration",
+            emulator.contoso()
+        )))
+        .send()
+        .await
+        .expect("discovery over TLS")
+        .json()
+        .await
+        .expect("JSON");
+    let token = emulator.access_token(&emulator.contoso()).await;
+
+    assert!(emulator.base.starts_with("https://127.0.0.1:"));
+    let ca = emulator.ca_pem.as_ref().expect("a CA path");
+    assert!(
+        std::fs::read_to_string(ca)
+            .expect("ca.pem")
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(
+        discovery["token_endpoint"],
+        format!("{}/{}/oauth2/v2.0/token", emulator.base, emulator.contoso())
+    );
+    assert_eq!(claims(&token)["tid"], emulator.contoso());
+}
+
+#[tokio::test]
+async fn https_is_refused_by_a_client_that_does_not_trust_the_ca() {
+    let emulator = spawn_https().await;
+    let other_ca = spawn_https().await.ca_pem.expect("a CA");
+    let pem = std::fs::read(other_ca).expect("ca.pem");
+    let stranger = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
+        .build()
+        .expect("client");
+
+    let result = stranger
+        .get(emulator.url("/_emulator/tenants"))
+        .send()
+        .await;
+
+    let error = result.expect_err("an untrusted certificate must fail the handshake");
+    assert!(error.is_connect(), "{error:?}");
+}
+
+#[tokio::test]
+async fn plain_http_is_the_default() {
+    let emulator = spawn_emulator().await;
+
+    let response = emulator
+        .http
+        .get(emulator.url("/_emulator/tenants"))
+        .send()
+        .await
+        .expect("http");
+
+    assert!(emulator.base.starts_with("http://"));
+    assert!(emulator.ca_pem.is_none());
+    assert_eq!(response.status(), 200);
+}
+
+/// The python of a virtualenv with MSAL: `CONSENTRY_TEST_PYTHON`, else the one
+/// `tests/python/setup-venv.sh` makes (and reuses) under `target/`.
+fn msal_python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Ok(python) = std::env::var("CONSENTRY_TEST_PYTHON") {
+            return PathBuf::from(python);
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/setup-venv.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("bash runs");
+        assert!(
+            output.status.success(),
+            "could not set up MSAL for Python (needs python3 with venv and PyPI): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+/// Runs tests/python/msal_client_credentials.py with `secret` against `emulator`.
+async fn run_msal(emulator: &crate::helpers::TestEmulator, tenant: &str, secret: &str) -> Value {
+    let python = msal_python().to_owned();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/msal_client_credentials.py");
+    let args = [
+        format!("{}/{tenant}", emulator.base),
+        emulator.client_id.clone(),
+        secret.to_owned(),
+        emulator
+            .ca_pem
+            .as_ref()
+            .expect("https")
+            .display()
+            .to_string(),
+        emulator.base.clone(),
+    ];
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        // Where set, this would override MSAL's `verify`: the test names its CA itself.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "MSAL script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+}
+
+#[tokio::test]
+async fn msal_python_acquires_a_token_for_client_over_https_and_caches_it() {
+    let emulator = spawn_https().await;
+    let tenant = emulator.contoso();
+    emulator.consent(&tenant).await;
+
+    let result = run_msal(&emulator, &tenant, &emulator.client_secret).await;
+
+    let first = &result["first"];
+    assert_eq!(first["token_type"], "Bearer", "{result}");
+    assert!(first["expires_in"].as_i64().unwrap_or(0) > 3000, "{result}");
+    let token = first["access_token"].as_str().expect("an access token");
+    assert_eq!(claims(token)["tid"], tenant);
+    assert_eq!(claims(token)["appid"], emulator.client_id);
+    assert_eq!(
+        result["second_is_same"], true,
+        "the second call is served from MSAL's cache"
+    );
+    assert_eq!(result["graph_status"], 200);
+    assert_eq!(result["graph_body"]["value"][0]["id"], tenant);
+    let requests = emulator.requests().await;
+    assert_eq!(requests["tenants"][&tenant]["token_v2"], 1, "{requests}");
+    assert_eq!(requests["tenants"][&tenant]["discovery"], 1, "{requests}");
+}
+
+#[tokio::test]
+async fn msal_python_reports_the_emulators_error_codes() {
+    let emulator = spawn_https().await;
+    let tenant = emulator.contoso();
+    emulator.consent(&tenant).await;
+
+    let wrong_secret = run_msal(&emulator, &tenant, "not-the-secret").await;
+    let fabrikam = "c6e1b9d4-8a2f-4b73-9e05-72d4a1f8c3b6";
+    let not_consented = run_msal(&emulator, fabrikam, &emulator.client_secret).await;
+
+    assert_eq!(
+        wrong_secret["first"]["error"], "invalid_client",
+        "{wrong_secret}"
+    );
+    assert_eq!(wrong_secret["first"]["error_codes"][0], 7000215);
+    assert_eq!(
+        not_consented["first"]["error"], "unauthorized_client",
+        "{not_consented}"
+    );
+    assert_eq!(not_consented["first"]["error_codes"][0], 700016);
+}
