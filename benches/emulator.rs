@@ -1,0 +1,233 @@
+//! How fast is the emulator? `cargo bench --bench emulator -- [--requests N]
+//! [--concurrency C] [--tenants T]`
+//!
+//! Starts `consentry emulator --workers 1` as its own process (one worker thread: "one
+//! core"), creates T consented tenants, then sends N client-credentials token requests
+//! (round-robin over the tenants) and N Graph `GET /v1.0/organization` calls from C
+//! concurrent connections in this process. Prints wall-clock throughput and, the figure
+//! that matters, requests per second of the emulator's own CPU time (read from
+//! /proc/PID/stat), which does not depend on how busy the load generator kept the machine.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Options {
+    requests: usize,
+    concurrency: usize,
+    tenants: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        requests: 20_000,
+        concurrency: 32,
+        tenants: 1_000,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+    };
+    if let Some(v) = value("--requests") {
+        o.requests = v;
+    }
+    if let Some(v) = value("--concurrency") {
+        o.concurrency = v;
+    }
+    if let Some(v) = value("--tenants") {
+        o.tenants = v;
+    }
+    o
+}
+
+/// The emulator process; killed on drop.
+struct EmulatorProcess {
+    child: Child,
+    base: String,
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_emulator() -> EmulatorProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .args(["emulator", "--port", "0", "--workers", "1"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("consentry emulator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut base = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("banner");
+        if let Some(url) = line.trim().strip_prefix("authority host") {
+            base = Some(url.trim().to_owned());
+            break;
+        }
+    }
+    EmulatorProcess {
+        child,
+        base: base.expect("the banner names the authority host"),
+    }
+}
+
+/// User plus system CPU seconds of a process, from /proc/PID/stat (Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat (Linux only)");
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // USER_HZ, the unit of these fields, is 100 on Linux.
+    ticks / 100.0
+}
+
+struct Run {
+    wall: Duration,
+    cpu: f64,
+    failures: usize,
+}
+
+/// Sends `total` requests made by `make(i)` from `concurrency` tasks.
+async fn drive<F, Fut>(pid: u32, total: usize, concurrency: usize, make: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let make = Arc::new(make);
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, failures, make) = (next.clone(), failures.clone(), make.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    if !make(i).await {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("load task");
+    }
+    let wall = started.elapsed();
+    Run {
+        wall,
+        cpu: cpu_seconds(pid) - cpu_before,
+        failures: failures.load(Ordering::Relaxed),
+    }
+}
+
+fn report(name: &str, total: usize, run: &Run) {
+    let secs = run.wall.as_secs_f64();
+    println!("{name}_requests: {total}");
+    println!("{name}_failures: {}", run.failures);
+    println!("{name}_wall_seconds: {secs:.3}");
+    println!("{name}_per_wall_second: {:.0}", total as f64 / secs);
+    println!("{name}_emulator_cpu_seconds: {:.2}", run.cpu);
+    println!(
+        "{name}_per_emulator_cpu_second: {:.0}",
+        total as f64 / run.cpu.max(0.01)
+    );
+}
+
+fn main() {
+    let o = options();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let emulator = start_emulator();
+        let pid = emulator.child.id();
+        let http = reqwest::Client::builder().pool_max_idle_per_host(o.concurrency).build().expect("client");
+        let base = emulator.base.clone();
+        let created: Value = http
+            .post(format!("{base}/_emulator/tenants"))
+            .json(&serde_json::json!({"count": o.tenants, "consented": true, "users": 1}))
+            .send()
+            .await
+            .expect("create tenants")
+            .json()
+            .await
+            .expect("JSON");
+        let tenants: Arc<Vec<String>> = Arc::new(
+            created.as_array().expect("array").iter().map(|t| t["id"].as_str().expect("id").to_owned()).collect(),
+        );
+        let app: Value = http.get(format!("{base}/_emulator/app")).send().await.expect("app").json().await.expect("JSON");
+        let client_id = app["client_id"].as_str().expect("client id").to_owned();
+        println!("emulator: {base} (pid {pid}, 1 worker), {} tenants, {} concurrent connections", tenants.len(), o.concurrency);
+
+        let token_body = Arc::new(move |tenant: &str| {
+            let _ = tenant;
+            format!(
+                "grant_type=client_credentials&client_id={client_id}&client_secret=consentry-emulator-secret&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+            )
+        });
+        let (h, b, t, tb) = (http.clone(), base.clone(), tenants.clone(), token_body.clone());
+        let tokens = drive(pid, o.requests, o.concurrency, move |i| {
+            let (h, b, t, tb) = (h.clone(), b.clone(), t.clone(), tb.clone());
+            async move {
+                let tenant = &t[i % t.len()];
+                h.post(format!("{b}/{tenant}/oauth2/v2.0/token"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(tb(tenant))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        })
+        .await;
+        report("token", o.requests, &tokens);
+
+        // One token per tenant for the Graph run.
+        let mut access = Vec::with_capacity(tenants.len().min(64));
+        for tenant in tenants.iter().take(64) {
+            let v: Value = http
+                .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(token_body(tenant))
+                .send()
+                .await
+                .expect("token")
+                .json()
+                .await
+                .expect("JSON");
+            access.push(v["access_token"].as_str().expect("token").to_owned());
+        }
+        let access = Arc::new(access);
+        let (h, b) = (http.clone(), base.clone());
+        let graph = drive(pid, o.requests, o.concurrency, move |i| {
+            let (h, b, a) = (h.clone(), b.clone(), access.clone());
+            async move {
+                h.get(format!("{b}/v1.0/organization"))
+                    .bearer_auth(&a[i % a.len()])
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        })
+        .await;
+        report("graph", o.requests, &graph);
+    });
+}
