@@ -26,8 +26,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the admin-consent flow end to end against the emulator, then keep it running.
+    Demo(DemoArgs),
     /// Run the emulator of the Microsoft identity platform and Microsoft Graph.
     Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Port of the emulator.
+    #[arg(long, default_value_t = 8081)]
+    emulator_port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +118,8 @@ impl EmulatorArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init();
+    // One TLS crypto provider for the whole process (ring: no C toolchain needed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,6 +141,12 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => {
+            crate::demo::run(crate::demo::DemoOptions {
+                emulator_port: args.emulator_port,
+            })
+            .await
+        }
         Command::Emulator(args) => {
             let emulator = Emulator::build(args.into_config())?;
             println!("{}", emulator.banner());

@@ -10,6 +10,8 @@
 
 /// The `consentry` command line: subcommands, their flags, and start-up errors.
 pub mod cli;
+/// `consentry demo`: the admin-consent flow end to end on this machine.
+pub mod demo;
 /// The offline emulator of the Microsoft identity platform and Microsoft Graph.
 pub mod emulator;
 /// Logging set-up shared by every subcommand.

@@ -2,6 +2,8 @@
 
 mod helpers;
 
+mod demo;
+
 mod emulator_consent;
 mod emulator_control;
 mod emulator_graph;
