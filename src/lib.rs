@@ -10,9 +10,15 @@
 
 /// The `consentry` command line: subcommands, their flags, and start-up errors.
 pub mod cli;
+/// Configuration from `CONSENTRY_*` variables and an optional TOML file.
+pub mod config;
 /// `consentry demo`: the admin-consent flow end to end on this machine.
 pub mod demo;
+/// Domain types: tenant ids, statuses, one-time tokens.
+pub mod domain;
 /// The offline emulator of the Microsoft identity platform and Microsoft Graph.
 pub mod emulator;
+/// All SQL: pending consent requests, tenants, their events, operators.
+pub mod store;
 /// Logging set-up shared by every subcommand.
 pub mod telemetry;

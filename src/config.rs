@@ -1,0 +1,449 @@
+//! consentry's configuration: an optional TOML file, then `CONSENTRY_*` environment
+//! variables on top. Every key is parsed once here ("parse, don't validate"); a missing or
+//! invalid one stops start-up with a message naming it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use url::Url;
+use uuid::Uuid;
+
+/// Which token endpoint to use (ENTRA.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVersion {
+    /// `/{tenant}/oauth2/v2.0/token` with `scope`.
+    V2,
+    /// `/{tenant}/oauth2/token` with `resource` (legacy; numbers come back as strings).
+    V1,
+}
+
+/// Key material for HMACs of cookies' values: at least 32 bytes.
+pub struct SessionKey(SecretBox<Vec<u8>>);
+
+impl SessionKey {
+    pub fn bytes(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+
+    /// A fresh random key (for the demo).
+    pub fn generate() -> SessionKey {
+        let mut key = vec![0u8; 32];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key);
+        SessionKey(SecretBox::new(Box::new(key)))
+    }
+
+    fn parse(raw: &str) -> Result<SessionKey, &'static str> {
+        let raw = raw.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
+            .map_err(|_| "must be base64 (e.g. the output of `openssl rand -base64 32`)")?;
+        if bytes.len() < 32 {
+            return Err("must decode to at least 32 bytes");
+        }
+        Ok(SessionKey(SecretBox::new(Box::new(bytes))))
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey([redacted])")
+    }
+}
+
+/// Everything `consentry serve` needs.
+#[derive(Debug)]
+pub struct Settings {
+    pub client_id: Uuid,
+    pub client_secret: SecretString,
+    /// `https://login.microsoftonline.com`, or the emulator.
+    pub authority_host: Url,
+    /// `https://graph.microsoft.com`, or the emulator.
+    pub graph_host: Url,
+    /// Where browsers reach consentry; the redirect URI is `{public_url}/consent/callback`.
+    pub public_url: Url,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// How long a sign-up's `state` stays usable.
+    pub state_lifetime: Duration,
+    pub token_version: TokenVersion,
+    /// Application permissions a tenant must have granted to count as `active`.
+    pub required_permissions: Vec<String>,
+    pub session_key: SessionKey,
+}
+
+/// Why the configuration cannot be used; always names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    #[error("{key} is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error("cannot read the configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// The keys, as `(file key, environment variable)`.
+pub const KEYS: &[(&str, &str)] = &[
+    ("client_id", "CONSENTRY_CLIENT_ID"),
+    ("client_secret", "CONSENTRY_CLIENT_SECRET"),
+    ("client_secret_file", "CONSENTRY_CLIENT_SECRET_FILE"),
+    ("authority_host", "CONSENTRY_AUTHORITY_HOST"),
+    ("graph_host", "CONSENTRY_GRAPH_HOST"),
+    ("public_url", "CONSENTRY_PUBLIC_URL"),
+    ("database_url", "CONSENTRY_DATABASE_URL"),
+    ("listen", "CONSENTRY_LISTEN"),
+    ("state_lifetime", "CONSENTRY_STATE_LIFETIME"),
+    ("token_version", "CONSENTRY_TOKEN_VERSION"),
+    ("required_permissions", "CONSENTRY_REQUIRED_PERMISSIONS"),
+    ("session_key", "CONSENTRY_SESSION_KEY"),
+];
+
+/// The environment variable naming the optional TOML file.
+pub const CONFIG_FILE_VAR: &str = "CONSENTRY_CONFIG";
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://consentry.db";
+
+/// Raw values by environment-variable name, before parsing.
+#[derive(Debug, Default, Clone)]
+pub struct RawSettings(HashMap<&'static str, String>);
+
+impl RawSettings {
+    /// The file (when given), then the process environment on top.
+    pub fn gather(file: Option<&Path>) -> Result<RawSettings, ConfigError> {
+        let mut raw = RawSettings::default();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from));
+        if let Some(path) = file {
+            raw.merge_toml(&path)?;
+        }
+        for (_, var) in KEYS {
+            if let Ok(value) = std::env::var(var) {
+                raw.0.insert(var, value);
+            }
+        }
+        Ok(raw)
+    }
+
+    fn merge_toml(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let file_error = |reason: String| ConfigError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
+        for (key, value) in table {
+            let var = KEYS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| file_error(format!("unknown key '{key}'")))?;
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| file_error(format!("'{key}' must list strings")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
+                toml::Value::Integer(i) => i.to_string(),
+                _ => return Err(file_error(format!("'{key}' must be a string"))),
+            };
+            self.0.insert(var, value);
+        }
+        Ok(())
+    }
+
+    pub fn set(&mut self, var: &'static str, value: impl Into<String>) {
+        self.0.insert(var, value.into());
+    }
+
+    fn get(&self, var: &'static str) -> Option<&str> {
+        self.0
+            .get(var)
+            .map(String::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn parse(&self) -> Result<Settings, ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        let client_id = self
+            .get("CONSENTRY_CLIENT_ID")
+            .ok_or(ConfigError::Missing("CONSENTRY_CLIENT_ID"))?;
+        let client_id = Uuid::try_parse(client_id).map_err(|_| {
+            invalid(
+                "CONSENTRY_CLIENT_ID",
+                "must be the application (client) id, a GUID",
+            )
+        })?;
+
+        let client_secret = match (
+            self.get("CONSENTRY_CLIENT_SECRET"),
+            self.get("CONSENTRY_CLIENT_SECRET_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "CONSENTRY_CLIENT_SECRET",
+                    "set it or CONSENTRY_CLIENT_SECRET_FILE, not both",
+                ));
+            }
+            (Some(secret), None) => secret.to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    invalid(
+                        "CONSENTRY_CLIENT_SECRET_FILE",
+                        &format!("cannot read {path}: {e}"),
+                    )
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => return Err(ConfigError::Missing("CONSENTRY_CLIENT_SECRET")),
+        };
+        if client_secret.is_empty() {
+            return Err(invalid("CONSENTRY_CLIENT_SECRET", "is empty"));
+        }
+
+        let host = |var: &'static str, default: &str| -> Result<Url, ConfigError> {
+            let raw = self.get(var).unwrap_or(default);
+            let url = Url::parse(raw).map_err(|_| invalid(var, "must be an absolute URL"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(invalid(var, "must be an http(s) URL with a host"));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(invalid(var, "must not have a query or fragment"));
+            }
+            Ok(url)
+        };
+        let authority_host = host(
+            "CONSENTRY_AUTHORITY_HOST",
+            "https://login.microsoftonline.com",
+        )?;
+        let graph_host = host("CONSENTRY_GRAPH_HOST", "https://graph.microsoft.com")?;
+        let public_url = host("CONSENTRY_PUBLIC_URL", "http://localhost:8080")?;
+
+        let listen = self.get("CONSENTRY_LISTEN").unwrap_or("127.0.0.1:8080");
+        let listen = listen.parse().map_err(|_| {
+            invalid(
+                "CONSENTRY_LISTEN",
+                "must be an address and port, e.g. 127.0.0.1:8080",
+            )
+        })?;
+
+        let state_lifetime = match self.get("CONSENTRY_STATE_LIFETIME") {
+            Some(raw) => parse_duration(raw).map_err(|r| invalid("CONSENTRY_STATE_LIFETIME", r))?,
+            None => Duration::from_secs(600),
+        };
+        if !(Duration::from_secs(30)..=Duration::from_secs(3600)).contains(&state_lifetime) {
+            return Err(invalid(
+                "CONSENTRY_STATE_LIFETIME",
+                "must be between 30s and 1h",
+            ));
+        }
+
+        let token_version = match self
+            .get("CONSENTRY_TOKEN_VERSION")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("v2") | Some("2") => TokenVersion::V2,
+            Some("v1") | Some("1") => TokenVersion::V1,
+            Some(_) => return Err(invalid("CONSENTRY_TOKEN_VERSION", "must be v2 or v1")),
+        };
+
+        let required_permissions: Vec<String> = self
+            .get("CONSENTRY_REQUIRED_PERMISSIONS")
+            .unwrap_or("User.Read.All,Organization.Read.All")
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = required_permissions.iter().find(|p| !is_permission_name(p)) {
+            return Err(invalid(
+                "CONSENTRY_REQUIRED_PERMISSIONS",
+                &format!("'{bad}' is not a permission name like User.Read.All"),
+            ));
+        }
+
+        let session_key = self
+            .get("CONSENTRY_SESSION_KEY")
+            .ok_or(ConfigError::Missing("CONSENTRY_SESSION_KEY"))?;
+        let session_key =
+            SessionKey::parse(session_key).map_err(|r| invalid("CONSENTRY_SESSION_KEY", r))?;
+
+        Ok(Settings {
+            client_id,
+            client_secret: SecretString::from(client_secret),
+            authority_host,
+            graph_host,
+            public_url,
+            database_url: self
+                .get("CONSENTRY_DATABASE_URL")
+                .unwrap_or(DEFAULT_DATABASE_URL)
+                .to_owned(),
+            listen,
+            state_lifetime,
+            token_version,
+            required_permissions,
+            session_key,
+        })
+    }
+}
+
+impl Settings {
+    /// The redirect URI registered on the app: `{public_url}/consent/callback`.
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/consent/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// Cookies are `Secure` whenever browsers reach us over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+/// `90s`, `10m`, `6h`, `1d`, or bare seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, &'static str> {
+    const ERR: &str = "must be a duration like 30s, 10m, 6h or 1d";
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number.parse().map_err(|_| ERR)?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n.checked_mul(60).ok_or(ERR)?,
+        "h" => n.checked_mul(3600).ok_or(ERR)?,
+        "d" => n.checked_mul(86_400).ok_or(ERR)?,
+        _ => return Err(ERR),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Graph application permissions are dot-separated words: `User.Read.All`.
+pub fn is_permission_name(name: &str) -> bool {
+    name.len() <= 100
+        && name.contains('.')
+        && name
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> RawSettings {
+        let mut raw = RawSettings::default();
+        raw.set(
+            "CONSENTRY_CLIENT_ID",
+            "6c0ff3e1-b5a8-4f1e-9d2c-4a7b3e8f5d90",
+        );
+        raw.set("CONSENTRY_CLIENT_SECRET", "s3cret");
+        raw.set(
+            "CONSENTRY_SESSION_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        );
+        raw
+    }
+
+    #[test]
+    fn defaults_follow_microsofts_public_cloud() {
+        let s = minimal().parse().unwrap();
+        assert_eq!(
+            s.authority_host.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(s.graph_host.as_str(), "https://graph.microsoft.com/");
+        assert_eq!(s.redirect_uri(), "http://localhost:8080/consent/callback");
+        assert_eq!(s.state_lifetime, Duration::from_secs(600));
+        assert_eq!(s.token_version, TokenVersion::V2);
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert!(!s.secure_cookies());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut raw = minimal();
+        raw.set("CONSENTRY_CLIENT_ID", "");
+        assert_eq!(
+            raw.parse().unwrap_err(),
+            ConfigError::Missing("CONSENTRY_CLIENT_ID")
+        );
+        for (var, value) in [
+            ("CONSENTRY_CLIENT_ID", "nope"),
+            ("CONSENTRY_AUTHORITY_HOST", "login.example"),
+            ("CONSENTRY_LISTEN", "localhost"),
+            ("CONSENTRY_STATE_LIFETIME", "10 parsecs"),
+            ("CONSENTRY_STATE_LIFETIME", "5s"),
+            ("CONSENTRY_TOKEN_VERSION", "v3"),
+            ("CONSENTRY_REQUIRED_PERMISSIONS", "User.Read.All,<b>"),
+            ("CONSENTRY_SESSION_KEY", "c2hvcnQ="),
+        ] {
+            let mut raw = minimal();
+            raw.set(var, value);
+            let err = raw.parse().unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_secret_can_come_from_a_file_but_never_prints() {
+        let path = std::env::temp_dir().join(format!("consentry-secret-{}", Uuid::new_v4()));
+        std::fs::write(&path, "from-file\n").unwrap();
+        let mut raw = minimal();
+        raw.set("CONSENTRY_CLIENT_SECRET", "");
+        raw.set("CONSENTRY_CLIENT_SECRET_FILE", path.display().to_string());
+        let s = raw.parse().unwrap();
+        assert_eq!(s.client_secret.expose_secret(), "from-file");
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("from-file") && !debug.contains("MDEy"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn toml_file_is_overridden_by_the_environment_layer() {
+        let path = std::env::temp_dir().join(format!("consentry-{}.toml", Uuid::new_v4()));
+        std::fs::write(&path, "token_version = \"v1\"\nrequired_permissions = [\"Mail.Read\"]\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let mut raw = minimal();
+        raw.merge_toml(&path).unwrap();
+        raw.set("CONSENTRY_LISTEN", "127.0.0.1:9001");
+        let s = raw.parse().unwrap();
+        assert_eq!(s.token_version, TokenVersion::V1);
+        assert_eq!(s.required_permissions, ["Mail.Read"]);
+        assert_eq!(s.listen.port(), 9001);
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        assert!(matches!(
+            minimal().merge_toml(&path),
+            Err(ConfigError::File { .. })
+        ));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21_600)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

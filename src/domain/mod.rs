@@ -1,0 +1,9 @@
+//! Domain types, parsed once at the edge ("parse, don't validate").
+
+mod status;
+mod tenant_id;
+mod token;
+
+pub use status::TenantStatus;
+pub use tenant_id::TenantId;
+pub use token::{Keyed, RandomToken};

@@ -1,0 +1,115 @@
+//! The append-only tenant event log.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Store, StoreError, ts};
+use crate::domain::TenantId;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    ConsentRecorded,
+    ConsentDeclined,
+    CallbackRejected,
+    VerificationSucceeded,
+    VerificationRetrying,
+    VerificationFailed,
+    MissingPermissions,
+    AppCredentialRejected,
+    VerifyRequested,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ConsentRecorded => "consent_recorded",
+            EventKind::ConsentDeclined => "consent_declined",
+            EventKind::CallbackRejected => "callback_rejected",
+            EventKind::VerificationSucceeded => "verification_succeeded",
+            EventKind::VerificationRetrying => "verification_retrying",
+            EventKind::VerificationFailed => "verification_failed",
+            EventKind::MissingPermissions => "missing_permissions",
+            EventKind::AppCredentialRejected => "app_credential_rejected",
+            EventKind::VerifyRequested => "verify_requested",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `None` for events that concern no known tenant (a callback with a bad state).
+    pub tenant_id: Option<TenantId>,
+    pub kind: EventKind,
+    /// Plain words for operators; never a secret or a token.
+    pub detail: String,
+    /// The HTTP request that caused it, matching the logs and error pages.
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub kind: String,
+    pub detail: String,
+    pub request_id: Option<String>,
+    pub created_at: String,
+}
+
+pub(super) async fn insert_event<'e, E>(
+    executor: E,
+    event: &NewEvent,
+    now: OffsetDateTime,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "insert into tenant_event (id, tenant_id, kind, detail, request_id, created_at) values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(event.tenant_id.map(|t| t.to_string()))
+    .bind(event.kind.as_str())
+    .bind(&event.detail)
+    .bind(&event.request_id)
+    .bind(ts(now))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn record_event(
+        &self,
+        event: &NewEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        insert_event(&self.pool, event, now).await
+    }
+
+    /// A tenant's events, newest first.
+    pub async fn events_for(
+        &self,
+        tenant: TenantId,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "select * from tenant_event where tenant_id = $1 order by id desc limit $2",
+        )
+        .bind(tenant.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every event, newest first (refused callbacks included).
+    pub async fn recent_events(&self, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+        Ok(
+            sqlx::query_as("select * from tenant_event order by id desc limit $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,119 @@
+//! The store: every SQL statement consentry runs lives under this module.
+//!
+//! SQL is written portably (`$n` parameters, text timestamps in fixed-width RFC 3339 UTC,
+//! text UUIDs, `insert ... on conflict`, `returning`) so a PostgreSQL backend can be added
+//! behind the same methods without touching their callers.
+
+mod consent;
+mod event;
+mod operator;
+mod tenant;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite};
+use time::OffsetDateTime;
+
+pub use consent::{ConsentOutcome, ConsentRejection, NewConsentRequest};
+pub use event::{EventKind, EventRow, NewEvent};
+pub use operator::{OperatorRow, SessionRow};
+pub use tenant::{TenantFilter, TenantRow, Verification};
+
+/// The database behind consentry.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool<Sqlite>,
+}
+
+/// Why a store call failed, in terms callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Locked past the busy timeout, full, or unreachable: nothing was written; the caller
+    /// should answer 503 and the client try again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, a corrupt file.
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        // SQLite primary result codes: 5 BUSY, 6 LOCKED, 10 IOERR, 13 FULL, 14 CANTOPEN.
+        let unavailable = match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)),
+            _ => false,
+        };
+        if unavailable {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Other(e)
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) the database and applies pending migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| {
+                format!(
+                    "CONSENTRY_DATABASE_URL '{url}' is not a SQLite URL (sqlite://path/to/file.db)"
+                )
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // Writers queue behind each other instead of failing at once.
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the database {url}"))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(Store { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `2026-11-21T05:02:03.123Z`: fixed width, so text order is time order.
+pub(crate) fn ts(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
+pub(crate) fn parse_ts(raw: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_fixed_width_and_round_trip() {
+        let t = time::macros::datetime!(2026-11-21 05:02:03.5 UTC);
+        assert_eq!(ts(t), "2026-11-21T05:02:03.500Z");
+        assert_eq!(parse_ts(&ts(t)), Some(t));
+    }
+}

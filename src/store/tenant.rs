@@ -1,0 +1,280 @@
+//! Tenants and the outcome of verifying them.
+
+use time::OffsetDateTime;
+
+use super::event::{EventKind, NewEvent, insert_event};
+use super::{Store, StoreError, ts};
+use crate::domain::{TenantId, TenantStatus};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRow {
+    pub id: String,
+    pub status: String,
+    pub display_name: Option<String>,
+    /// JSON array of domain names.
+    pub verified_domains: String,
+    /// JSON array of application permissions.
+    pub granted_roles: String,
+    pub organisation_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub consent_request_id: Option<String>,
+    pub consented_at: String,
+    pub verified_at: Option<String>,
+    pub last_token_ok_at: Option<String>,
+    pub last_error_code: Option<String>,
+    pub last_error: Option<String>,
+    pub verify_attempts: i64,
+    pub next_verify_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TenantRow {
+    pub fn tenant_id(&self) -> Option<TenantId> {
+        TenantId::parse(&self.id)
+    }
+
+    pub fn status(&self) -> Option<TenantStatus> {
+        TenantStatus::parse(&self.status)
+    }
+
+    pub fn granted_roles(&self) -> Vec<String> {
+        serde_json::from_str(&self.granted_roles).unwrap_or_default()
+    }
+
+    pub fn verified_domains(&self) -> Vec<String> {
+        serde_json::from_str(&self.verified_domains).unwrap_or_default()
+    }
+
+    /// The organisation's name from Graph once verified, else what the sign-up said.
+    pub fn name(&self) -> Option<&str> {
+        self.display_name
+            .as_deref()
+            .or(self.organisation_name.as_deref())
+    }
+}
+
+/// The dashboard's list filter.
+#[derive(Debug, Default, Clone)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    /// Matched against id, names and domains.
+    pub search: Option<String>,
+    pub limit: i64,
+}
+
+/// What verifying a tenant found.
+#[derive(Debug, Clone)]
+pub enum Verification {
+    /// A token and Graph's organisation both worked.
+    Verified {
+        display_name: String,
+        verified_domains: Vec<String>,
+        granted_roles: Vec<String>,
+        /// Required permissions the tenant has not granted; empty means `active`.
+        missing: Vec<String>,
+    },
+    /// Not yet: try again at `next_at` (consent propagating, Microsoft unreachable, the
+    /// app's own credential rejected). The status stays `pending`.
+    Retry {
+        code: String,
+        message: String,
+        next_at: OffsetDateTime,
+        app_fault: bool,
+    },
+    /// Gave up: `failed`.
+    Failed { code: String, message: String },
+}
+
+impl Store {
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRow>, StoreError> {
+        Ok(sqlx::query_as("select * from tenant where id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn list_tenants(&self, filter: &TenantFilter) -> Result<Vec<TenantRow>, StoreError> {
+        let pattern = filter.search.as_deref().map(|s| {
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{}%", escaped.to_lowercase())
+        });
+        Ok(sqlx::query_as(
+            "select * from tenant where ($1 is null or status = $1) and ($2 is null or \
+             lower(id) like $2 escape '\\' or lower(coalesce(display_name, '')) like $2 escape '\\' or \
+             lower(coalesce(organisation_name, '')) like $2 escape '\\' or lower(verified_domains) like $2 escape '\\') \
+             order by consented_at desc limit $3",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(pattern)
+        .bind(if filter.limit > 0 { filter.limit } else { 500 })
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Tenants whose verification is due, oldest due first.
+    pub async fn tenants_due(
+        &self,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<TenantRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "select * from tenant where status = 'pending' and next_verify_at is not null and next_verify_at <= $1 \
+             order by next_verify_at limit $2",
+        )
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// An operator's "verify now": the tenant goes back to `pending`, due at once.
+    pub async fn request_verification(
+        &self,
+        id: TenantId,
+        now: OffsetDateTime,
+        detail: String,
+        request_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "update tenant set status = 'pending', verify_attempts = 0, next_verify_at = $1, updated_at = $1 where id = $2",
+        )
+        .bind(ts(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let event = NewEvent {
+            tenant_id: Some(id),
+            kind: EventKind::VerifyRequested,
+            detail,
+            request_id: Some(request_id.to_owned()),
+        };
+        insert_event(&mut *tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores a verification's outcome and its event in one transaction.
+    pub async fn save_verification(
+        &self,
+        id: TenantId,
+        outcome: &Verification,
+        now: OffsetDateTime,
+    ) -> Result<TenantStatus, StoreError> {
+        let now_s = ts(now);
+        let mut tx = self.pool.begin().await?;
+        let (status, event) = match outcome {
+            Verification::Verified {
+                display_name,
+                verified_domains,
+                granted_roles,
+                missing,
+            } => {
+                let status = if missing.is_empty() {
+                    TenantStatus::Active
+                } else {
+                    TenantStatus::MissingPermissions
+                };
+                sqlx::query(
+                    "update tenant set status = $1, display_name = $2, verified_domains = $3, granted_roles = $4, \
+                     verified_at = $5, last_token_ok_at = $5, last_error_code = null, last_error = null, \
+                     verify_attempts = verify_attempts + 1, next_verify_at = null, updated_at = $5 where id = $6",
+                )
+                .bind(status.as_str())
+                .bind(display_name)
+                .bind(serde_json::to_string(verified_domains).unwrap_or_else(|_| "[]".into()))
+                .bind(serde_json::to_string(granted_roles).unwrap_or_else(|_| "[]".into()))
+                .bind(&now_s)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                let event = if missing.is_empty() {
+                    (
+                        EventKind::VerificationSucceeded,
+                        format!(
+                            "Verified: a token works and Graph names the organisation {display_name}."
+                        ),
+                    )
+                } else {
+                    (
+                        EventKind::MissingPermissions,
+                        format!(
+                            "Verified {display_name}, but these required permissions are not granted: {}.",
+                            missing.join(", ")
+                        ),
+                    )
+                };
+                (status, event)
+            }
+            Verification::Retry {
+                code,
+                message,
+                next_at,
+                app_fault,
+            } => {
+                sqlx::query(
+                    "update tenant set status = 'pending', last_error_code = $1, last_error = $2, \
+                     verify_attempts = verify_attempts + 1, next_verify_at = $3, updated_at = $4 where id = $5",
+                )
+                .bind(code)
+                .bind(message)
+                .bind(ts(*next_at))
+                .bind(&now_s)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                let kind = if *app_fault {
+                    EventKind::AppCredentialRejected
+                } else {
+                    EventKind::VerificationRetrying
+                };
+                (
+                    TenantStatus::Pending,
+                    (
+                        kind,
+                        format!("{code}: {message} Next attempt at {}.", ts(*next_at)),
+                    ),
+                )
+            }
+            Verification::Failed { code, message } => {
+                sqlx::query(
+                    "update tenant set status = 'failed', last_error_code = $1, last_error = $2, \
+                     verify_attempts = verify_attempts + 1, next_verify_at = null, updated_at = $3 where id = $4",
+                )
+                .bind(code)
+                .bind(message)
+                .bind(&now_s)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                (
+                    TenantStatus::Failed,
+                    (EventKind::VerificationFailed, format!("{code}: {message}")),
+                )
+            }
+        };
+        let (kind, detail) = event;
+        insert_event(
+            &mut *tx,
+            &NewEvent {
+                tenant_id: Some(id),
+                kind,
+                detail,
+                request_id: None,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(status)
+    }
+}
