@@ -74,6 +74,9 @@ pub struct Settings {
     /// Application permissions a tenant must have granted to count as `active`.
     pub required_permissions: Vec<String>,
     pub session_key: SessionKey,
+    /// How long after a callback a missing consent is blamed on propagation (retried)
+    /// before the tenant is marked `failed`.
+    pub verify_deadline: Duration,
 }
 
 /// Why the configuration cannot be used; always names the key.
@@ -101,6 +104,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("token_version", "CONSENTRY_TOKEN_VERSION"),
     ("required_permissions", "CONSENTRY_REQUIRED_PERMISSIONS"),
     ("session_key", "CONSENTRY_SESSION_KEY"),
+    ("verify_deadline", "CONSENTRY_VERIFY_DEADLINE"),
 ];
 
 /// The environment variable naming the optional TOML file.
@@ -285,6 +289,19 @@ impl RawSettings {
         let session_key =
             SessionKey::parse(session_key).map_err(|r| invalid("CONSENTRY_SESSION_KEY", r))?;
 
+        let verify_deadline = match self.get("CONSENTRY_VERIFY_DEADLINE") {
+            Some(raw) => {
+                parse_duration(raw).map_err(|r| invalid("CONSENTRY_VERIFY_DEADLINE", r))?
+            }
+            None => Duration::from_secs(600),
+        };
+        if verify_deadline.is_zero() || verify_deadline > Duration::from_secs(86_400) {
+            return Err(invalid(
+                "CONSENTRY_VERIFY_DEADLINE",
+                "must be between 1s and 1d",
+            ));
+        }
+
         Ok(Settings {
             client_id,
             client_secret: SecretString::from(client_secret),
@@ -300,6 +317,7 @@ impl RawSettings {
             token_version,
             required_permissions,
             session_key,
+            verify_deadline,
         })
     }
 }

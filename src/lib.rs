@@ -18,7 +18,11 @@ pub mod demo;
 pub mod domain;
 /// The offline emulator of the Microsoft identity platform and Microsoft Graph.
 pub mod emulator;
+/// Microsoft's side: the admin-consent link, tokens, Graph, and what AADSTS codes mean.
+pub mod entra;
 /// All SQL: pending consent requests, tenants, their events, operators.
 pub mod store;
 /// Logging set-up shared by every subcommand.
 pub mod telemetry;
+/// Proving consents: token plus Graph probe, retries, the app-wide credential alert.
+pub mod verification;

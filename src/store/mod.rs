@@ -102,7 +102,7 @@ pub(crate) fn ts(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn parse_ts(raw: &str) -> Option<OffsetDateTime> {
+pub fn parse_ts(raw: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
 }
 

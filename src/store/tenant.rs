@@ -68,7 +68,8 @@ pub struct TenantFilter {
 pub enum Verification {
     /// A token and Graph's organisation both worked.
     Verified {
-        display_name: String,
+        /// `None` when Graph refused to name the organisation (the token lacks the role).
+        display_name: Option<String>,
         verified_domains: Vec<String>,
         granted_roles: Vec<String>,
         /// Required permissions the tenant has not granted; empty means `active`.
@@ -185,7 +186,7 @@ impl Store {
                     TenantStatus::MissingPermissions
                 };
                 sqlx::query(
-                    "update tenant set status = $1, display_name = $2, verified_domains = $3, granted_roles = $4, \
+                    "update tenant set status = $1, display_name = coalesce($2, display_name), verified_domains = $3, granted_roles = $4, \
                      verified_at = $5, last_token_ok_at = $5, last_error_code = null, last_error = null, \
                      verify_attempts = verify_attempts + 1, next_verify_at = null, updated_at = $5 where id = $6",
                 )
@@ -197,18 +198,20 @@ impl Store {
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
+                let named = display_name
+                    .as_deref()
+                    .map(|n| format!(" {n}"))
+                    .unwrap_or_default();
                 let event = if missing.is_empty() {
                     (
                         EventKind::VerificationSucceeded,
-                        format!(
-                            "Verified: a token works and Graph names the organisation {display_name}."
-                        ),
+                        format!("Verified{named}: a token for the tenant works and Graph answers."),
                     )
                 } else {
                     (
                         EventKind::MissingPermissions,
                         format!(
-                            "Verified {display_name}, but these required permissions are not granted: {}.",
+                            "Consent verified{named}, but these required permissions are not granted: {}.",
                             missing.join(", ")
                         ),
                     )

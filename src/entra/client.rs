@@ -1,0 +1,284 @@
+//! One outbound HTTP client for Microsoft: a timeout on every call, redirects off, a
+//! User-Agent, and nothing secret in any error or log line.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::fault::Fault;
+use super::wire;
+use crate::config::{Settings, TokenVersion};
+use crate::domain::TenantId;
+
+/// Microsoft Graph's resource, whatever host serves it (the emulator included).
+const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+/// Every call to Microsoft gives up after this long.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct EntraClient {
+    http: reqwest::Client,
+    authority: String,
+    graph: String,
+    client_id: Uuid,
+    client_secret: SecretString,
+    version: TokenVersion,
+}
+
+/// An app-only token for one tenant. The token itself lives only in memory and never
+/// prints.
+pub struct AppToken {
+    access_token: SecretString,
+    pub expires_in: u64,
+    /// Seconds after which to refresh proactively, when Microsoft says (ENTRA.md §3).
+    pub refresh_in: Option<u64>,
+    /// The claims consentry reads for diagnostics (ENTRA.md §5).
+    pub tid: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl std::fmt::Debug for AppToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppToken")
+            .field("expires_in", &self.expires_in)
+            .field("tid", &self.tid)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no token came back.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    /// Microsoft said no, with an AADSTS code.
+    #[error("{headline}")]
+    Refused {
+        status: u16,
+        error: String,
+        codes: Vec<u32>,
+        headline: String,
+    },
+    #[error("Microsoft's token endpoint could not be reached ({0})")]
+    Unreachable(String),
+    #[error("Microsoft's token endpoint answered HTTP {0}")]
+    Server(u16),
+    #[error("Microsoft's token response could not be read ({0})")]
+    Malformed(String),
+}
+
+impl TokenError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            TokenError::Refused { codes, error, .. } => Fault::classify(codes, error),
+            TokenError::Unreachable(_) | TokenError::Server(_) => Fault::Transient,
+            TokenError::Malformed(_) => Fault::Transient,
+        }
+    }
+
+    /// `AADSTS700016`, or a short name for failures without a code.
+    pub fn code(&self) -> String {
+        match self {
+            TokenError::Refused { codes, error, .. } => codes
+                .first()
+                .map(|c| format!("AADSTS{c}"))
+                .unwrap_or_else(|| error.clone()),
+            TokenError::Unreachable(_) => "unreachable".into(),
+            TokenError::Server(status) => format!("http_{status}"),
+            TokenError::Malformed(_) => "malformed_response".into(),
+        }
+    }
+}
+
+/// The organisation a token's tenant is, per Graph.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub verified_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GraphError {
+    #[error("Graph answered HTTP {status}: {code}: {message}")]
+    Status {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("Graph could not be reached ({0})")]
+    Unreachable(String),
+    #[error("Graph's answer could not be read ({0})")]
+    Malformed(String),
+}
+
+/// A transport error in words, without the URL (which is ours, but long).
+fn transport(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        "transport error".into()
+    }
+}
+
+impl EntraClient {
+    pub fn new(settings: &Settings) -> anyhow::Result<EntraClient> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("consentry/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(EntraClient {
+            http,
+            authority: settings
+                .authority_host
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            graph: settings
+                .graph_host
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            client_id: settings.client_id,
+            client_secret: settings.client_secret.clone(),
+            version: settings.token_version,
+        })
+    }
+
+    /// `{authority}/{tenant}/adminconsent?client_id&redirect_uri&state` (ENTRA.md §1), with
+    /// `organizations` when the admin gave no tenant hint.
+    pub fn admin_consent_url(
+        &self,
+        tenant_hint: Option<&str>,
+        redirect_uri: &str,
+        state: &str,
+    ) -> String {
+        // The hint was parsed as a GUID or DNS name at sign-up, so it is path-safe.
+        let tenant = tenant_hint.unwrap_or("organizations");
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &self.client_id.to_string())
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state)
+            .finish();
+        format!("{}/{tenant}/adminconsent?{query}", self.authority)
+    }
+
+    /// A client-credentials token for `tenant` (ENTRA.md §3).
+    pub async fn app_token(&self, tenant: TenantId) -> Result<AppToken, TokenError> {
+        let client_id = self.client_id.to_string();
+        let (path, target) = match self.version {
+            TokenVersion::V2 => (
+                "oauth2/v2.0/token",
+                ("scope", format!("{GRAPH_RESOURCE}/.default")),
+            ),
+            TokenVersion::V1 => ("oauth2/token", ("resource", GRAPH_RESOURCE.to_owned())),
+        };
+        let response = self
+            .http
+            .post(format!("{}/{tenant}/{path}", self.authority))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id.as_str()),
+                ("client_secret", self.client_secret.expose_secret()),
+                (target.0, target.1.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| TokenError::Unreachable(transport(&e)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| TokenError::Unreachable(transport(&e)))?;
+        if status.is_success() {
+            let parsed: wire::TokenResponse =
+                serde_json::from_slice(&body).map_err(|e| TokenError::Malformed(e.to_string()))?;
+            if parsed
+                .token_type
+                .as_deref()
+                .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+            {
+                return Err(TokenError::Malformed("token_type is not Bearer".into()));
+            }
+            let claims = read_claims(&parsed.access_token);
+            return Ok(AppToken {
+                access_token: SecretString::from(parsed.access_token),
+                expires_in: parsed.expires_in,
+                refresh_in: parsed.refresh_in,
+                tid: claims.as_ref().and_then(|c| c.tid.clone()),
+                roles: claims.map(|c| c.roles).unwrap_or_default(),
+            });
+        }
+        match serde_json::from_slice::<wire::ErrorResponse>(&body) {
+            Ok(err) => {
+                let headline = err
+                    .error_description
+                    .as_deref()
+                    .and_then(|d| d.lines().next())
+                    .unwrap_or(err.error.as_str())
+                    .to_owned();
+                Err(TokenError::Refused {
+                    status: status.as_u16(),
+                    error: err.error,
+                    codes: err.error_codes,
+                    headline,
+                })
+            }
+            Err(_) if status.is_server_error() => Err(TokenError::Server(status.as_u16())),
+            Err(_) => Err(TokenError::Malformed(format!(
+                "HTTP {} without an error body",
+                status.as_u16()
+            ))),
+        }
+    }
+
+    /// Graph `GET /v1.0/organization` with an app token.
+    pub async fn organization(&self, token: &AppToken) -> Result<Organization, GraphError> {
+        let response = self
+            .http
+            .get(format!("{}/v1.0/organization", self.graph))
+            .bearer_auth(token.access_token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| GraphError::Unreachable(transport(&e)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| GraphError::Unreachable(transport(&e)))?;
+        if !status.is_success() {
+            let (code, message) = match serde_json::from_slice::<wire::GraphErrorBody>(&body) {
+                Ok(b) => (b.error.code, b.error.message),
+                Err(_) => (format!("HTTP {}", status.as_u16()), String::new()),
+            };
+            return Err(GraphError::Status {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        let list: wire::OrganizationList =
+            serde_json::from_slice(&body).map_err(|e| GraphError::Malformed(e.to_string()))?;
+        let org = list
+            .value
+            .into_iter()
+            .next()
+            .ok_or_else(|| GraphError::Malformed("no organization in the answer".into()))?;
+        Ok(Organization {
+            id: org.id,
+            display_name: org.display_name,
+            verified_domains: org.verified_domains.into_iter().map(|d| d.name).collect(),
+        })
+    }
+}
+
+/// Decodes (does not validate: ENTRA.md §5) a JWT's payload.
+fn read_claims(jwt: &str) -> Option<wire::AccessTokenClaims> {
+    let payload = jwt.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}

@@ -1,0 +1,9 @@
+//! Talking to Microsoft: the admin-consent link, client-credentials tokens and Graph.
+//! Wire formats (`wire.rs`) are kept apart from what the rest of consentry sees.
+
+mod client;
+mod fault;
+mod wire;
+
+pub use client::{AppToken, EntraClient, GraphError, Organization, TokenError};
+pub use fault::Fault;
