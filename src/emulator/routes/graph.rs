@@ -173,15 +173,23 @@ fn respond(
 ) -> HttpResponse {
     let now = state.clock.now();
     let request_id = Uuid::new_v4();
-    let outcome = authenticate(req, state, now).and_then(|claims| {
-        let dir = state.directory();
-        state.stats.record(endpoint, Some(&claims.tid));
-        let tenant = Uuid::try_parse(&claims.tid)
-            .ok()
-            .and_then(|id| dir.tenant(id))
-            .ok_or_else(GraphError::unknown_tenant)?;
-        handler(&claims, tenant)
-    });
+    // Each request is counted once: without a tenant when the token is refused, else
+    // under the token's tenant (even one deleted since, which then answers 401).
+    let outcome = match authenticate(req, state, now) {
+        Err(e) => {
+            state.stats.record(endpoint, None);
+            Err(e)
+        }
+        Ok(claims) => {
+            let dir = state.directory();
+            state.stats.record(endpoint, Some(&claims.tid));
+            Uuid::try_parse(&claims.tid)
+                .ok()
+                .and_then(|id| dir.tenant(id))
+                .ok_or_else(GraphError::unknown_tenant)
+                .and_then(|tenant| handler(&claims, tenant))
+        }
+    };
     match outcome {
         Ok(mut response) => {
             let headers = response.headers_mut();
@@ -196,12 +204,7 @@ fn respond(
             );
             response
         }
-        Err(e) => {
-            if e.status == actix_web::http::StatusCode::UNAUTHORIZED {
-                state.stats.record(endpoint, None);
-            }
-            e.to_response(req, request_id, now)
-        }
+        Err(e) => e.to_response(req, request_id, now),
     }
 }
 
