@@ -198,3 +198,243 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// Fabrikam, the second seeded tenant.
+pub const FABRIKAM: &str = "c6e1b9d4-8a2f-4b73-9e05-72d4a1f8c3b6";
+/// Woodgrove Bank: 130 users, more than one default page.
+pub const WOODGROVE: &str = "e4b07c3a-92d1-4a85-8f6e-3c1d5b9a7e20";
+
+impl TestEmulator {
+    /// `PUT /_emulator/tenants/{tenant}/roles`; panics unless it answers 200.
+    pub async fn set_roles(&self, tenant: &str, roles: &[&str]) {
+        let (status, body) = self
+            .control(
+                reqwest::Method::PUT,
+                &format!("/tenants/{tenant}/roles"),
+                Some(serde_json::json!(roles)),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// `GET /_emulator/tenants/{tenant}`
+    pub async fn tenant(&self, tenant: &str) -> Value {
+        let (status, body) = self
+            .control(reqwest::Method::GET, &format!("/tenants/{tenant}"), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Moves the emulator's clock forward instead of sleeping.
+    pub async fn advance_clock(&self, seconds: u64) {
+        let (status, body) = self
+            .control(
+                reqwest::Method::POST,
+                "/clock",
+                Some(serde_json::json!({ "advance_seconds": seconds })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Consents Contoso and returns a token for it.
+    pub async fn contoso_token(&self) -> String {
+        self.consent(&self.contoso()).await;
+        self.access_token(&self.contoso()).await
+    }
+
+    /// `{tenant}/adminconsent?{raw_query}`, the query sent exactly as given.
+    pub async fn consent_page(&self, tenant: &str, raw_query: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/{tenant}/adminconsent?{raw_query}")))
+            .send()
+            .await
+            .expect("the consent page answers")
+    }
+
+    /// POSTs a form to the consent page as a browser does: fields in order, form-urlencoded.
+    pub async fn consent_decision(
+        &self,
+        tenant: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().copied())
+            .finish();
+        self.http
+            .post(self.url(&format!("/{tenant}/adminconsent")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("the consent form answers")
+    }
+
+    /// The query string of a well-formed admin-consent link for the emulated app.
+    pub fn consent_query(&self, state: Option<&str>) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", REDIRECT_URI);
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+        query.finish()
+    }
+}
+
+/// Percent-encodes every byte but RFC 3986's unreserved characters.
+pub fn encode_bytes(bytes: &[u8]) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::percent_encode(bytes, SET).to_string()
+}
+
+/// The raw bytes of query parameter `name` in `url` (`+` read as a space), without the
+/// lossy UTF-8 conversion `Url::query_pairs` does.
+pub fn raw_query_param(url: &str, name: &str) -> Option<Vec<u8>> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or_default();
+    query.split('&').find_map(|piece| {
+        let (n, v) = piece.split_once('=').unwrap_or((piece, ""));
+        (n == name).then(|| {
+            let spaced = v.replace('+', " ");
+            percent_encoding::percent_decode_str(&spaced).collect()
+        })
+    })
+}
+
+/// Decodes the HTML character references askama writes (`&#34;`, `&amp;`, ...).
+pub fn html_unescape(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';').filter(|end| *end <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The (unescaped) `value` of the form field `name="{name}"` in an HTML page.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html_unescape(&html[start..end]))
+}
+
+pub fn is_guid(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.len() == 36 && uuid::Uuid::try_parse(s).is_ok())
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ`, the identity platform's error timestamp.
+pub fn is_sts_timestamp(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Asserts a token-endpoint (or discovery) error in Microsoft's full JSON shape and returns it.
+pub async fn assert_sts_error(
+    response: reqwest::Response,
+    status: u16,
+    error: &str,
+    code: u64,
+) -> Value {
+    let actual = response.status().as_u16();
+    let text = response.text().await.expect("an error body");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
+    assert_eq!(actual, status, "{body}");
+    assert_eq!(body["error"], error, "{body}");
+    assert_eq!(body["error_codes"], serde_json::json!([code]), "{body}");
+    let description = body["error_description"]
+        .as_str()
+        .expect("error_description");
+    assert!(
+        description.starts_with(&format!("AADSTS{code}:")),
+        "{description}"
+    );
+    for line in ["\r\nTrace ID: ", "\r\nCorrelation ID: ", "\r\nTimestamp: "] {
+        assert!(description.contains(line), "{description:?} lacks {line:?}");
+    }
+    let timestamp = body["timestamp"].as_str().expect("timestamp");
+    assert!(is_sts_timestamp(timestamp), "{timestamp}");
+    assert!(is_guid(&body["trace_id"]), "{body}");
+    assert!(is_guid(&body["correlation_id"]), "{body}");
+    assert!(
+        body["error_uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/error?code={code}"))),
+        "{body}"
+    );
+    body
+}
+
+/// Asserts a Microsoft Graph error (`{"error":{"code","message","innerError"}}`) and returns it.
+pub async fn assert_graph_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = response.status().as_u16();
+    let text = response.text().await.expect("an error body");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
+    assert_eq!(actual, status, "{body}");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let inner = &error["innerError"];
+    assert!(
+        inner["date"].as_str().is_some_and(|d| d.len() == 19),
+        "{body}"
+    );
+    assert!(is_guid(&inner["request-id"]), "{body}");
+    assert!(
+        inner["client-request-id"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
+    body
+}
