@@ -51,7 +51,7 @@ impl ConsentRejection {
 pub enum ConsentOutcome {
     /// The state was consumed and the tenant recorded as pending, in one transaction.
     Recorded {
-        tenant: TenantRow,
+        tenant: Box<TenantRow>,
         consent_request_id: String,
     },
     Rejected(ConsentRejection),
@@ -166,7 +166,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(ConsentOutcome::Recorded {
-            tenant: tenant_row,
+            tenant: Box::new(tenant_row),
             consent_request_id,
         })
     }
