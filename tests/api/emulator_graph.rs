@@ -846,3 +846,21 @@ async fn generated_tenant_users_page_to_the_configured_count() {
     assert_eq!(ids(&body).len(), 3);
     assert!(body.get("@odata.nextLink").is_none());
 }
+
+#[tokio::test]
+async fn unknown_segment_under_users_names_that_segment() {
+    let emulator = crate::helpers::spawn_emulator().await;
+
+    let body: serde_json::Value = emulator
+        .graph("/v1.0/users/abc/def", None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+
+    assert_eq!(body["error"]["code"], "BadRequest");
+    assert_eq!(
+        body["error"]["message"],
+        "Resource not found for the segment 'abc'."
+    );
+}

@@ -765,3 +765,48 @@ async fn garbage_never_gets_a_5xx() {
     let failures: Vec<_> = statuses.iter().filter(|(_, _, s)| *s >= 500).collect();
     assert!(failures.is_empty(), "5xx answers: {failures:?}");
 }
+
+#[tokio::test]
+async fn options_preflight_on_token_endpoints_is_allowed() {
+    let emulator = crate::helpers::spawn_emulator().await;
+
+    let v2 = emulator
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            emulator.url("/organizations/oauth2/v2.0/token"),
+        )
+        .send()
+        .await
+        .expect("answer");
+    let v1 = emulator
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            emulator.url("/organizations/oauth2/token"),
+        )
+        .send()
+        .await
+        .expect("answer");
+
+    assert_eq!(v2.status(), 200);
+    assert_eq!(v1.status(), 200);
+    assert_eq!(v2.headers()["allow"], "POST, OPTIONS");
+}
+
+#[tokio::test]
+async fn error_uri_points_at_a_page_the_emulator_serves() {
+    let emulator = crate::helpers::spawn_emulator().await;
+    let error: serde_json::Value = emulator
+        .token_v2("organizations", &[])
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let uri = error["error_uri"].as_str().expect("error_uri").to_owned();
+
+    let page = emulator.http.get(&uri).send().await.expect("answer");
+
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("text").contains("AADSTS50059"));
+}

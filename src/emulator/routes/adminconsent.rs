@@ -285,6 +285,32 @@ fn tenant_key(dir: &Directory, segment: &str) -> String {
         .unwrap_or_else(|| segment.to_ascii_lowercase())
 }
 
+/// `GET /error?code=N`: where every error's `error_uri` points.
+pub async fn error_code(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
+    let ids = RequestIds::new(&req, state.clock.now());
+    let code = Params::parse(req.query_string().as_bytes(), MAX_QUERY)
+        .ok()
+        .and_then(|p| {
+            p.text("code")
+                .ok()
+                .flatten()
+                .and_then(|c| c.parse::<u32>().ok())
+        });
+    let headline = match code {
+        Some(code) => format!(
+            "AADSTS{code}: the error_description of the response that linked here says what happened. This emulator keeps no further documentation of its codes; see the README's table."
+        ),
+        None => "No error code was given.".to_owned(),
+    };
+    let page = ErrorPage {
+        headline,
+        request_id: ids.trace_id.to_string(),
+        correlation_id: ids.correlation_id.to_string(),
+        timestamp: crate::emulator::clock::rfc3339_seconds(ids.at),
+    };
+    html(actix_web::http::StatusCode::OK, page.render())
+}
+
 fn error_page(e: &StsError, ids: &RequestIds) -> HttpResponse {
     let page = ErrorPage {
         headline: e.headline(),

@@ -153,11 +153,12 @@ async fn method_not_allowed(req: HttpRequest, state: web::Data<EmulatorState>) -
 }
 
 async fn unknown_segment(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
+    // The first segment Graph cannot resolve: past the entity sets the emulator knows.
     let segment = req
         .path()
         .trim_start_matches("/v1.0/")
         .split('/')
-        .next()
+        .find(|s| !matches!(*s, "users" | "organization"))
         .unwrap_or_default()
         .to_owned();
     GraphError::no_such_segment(&segment).to_response(&req, Uuid::new_v4(), state.clock.now())

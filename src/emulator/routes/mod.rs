@@ -27,11 +27,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/{tenant}/oauth2/v2.0/token")
                 .route(web::post().to(token::v2))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(token::preflight))
                 .default_service(web::to(token::wrong_method)),
         )
         .service(
             web::resource("/{tenant}/oauth2/token")
                 .route(web::post().to(token::v1))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(token::preflight))
                 .default_service(web::to(token::wrong_method)),
         )
         .route(
@@ -47,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(discovery::keys),
         )
         .route("/{tenant}/discovery/keys", web::get().to(discovery::keys))
+        .route("/error", web::get().to(adminconsent::error_code))
         .default_service(web::to(not_found));
 }
 

@@ -47,6 +47,13 @@ pub async fn v1(
     token(req, tenant.into_inner(), body, state, Version::V1).await
 }
 
+/// A browser's CORS pre-flight: the endpoint takes POST and OPTIONS, as its error says.
+pub async fn preflight() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Allow", "POST, OPTIONS"))
+        .finish()
+}
+
 /// Microsoft answers a GET (or any non-POST) on the token endpoint with a JSON 400.
 pub async fn wrong_method(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
     let ids = RequestIds::new(&req, state.clock.now());
