@@ -2,16 +2,23 @@
 //! configuration, then hands over to its module; start-up problems end here as one clear
 //! message and a non-zero exit, never a panic.
 
-use std::net::IpAddr;
+use std::io::BufRead;
+use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::config::RawSettings;
+use crate::demo::{Demo, DemoOptions};
+use crate::domain::password::{MIN_PASSWORD_CHARS, hash_password};
 use crate::emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REDIRECT_URIS, Emulator, EmulatorConfig,
 };
+use crate::store::{Store, TenantFilter};
+use crate::web::Application;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,17 +33,69 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the admin-consent flow end to end against the emulator, then keep it running.
+    /// Run consentry: configuration from CONSENTRY_* variables and an optional TOML file.
+    Serve(ServeArgs),
+    /// Run consentry and the emulator wired together, with an operator to sign in as.
     Demo(DemoArgs),
     /// Run the emulator of the Microsoft identity platform and Microsoft Graph.
     Emulator(EmulatorArgs),
+    /// The tenants consentry knows.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// People who sign in to the dashboard.
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A TOML file with the configuration keys (variables override it).
+    #[arg(long, env = "CONSENTRY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 struct DemoArgs {
+    /// Port of consentry.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
     /// Port of the emulator.
     #[arg(long, default_value_t = 8081)]
     emulator_port: u16,
+    /// The demo's database.
+    #[arg(long, default_value = "sqlite://consentry-demo.db")]
+    database: String,
+}
+
+#[derive(Debug, Args)]
+struct DatabaseArg {
+    /// Database URL.
+    #[arg(long, env = "CONSENTRY_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    database: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// Print the tenants, newest consent first.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorsCommand {
+    /// Create an operator, or set a new password for an existing one. The password comes
+    /// from CONSENTRY_OPERATOR_PASSWORD, else from the first line of standard input.
+    Add {
+        /// Letters, digits and . _ @ -
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -141,11 +200,25 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(args) => {
+            let settings = RawSettings::gather(args.config.as_deref())?.parse()?;
+            let listener = TcpListener::bind(settings.listen)
+                .with_context(|| format!("binding CONSENTRY_LISTEN {}", settings.listen))?;
+            let public_url = settings.public_url.clone();
+            let app = Application::build(settings, listener).await?;
+            tracing::info!(%public_url, port = app.port(), "consentry is serving");
+            app.run_until_stopped().await?;
+            Ok(())
+        }
         Command::Demo(args) => {
-            crate::demo::run(crate::demo::DemoOptions {
+            let demo = Demo::start(DemoOptions {
+                port: args.port,
                 emulator_port: args.emulator_port,
+                database: args.database,
             })
-            .await
+            .await?;
+            println!("{}", demo.banner());
+            demo.run_until_stopped().await
         }
         Command::Emulator(args) => {
             let emulator = Emulator::build(args.into_config())?;
@@ -153,5 +226,103 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emulator.run_until_stopped().await?;
             Ok(())
         }
+        Command::Tenants(TenantsCommand::List { json, db }) => {
+            list_tenants(&db.database, json).await
+        }
+        Command::Operators(OperatorsCommand::Add { name, db }) => {
+            add_operator(&db.database, &name).await
+        }
     }
+}
+
+async fn list_tenants(database: &str, json: bool) -> anyhow::Result<()> {
+    let store = Store::connect(database).await?;
+    let tenants = store
+        .list_tenants(&TenantFilter {
+            limit: i64::MAX,
+            ..TenantFilter::default()
+        })
+        .await?;
+    if json {
+        let rows: Vec<serde_json::Value> = tenants
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "id": t.id,
+                    "status": t.status,
+                    "display_name": t.display_name,
+                    "organisation_name": t.organisation_name,
+                    "consented_at": t.consented_at,
+                    "verified_at": t.verified_at,
+                    "granted_roles": t.granted_roles(),
+                    "verified_domains": t.verified_domains(),
+                    "last_error_code": t.last_error_code,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if tenants.is_empty() {
+        println!("no tenants yet");
+    } else {
+        println!(
+            "{:<36}  {:<19}  {:<24}  {:<24}  granted roles",
+            "tenant id", "status", "organisation", "consented at"
+        );
+        for t in &tenants {
+            println!(
+                "{:<36}  {:<19}  {:<24}  {:<24}  {}",
+                t.id,
+                t.status,
+                t.name().unwrap_or("-").chars().take(24).collect::<String>(),
+                t.consented_at,
+                t.granted_roles().join(",")
+            );
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn add_operator(database: &str, name: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name.len() > 100
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_@".contains(c))
+    {
+        bail!("operator names are 1 to 100 letters, digits and . _ @ -");
+    }
+    let password = match std::env::var("CONSENTRY_OPERATOR_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            eprintln!("password for {name} (one line on standard input):");
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!("the password must be at least {MIN_PASSWORD_CHARS} characters");
+    }
+    let store = Store::connect(database).await?;
+    let created = store
+        .upsert_operator(
+            name,
+            &hash_password(&password)?,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+    store.close().await;
+    println!(
+        "{} operator {name}",
+        if created {
+            "created"
+        } else {
+            "updated the password of"
+        }
+    );
+    Ok(())
 }

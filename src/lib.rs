@@ -26,3 +26,5 @@ pub mod store;
 pub mod telemetry;
 /// Proving consents: token plus Graph probe, retries, the app-wide credential alert.
 pub mod verification;
+/// The HTTP service: sign-up, callback, status page, operator dashboard.
+pub mod web;

@@ -1,5 +1,6 @@
 //! Domain types, parsed once at the edge ("parse, don't validate").
 
+pub mod password;
 mod status;
 mod tenant_id;
 mod token;

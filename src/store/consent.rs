@@ -171,6 +171,37 @@ impl Store {
         })
     }
 
+    /// A declined or failed consent: consumes the state when it matches this browser (so
+    /// it cannot be used again) and records the event, atomically. Returns whether the
+    /// state matched.
+    pub async fn decline_consent(
+        &self,
+        state_hash: Option<&str>,
+        binding_hash: Option<&str>,
+        event: &super::NewEvent,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let now_s = ts(now);
+        let mut tx = self.pool.begin().await?;
+        let matched = match (state_hash, binding_hash) {
+            (Some(state), Some(binding)) => sqlx::query(
+                "update consent_request set consumed_at = $1 \
+                 where state_hash = $2 and binding_hash = $3 and consumed_at is null and expires_at > $1",
+            )
+            .bind(&now_s)
+            .bind(state)
+            .bind(binding)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0,
+            _ => false,
+        };
+        super::event::insert_event(&mut *tx, event, now).await?;
+        tx.commit().await?;
+        Ok(matched)
+    }
+
     /// Why no pending request matched.
     async fn why_rejected(
         &self,

@@ -2,8 +2,6 @@
 
 mod helpers;
 
-mod demo;
-
 mod emulator_consent;
 mod emulator_control;
 mod emulator_graph;

@@ -1,0 +1,168 @@
+//! Middleware every response passes through: a request id (logged, returned in
+//! `x-request-id`, shown on error pages), security headers, and the one error page.
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, web};
+use askama::Template;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ErrorPage;
+
+/// The id of the request being served.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId(pub Uuid);
+
+/// Marks a response whose body is a page of its own, not to be replaced by the error page.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnPage;
+
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = Uuid::new_v4();
+    req.extensions_mut().insert(RequestId(id));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    async move {
+        let started = std::time::Instant::now();
+        let mut response = next.call(req).await?;
+        tracing::info!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "served"
+        );
+        if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), v);
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Sign-up's form redirects to Microsoft, and CSP's form-action covers that redirect.
+    let authority = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.authority_host.origin().ascii_serialization())
+        .unwrap_or_default();
+    let private = req.path().starts_with("/admin") || req.path().starts_with("/consent");
+    let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {authority}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    if private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate {
+    status: u16,
+    title: &'static str,
+    message: String,
+    request_id: String,
+}
+
+/// Renders every 4xx/5xx response that is not a page of its own (actix's own 404s, 405s
+/// and extractor errors included) through `error.html`.
+pub async fn error_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.to_string())
+        .unwrap_or_default();
+    let response = next.call(req).await?;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.response().extensions().get::<OwnPage>().is_some()
+    {
+        return Ok(response.map_into_left_body());
+    }
+    let page = response.response().extensions().get::<ErrorPage>().cloned();
+    let message = match &page {
+        Some(p) => p.message.clone(),
+        None => default_message(status.as_u16()).to_owned(),
+    };
+    match page.as_ref().and_then(|p| p.cause.as_deref()) {
+        Some(cause) => tracing::error!(%request_id, cause, "request failed"),
+        None if status.is_server_error() => {
+            tracing::error!(%request_id, status = status.as_u16(), "request failed")
+        }
+        None => {}
+    }
+    let template = ErrorTemplate {
+        status: status.as_u16(),
+        title: title(status.as_u16()),
+        message,
+        request_id,
+    };
+    let body = template
+        .render()
+        .unwrap_or_else(|_| format!("Error {}", status.as_u16()));
+    let (req, old) = response.into_parts();
+    let mut new = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.append_header((name.clone(), value.clone()));
+        }
+    }
+    let new = new.content_type("text/html; charset=utf-8").body(body);
+    Ok(ServiceResponse::new(req, new).map_into_right_body())
+}
+
+fn title(status: u16) -> &'static str {
+    match status {
+        400 => "That request did not make sense",
+        401 | 403 => "Not allowed",
+        404 => "Not found",
+        405 => "Not allowed here",
+        413 => "Too large",
+        429 => "Slow down",
+        503 => "Busy",
+        s if s >= 500 => "Something went wrong",
+        _ => "That did not work",
+    }
+}
+
+fn default_message(status: u16) -> &'static str {
+    match status {
+        404 => "There is nothing here.",
+        405 => "This page does not take that kind of request.",
+        413 => "What you sent is larger than this page accepts.",
+        s if s >= 500 => "Something went wrong on our side.",
+        _ => "The request could not be understood. Check the address or go back and try again.",
+    }
+}

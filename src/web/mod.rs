@@ -1,0 +1,101 @@
+//! The HTTP service: sign-up, the consent callback, the status page and the operator
+//! dashboard, with the middleware every response passes through.
+
+mod cookies;
+mod csrf;
+mod error;
+mod middleware;
+mod rate_limit;
+mod routes;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::domain::Keyed;
+use crate::entra::EntraClient;
+use crate::store::Store;
+use crate::verification::{RetryPolicy, Verifier};
+
+pub use error::WebError;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub entra: Arc<EntraClient>,
+    pub verifier: Arc<Verifier>,
+    /// HMACs of states, bindings and session ids under the session key.
+    pub keyed: Keyed,
+    pub signup_limit: rate_limit::RateLimiter,
+    pub login_limit: rate_limit::RateLimiter,
+}
+
+/// A bound, not yet running service.
+pub struct Application {
+    server: Server,
+    port: u16,
+    verifier: Arc<Verifier>,
+}
+
+impl Application {
+    /// Opens the store (applying migrations), binds `listener` and prepares the server.
+    pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database_url).await?;
+        let entra = Arc::new(
+            EntraClient::new(&settings).context("building the HTTP client for Microsoft")?,
+        );
+        let verifier = Arc::new(Verifier::new(
+            store.clone(),
+            entra.clone(),
+            settings.required_permissions.clone(),
+            RetryPolicy::new(settings.verify_deadline),
+        ));
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            keyed: Keyed::new(settings.session_key.bytes()),
+            settings,
+            store,
+            entra,
+            verifier: verifier.clone(),
+            // A person signs up a handful of times; 10 a minute per address with a burst
+            // of 5 stops floods without getting in anyone's way.
+            signup_limit: rate_limit::RateLimiter::new(5, 10.0 / 60.0),
+            // Failed logins: 5 at once, then one a minute, per address and per name.
+            login_limit: rate_limit::RateLimiter::new(5, 1.0 / 60.0),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::FormConfig::default().limit(16 * 1024))
+                .app_data(web::QueryConfig::default())
+                .wrap(actix_web::middleware::from_fn(middleware::error_pages))
+                .wrap(actix_web::middleware::from_fn(middleware::security_headers))
+                .wrap(actix_web::middleware::from_fn(middleware::request_id))
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            server,
+            port,
+            verifier,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until stopped, with the verification loop running beside the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let background = tokio::spawn(self.verifier.clone().run_forever());
+        let result = self.server.await;
+        background.abort();
+        result
+    }
+}

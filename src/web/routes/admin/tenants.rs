@@ -1,0 +1,214 @@
+//! The tenant list (status filter and search) and a tenant's page with its event timeline
+//! and a "verify now" action.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::Operator;
+use super::login::CsrfForm;
+use crate::domain::{TenantId, TenantStatus};
+use crate::store::{EventRow, TenantFilter, TenantRow};
+use crate::web::routes::{page, request_id};
+use crate::web::{AppState, WebError};
+
+/// A tenant as the dashboard shows it.
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub consented_at: String,
+    pub granted: Vec<String>,
+    pub missing: Vec<String>,
+    pub domains: Vec<String>,
+    pub contact: Option<String>,
+    pub last_token: String,
+    pub last_ok: Option<String>,
+    pub last_error: Option<String>,
+    pub next_verify_at: Option<String>,
+}
+
+fn view(t: &TenantRow, required: &[String]) -> TenantView {
+    let granted = t.granted_roles();
+    let missing = required
+        .iter()
+        .filter(|r| !granted.iter().any(|g| g.eq_ignore_ascii_case(r)))
+        .cloned()
+        .collect();
+    let status = t.status().unwrap_or(TenantStatus::Failed);
+    let last_token = match (&t.last_error_code, &t.last_token_ok_at) {
+        (Some(code), _) => format!("failed: {code}"),
+        (None, Some(at)) => format!("ok at {}", short(at)),
+        (None, None) => "none yet".to_owned(),
+    };
+    TenantView {
+        id: t.id.clone(),
+        name: t.name().unwrap_or("(unnamed)").to_owned(),
+        status,
+        consented_at: short(&t.consented_at),
+        granted,
+        missing,
+        domains: t.verified_domains(),
+        contact: t.contact_email.clone(),
+        last_token,
+        last_ok: t.last_token_ok_at.as_deref().map(short),
+        last_error: t.last_error.clone(),
+        next_verify_at: t.next_verify_at.as_deref().map(short),
+    }
+}
+
+/// `2026-11-21T05:02:03.123Z` → `2026-11-21 05:02:03 UTC`
+fn short(ts: &str) -> String {
+    match ts.get(..19) {
+        Some(head) => format!("{} UTC", head.replace('T', " ")),
+        None => ts.to_owned(),
+    }
+}
+
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    pub detail: String,
+    pub request_id: Option<String>,
+}
+
+fn event_view(e: &EventRow) -> EventView {
+    EventView {
+        at: short(&e.created_at),
+        kind: e.kind.replace('_', " "),
+        tenant_id: e.tenant_id.clone(),
+        detail: e.detail.clone(),
+        request_id: e.request_id.clone(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/tenants.html")]
+struct ListPage {
+    operator: String,
+    csrf: String,
+    tenants: Vec<TenantView>,
+    statuses: Vec<(TenantStatus, bool)>,
+    any_status: bool,
+    search: String,
+    alert: Option<String>,
+    required: Vec<String>,
+    events: Vec<EventView>,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    q: Option<String>,
+}
+
+pub async fn list(
+    operator: Operator,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let query = query.into_inner();
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            TenantStatus::parse(raw)
+                .ok_or_else(|| WebError::BadRequest(format!("There is no status '{raw}'.")))?,
+        ),
+    };
+    let search = query
+        .q
+        .map(|q| q.trim().chars().take(200).collect::<String>())
+        .filter(|q| !q.is_empty());
+    let rows = state
+        .store
+        .list_tenants(&TenantFilter {
+            status,
+            search: search.clone(),
+            limit: 500,
+        })
+        .await?;
+    let events = state.store.recent_events(20).await?;
+    let required = &state.settings.required_permissions;
+    let template = ListPage {
+        operator: operator.name.clone(),
+        csrf: operator.csrf.clone(),
+        tenants: rows.iter().map(|t| view(t, required)).collect(),
+        statuses: TenantStatus::ALL
+            .iter()
+            .map(|s| (*s, Some(*s) == status))
+            .collect(),
+        any_status: status.is_none(),
+        search: search.unwrap_or_default(),
+        alert: state
+            .verifier
+            .health
+            .credential_alert()
+            .map(|a| format!("{} (since {})", a.message, a.at)),
+        required: required.clone(),
+        events: events.iter().map(event_view).collect(),
+    };
+    page(StatusCode::OK, template.render())
+}
+
+#[derive(Template)]
+#[template(path = "admin/tenant.html")]
+struct TenantPage {
+    operator: String,
+    csrf: String,
+    tenant: TenantView,
+    events: Vec<EventView>,
+    reconsent_link: String,
+    alert: Option<String>,
+}
+
+pub async fn show(
+    operator: Operator,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
+    let tenant = state.store.tenant(id).await?.ok_or(WebError::NotFound)?;
+    let events = state.store.events_for(id, 200).await?;
+    let template = TenantPage {
+        operator: operator.name.clone(),
+        csrf: operator.csrf.clone(),
+        tenant: view(&tenant, &state.settings.required_permissions),
+        events: events.iter().map(event_view).collect(),
+        // Through our sign-up, so the new state is bound to the admin's own browser.
+        reconsent_link: format!(
+            "{}/?tenant={id}",
+            state.settings.public_url.as_str().trim_end_matches('/')
+        ),
+        alert: state.verifier.health.credential_alert().map(|a| a.message),
+    };
+    page(StatusCode::OK, template.render())
+}
+
+pub async fn verify_now(
+    operator: Operator,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    operator.check_csrf(form.csrf.as_deref())?;
+    let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
+    let detail = format!("{} asked to verify the tenant now.", operator.name);
+    if !state
+        .store
+        .request_verification(id, OffsetDateTime::now_utc(), detail, &request_id(&req))
+        .await?
+    {
+        return Err(WebError::NotFound);
+    }
+    state.verifier.wake();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/admin/tenants/{id}"),
+        ))
+        .finish())
+}

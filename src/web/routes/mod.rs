@@ -1,0 +1,59 @@
+//! Routes: the public onboarding pages and the operator dashboard under `/admin`.
+
+mod admin;
+mod callback;
+mod signup;
+mod status;
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+
+use super::middleware::RequestId;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(signup::landing))
+        .route("/signup", web::post().to(signup::submit))
+        .route("/consent/callback", web::get().to(callback::callback))
+        .route("/consent/status", web::get().to(status::status))
+        .route("/static/consentry.css", web::get().to(stylesheet))
+        .route(
+            "/health",
+            web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+        )
+        .service(web::scope("/admin").configure(admin::configure));
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/consentry.css"))
+}
+
+/// The id the request-id middleware gave this request.
+fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.to_string())
+        .unwrap_or_default()
+}
+
+/// The client's address, for rate limits (the peer: consentry does not trust forwarding
+/// headers it cannot authenticate).
+fn client_addr(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Renders an askama template as a page of its own (not replaced by the error page).
+fn page(
+    status: actix_web::http::StatusCode,
+    rendered: askama::Result<String>,
+) -> Result<HttpResponse, super::WebError> {
+    let body = rendered.map_err(|e| super::WebError::Internal(anyhow::Error::new(e)))?;
+    let mut response = HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body);
+    response.extensions_mut().insert(super::middleware::OwnPage);
+    Ok(response)
+}
