@@ -112,12 +112,10 @@ fn parse_form(form: SignupForm) -> Result<SignupContext, WebError> {
         }
     }
     let tenant_hint = trimmed(form.tenant_domain).map(|h| h.to_ascii_lowercase());
-    if let Some(hint) = &tenant_hint {
-        if !is_tenant_hint(hint) {
-            return Err(WebError::BadRequest(
-                "The tenant domain must look like contoso.onmicrosoft.com or contoso.com, or be a tenant ID.".into(),
-            ));
-        }
+    if tenant_hint.as_deref().is_some_and(|h| !is_tenant_hint(h)) {
+        return Err(WebError::BadRequest(
+            "The tenant domain must look like contoso.onmicrosoft.com or contoso.com, or be a tenant ID.".into(),
+        ));
     }
     Ok(SignupContext {
         organisation_name,
