@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real HTTP on port 0 against the emulator.
 
+mod app_helpers;
 mod helpers;
 
 mod emulator_consent;
@@ -7,3 +8,4 @@ mod emulator_control;
 mod emulator_graph;
 mod emulator_https;
 mod emulator_token;
+mod onboarding;
