@@ -232,8 +232,11 @@ impl Verifier {
         let consented_at = crate::store::parse_ts(&tenant.consented_at).unwrap_or(now);
         let deadline = consented_at
             + time::Duration::try_from(self.policy.deadline).unwrap_or(time::Duration::minutes(10));
+        // Propagation explains a missing service principal only before the consent was ever
+        // confirmed; afterwards it means the consent was revoked.
+        let propagating = tenant.verified_at.is_none() && now < deadline;
         match fault {
-            Fault::ConsentMissing if now < deadline => Verification::Retry {
+            Fault::ConsentMissing if propagating => Verification::Retry {
                 code,
                 message: format!(
                     "{e} Microsoft does not see the consent yet; it can take a few minutes to propagate."

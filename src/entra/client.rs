@@ -126,6 +126,9 @@ fn transport(e: &reqwest::Error) -> String {
 
 impl EntraClient {
     pub fn new(settings: &Settings) -> anyhow::Result<EntraClient> {
+        // reqwest is built without a default TLS provider (to keep aws-lc's C build out);
+        // ring is the process's, installed here so every embedder gets it. Idempotent.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(5))

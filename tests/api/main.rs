@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real HTTP on port 0 against the emulator.
 
 mod app_helpers;
+mod browser;
 mod helpers;
 
 mod emulator_consent;

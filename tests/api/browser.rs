@@ -1,0 +1,234 @@
+//! A walk-through of the demo in headless Chromium: sign up, accept on the (emulated)
+//! Microsoft page, see the tenant on the dashboard.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Where they
+//! are missing the test says so and passes only outside CI; in CI (`CI` set) it fails.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use consentry::demo::{DEMO_OPERATOR, Demo, DemoOptions};
+use serde_json::{Value, json};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A WebDriver session; the driver process dies with it.
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start(profile: &Path) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let ready = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < ready, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The flags keep Chromium off the network this machine does not have.
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+        ];
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+            }}}))
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("JSON");
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"));
+        Browser {
+            http,
+            session: format!("{base}/session/{session}"),
+            driver,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("JSON");
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    /// Waits up to 15 s for `css` to match, then returns the element.
+    async fn find(&self, css: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            if let Some(id) = found[ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            assert!(
+                Instant::now() < until,
+                "no element {css}; page: {}",
+                self.source().await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{el}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn source(&self) -> String {
+        self.call(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn quit(&self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_walkthrough_in_headless_chromium() {
+    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver"
+        );
+        eprintln!(
+            "SKIPPED demo_walkthrough_in_headless_chromium: apt-get install chromium chromium-driver to run it"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("consentry-browser-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let demo = Demo::start(DemoOptions {
+        port: 0,
+        emulator_port: 0,
+        database: format!("sqlite://{}", dir.join("demo.db").display()),
+    })
+    .await
+    .expect("the demo starts");
+    let (site, password) = (demo.public_url.clone(), demo.operator_password.clone());
+    tokio::spawn(demo.run_until_stopped());
+    let browser = Browser::start(&dir.join("profile")).await;
+
+    browser.goto(&format!("{site}/")).await;
+    browser.type_into("#organisation_name", "Contoso").await;
+    browser.click("#connect").await;
+    // Microsoft's (emulated) consent page: pick the organisation and accept.
+    browser
+        .click("option[value='3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58']")
+        .await;
+    browser.click("#accept").await;
+    // Back on consentry's status page, which refreshes itself until verified.
+    let until = Instant::now() + Duration::from_secs(20);
+    while browser.text("#status").await != "Active" {
+        assert!(
+            Instant::now() < until,
+            "never became Active: {}",
+            browser.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let status_page = browser.source().await;
+    browser.goto(&format!("{site}/admin")).await;
+    browser.type_into("#name", DEMO_OPERATOR).await;
+    browser.type_into("#password", &password).await;
+    browser.click("#sign-in").await;
+    let table = browser.text("#tenants").await;
+    browser.quit().await;
+
+    assert!(
+        status_page.contains("Contoso Ltd is connected"),
+        "{status_page}"
+    );
+    assert!(table.contains("Contoso Ltd"), "{table}");
+    assert!(
+        table.contains("3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58"),
+        "{table}"
+    );
+    assert!(table.contains("Active"), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
