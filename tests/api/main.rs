@@ -2,6 +2,7 @@
 
 mod app_helpers;
 mod browser;
+mod cli;
 mod helpers;
 
 mod emulator_consent;

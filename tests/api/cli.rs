@@ -1,0 +1,110 @@
+//! The binary's commands: start-up errors name the key; operators are created for real.
+
+use std::process::Command;
+
+fn consentry() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_consentry"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CONSENTRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn serve_without_configuration_names_the_missing_key_and_exits_1() {
+    let output = consentry().arg("serve").output().expect("runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CONSENTRY_CLIENT_ID is required"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_with_an_invalid_value_names_that_key_and_hides_the_secret() {
+    let output = consentry()
+        .arg("serve")
+        .env(
+            "CONSENTRY_CLIENT_ID",
+            "6c0ff3e1-b5a8-4f1e-9d2c-4a7b3e8f5d90",
+        )
+        .env("CONSENTRY_CLIENT_SECRET", "super-secret-value")
+        .env("CONSENTRY_SESSION_KEY", "dG9vIHNob3J0")
+        .output()
+        .expect("runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("CONSENTRY_SESSION_KEY is invalid"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("super-secret-value"), "{stderr}");
+}
+
+#[test]
+fn serve_with_an_unknown_key_in_the_toml_file_says_which() {
+    let path = std::env::temp_dir().join(format!("consentry-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&path, "clientid = \"x\"\n").expect("write");
+
+    let output = consentry()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("unknown key 'clientid'"), "{stderr}");
+}
+
+#[tokio::test]
+async fn operators_add_stores_an_argon2_hash_and_refuses_short_passwords() {
+    let db = format!(
+        "sqlite://{}",
+        std::env::temp_dir()
+            .join(format!("consentry-cli-{}.db", uuid::Uuid::new_v4()))
+            .display()
+    );
+
+    let short = consentry()
+        .args(["operators", "add", "alice", "--database", &db])
+        .env("CONSENTRY_OPERATOR_PASSWORD", "short")
+        .output()
+        .expect("runs");
+    let ok = consentry()
+        .args(["operators", "add", "alice", "--database", &db])
+        .env("CONSENTRY_OPERATOR_PASSWORD", "a long enough password")
+        .output()
+        .expect("runs");
+    let bad_name = consentry()
+        .args(["operators", "add", "al ice", "--database", &db])
+        .env("CONSENTRY_OPERATOR_PASSWORD", "a long enough password")
+        .output()
+        .expect("runs");
+
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(bad_name.status.code(), Some(1));
+    let store = consentry::store::Store::connect(&db).await.expect("store");
+    let alice = store
+        .operator_by_name("alice")
+        .await
+        .expect("query")
+        .expect("alice exists");
+    assert!(alice.password_hash.starts_with("$argon2id$"));
+    assert!(consentry::domain::password::verify_password(
+        "a long enough password",
+        &alice.password_hash
+    ));
+}
