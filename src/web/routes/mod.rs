@@ -9,16 +9,15 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::middleware::RequestId;
 
+/// Routes go through `web::resource`, not `cfg.route`: the latter moves the method guard
+/// onto the resource, so a wrong method would fall through to a 404 instead of a 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(signup::landing))
-        .route("/signup", web::post().to(signup::submit))
-        .route("/consent/callback", web::get().to(callback::callback))
-        .route("/consent/status", web::get().to(status::status))
-        .route("/static/consentry.css", web::get().to(stylesheet))
-        .route(
-            "/health",
-            web::get().to(|| async { HttpResponse::Ok().body("ok") }),
-        )
+    cfg.service(web::resource("/").get(signup::landing))
+        .service(web::resource("/signup").post(signup::submit))
+        .service(web::resource("/consent/callback").get(callback::callback))
+        .service(web::resource("/consent/status").get(status::status))
+        .service(web::resource("/static/consentry.css").get(stylesheet))
+        .service(web::resource("/health").get(|| async { HttpResponse::Ok().body("ok") }))
         .service(web::scope("/admin").configure(admin::configure));
 }
 

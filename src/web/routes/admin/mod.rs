@@ -16,13 +16,12 @@ use crate::domain::RandomToken;
 use crate::web::{AppState, WebError, cookies, csrf};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::get().to(tenants::list))
-        .route("/", web::get().to(tenants::list))
-        .route("/login", web::get().to(login::form))
-        .route("/login", web::post().to(login::submit))
-        .route("/logout", web::post().to(login::logout))
-        .route("/tenants/{id}", web::get().to(tenants::show))
-        .route("/tenants/{id}/verify", web::post().to(tenants::verify_now));
+    // One resource per path (see `routes::configure`): wrong methods get 405.
+    cfg.service(web::resource(["", "/"]).get(tenants::list))
+        .service(web::resource("/login").get(login::form).post(login::submit))
+        .service(web::resource("/logout").post(login::logout))
+        .service(web::resource("/tenants/{id}").get(tenants::show))
+        .service(web::resource("/tenants/{id}/verify").post(tenants::verify_now));
 }
 
 /// A signed-in operator, from the session cookie.
