@@ -1,13 +1,17 @@
 //! consentry wired to an emulator, both on port 0, and "browsers" that keep cookies.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use consentry::config::RawSettings;
 use consentry::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig};
 use consentry::store::Store;
 use consentry::web::Application;
+use reqwest::cookie::{CookieStore, Jar};
 use reqwest::redirect::Policy;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use crate::helpers::{TestEmulator, spawn_emulator_with};
 
@@ -47,8 +51,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings, &mut EmulatorC
         base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
     );
     raw.set("CONSENTRY_VERIFY_DEADLINE", "3s");
-    let mut emulator_config = EmulatorConfig::default();
-    emulator_config.redirect_uris = vec![format!("{base}/consent/callback")];
+    let mut emulator_config = EmulatorConfig {
+        redirect_uris: vec![format!("{base}/consent/callback")],
+        ..EmulatorConfig::default()
+    };
     adjust(&mut raw, &mut emulator_config);
 
     let emulator = spawn_emulator_with(|c| {
@@ -84,17 +90,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings, &mut EmulatorC
 pub struct Browser {
     pub http: reqwest::Client,
     pub base: String,
+    /// The cookie jar, readable so tests can see (and plant) cookies.
+    pub jar: Arc<Jar>,
 }
 
 impl TestApp {
     pub fn browser(&self) -> Browser {
+        let jar = Arc::new(Jar::default());
         Browser {
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .redirect(Policy::none())
                 .build()
                 .expect("client"),
             base: self.base.clone(),
+            jar,
         }
     }
 
@@ -218,18 +228,267 @@ impl Browser {
     /// Loads the landing page, submits the sign-up form with `fields`, and returns where
     /// consentry redirects (Microsoft's admin-consent URL).
     pub async fn signup(&self, fields: &[(&str, &str)]) -> String {
-        let landing = self.get("/").await;
-        assert_eq!(landing.status(), 200);
-        let csrf = hidden(&landing.text().await.expect("html"), "csrf");
-        let mut form = vec![("csrf", csrf.as_str())];
-        form.extend_from_slice(fields);
-        let response = self.post_form("/signup", &form).await;
+        let response = self.signup_response(fields).await;
         assert_eq!(response.status(), 303, "sign-up redirects to Microsoft");
         response.headers()["location"]
             .to_str()
             .expect("ascii")
             .to_owned()
     }
+}
+
+impl Browser {
+    /// Loads the landing page (for its CSRF token and form cookie) and POSTs the sign-up
+    /// form with `fields`; returns the response as it came.
+    pub async fn signup_response(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf_of("/").await;
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post_form("/signup", &form).await
+    }
+
+    /// The hidden `csrf` field of the page at `path` (loading it also sets the form cookie).
+    pub async fn csrf_of(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status(), 200, "{path}");
+        hidden(&page.text().await.expect("html"), "csrf")
+    }
+
+    /// POSTs `body` exactly as given (form-urlencoded), so fields can repeat.
+    pub async fn post_raw(&self, path: &str, body: String) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// A bodiless request with any method.
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.http
+            .request(method, self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The value of cookie `name` this browser would send to `path`.
+    pub fn cookie(&self, name: &str, path: &str) -> Option<String> {
+        let url = url::Url::parse(&self.url(path)).expect("url");
+        let header = self.jar.cookies(&url)?;
+        let header = header.to_str().expect("ascii cookies").to_owned();
+        header.split("; ").find_map(|pair| {
+            let (n, v) = pair.split_once('=')?;
+            (n == name).then(|| v.to_owned())
+        })
+    }
+
+    /// Plants cookie `name=value` (Path `path`) in this browser's jar.
+    pub fn plant_cookie(&self, name: &str, value: &str, path: &str) {
+        let url = url::Url::parse(&self.url(path)).expect("url");
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path={path}"), &url);
+    }
+}
+
+impl TestApp {
+    /// A connection pool of the test's own on the app's SQLite file, for counting rows
+    /// and for simulating elapsed time (not a mock: the app reads what it wrote).
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        let options: SqliteConnectOptions = self.database_url.parse().expect("sqlite url");
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(5)),
+            )
+            .await
+            .expect("the test's own connection")
+    }
+
+    /// `select count(*) from {table}`
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let db = self.db().await;
+        let n = sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(&db)
+            .await
+            .expect("count");
+        db.close().await;
+        n
+    }
+
+    /// Makes every unused sign-up's state a minute past its expiry, as if its lifetime
+    /// had elapsed (a minute, not years: the purge deletes requests an hour past expiry).
+    pub async fn expire_consent_requests(&self) {
+        let past = ts(time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
+        let db = self.db().await;
+        let done =
+            sqlx::query("update consent_request set expires_at = $1 where consumed_at is null")
+                .bind(past)
+                .execute(&db)
+                .await
+                .expect("update");
+        assert!(done.rows_affected() > 0, "no sign-up to expire");
+        db.close().await;
+    }
+
+    /// Every event, oldest first.
+    pub async fn events(&self) -> Vec<consentry::store::EventRow> {
+        let mut events = self.store.recent_events(1000).await.expect("events");
+        events.reverse();
+        events
+    }
+
+    /// The event kinds of one tenant, oldest first.
+    pub async fn tenant_event_kinds(&self, tenant: &str) -> Vec<String> {
+        let id = consentry::domain::TenantId::parse(tenant).expect("guid");
+        let mut events = self.store.events_for(id, 1000).await.expect("events");
+        events.reverse();
+        events.into_iter().map(|e| e.kind).collect()
+    }
+
+    pub async fn tenant(&self, tenant: &str) -> Option<consentry::store::TenantRow> {
+        let id = consentry::domain::TenantId::parse(tenant).expect("guid");
+        self.store.tenant(id).await.expect("store")
+    }
+
+    /// Polls `check` every 100 ms until it gives a value; panics naming `what` after
+    /// `secs` seconds.
+    pub async fn poll<T, F, Fut>(&self, what: &str, secs: u64, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Signs up in `browser`, accepts for `tenant`, follows the callback (asserting its
+    /// 303) and waits for verification to finish.
+    pub async fn onboard(&self, browser: &Browser, tenant: &str) -> consentry::store::TenantRow {
+        let callback = self.consent(browser, tenant).await;
+        let back = browser.get(&callback).await;
+        assert_eq!(back.status(), 303, "the callback is accepted");
+        self.wait_for_outcome(tenant, 15).await
+    }
+}
+
+/// The store's timestamp format: `2026-11-21T05:02:03.123Z`.
+pub fn ts(t: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .expect("format")
+}
+
+/// The `state` query parameter of an admin-consent URL.
+pub fn state_of(to_microsoft: &str) -> String {
+    url::Url::parse(to_microsoft)
+        .expect("absolute")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state")
+}
+
+/// A callback URL (path and query) as Microsoft would build it from `pairs`.
+pub fn callback_url(pairs: &[(&str, &str)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().copied())
+        .finish();
+    format!("/consent/callback?{query}")
+}
+
+/// A fresh value shaped like one of ours (43 base64url characters) that we never issued.
+pub fn random_token() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        [
+            uuid::Uuid::new_v4().into_bytes(),
+            uuid::Uuid::new_v4().into_bytes(),
+        ]
+        .concat(),
+    )
+}
+
+/// The raw `Set-Cookie` header that sets cookie `name`.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// The value a `Set-Cookie` header sets.
+pub fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().expect("name=value");
+    pair.split_once('=').expect("=").1.to_owned()
+}
+
+/// The attributes of a `Set-Cookie` header, lower-cased and trimmed, without the pair.
+pub fn cookie_attributes(set_cookie: &str) -> Vec<String> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// The `x-request-id` header.
+pub fn request_id(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-request-id")
+        .expect("an x-request-id header")
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+/// Asserts `response` is consentry's error page (templates/error.html) with `status`,
+/// showing the request id of its `x-request-id` header. Returns (request id, html).
+pub async fn assert_error_page(response: reqwest::Response, status: u16) -> (String, String) {
+    let actual = response.status().as_u16();
+    let rid = request_id(&response);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let html = response.text().await.expect("html");
+    assert_eq!(actual, status, "{html}");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(uuid::Uuid::try_parse(&rid).is_ok(), "{rid}");
+    assert!(
+        html.contains(&format!("<code id=\"request-id\">{rid}</code>")),
+        "the page shows the request id {rid}: {html}"
+    );
+    assert!(html.contains(&format!("Error {status}")), "{html}");
+    (rid, html)
+}
+
+/// The part of `html` from `start` to the next `end` (both included); panics if absent.
+pub fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"));
+    let to = html[from..]
+        .find(end)
+        .unwrap_or_else(|| panic!("no {end} after {start}"))
+        + from
+        + end.len();
+    &html[from..to]
 }
 
 /// The value of `<input type="hidden" name="{name}" value="...">` in `html`.

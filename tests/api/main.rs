@@ -5,9 +5,13 @@ mod browser;
 mod cli;
 mod helpers;
 
+mod admin;
+mod callback;
 mod emulator_consent;
 mod emulator_control;
 mod emulator_graph;
 mod emulator_https;
 mod emulator_token;
 mod onboarding;
+mod signup;
+mod web_hygiene;
