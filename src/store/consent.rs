@@ -118,13 +118,14 @@ impl Store {
         // The first statement writes, so SQLite takes the write lock here and concurrent
         // callbacks queue behind it (busy timeout) instead of racing.
         let consumed: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "update consent_request set consumed_at = $1 \
+            "update consent_request set consumed_at = $1, tenant_id = $4 \
              where state_hash = $2 and binding_hash = $3 and consumed_at is null and expires_at > $1 \
              returning id, organisation_name, contact_email",
         )
         .bind(&now_s)
         .bind(state_hash)
         .bind(binding_hash)
+        .bind(tenant.to_string())
         .fetch_optional(&mut *tx)
         .await?;
         let Some((consent_request_id, organisation_name, contact_email)) = consumed else {
@@ -133,16 +134,24 @@ impl Store {
                 self.why_rejected(state_hash, binding_hash, &now_s).await?,
             ));
         };
+        // The callback's tenant is unauthenticated (ENTRA.md §2). A tenant never verified
+        // is (re)set to pending for this request; a verified one is only re-checked: its
+        // status, consent time, details and owning request stay, so a forged callback naming
+        // it changes nothing anyone sees. First-recorded contact details always win.
         let tenant_row: TenantRow = sqlx::query_as(
             "insert into tenant (id, status, organisation_name, contact_email, consent_request_id, consented_at, \
              verify_attempts, next_verify_at, created_at, updated_at) \
              values ($1, 'pending', $2, $3, $4, $5, 0, $5, $5, $5) \
-             on conflict (id) do update set status = 'pending', \
-             organisation_name = coalesce(excluded.organisation_name, tenant.organisation_name), \
-             contact_email = coalesce(excluded.contact_email, tenant.contact_email), \
-             consent_request_id = excluded.consent_request_id, consented_at = excluded.consented_at, \
-             verify_attempts = 0, next_verify_at = excluded.next_verify_at, last_error_code = null, \
-             last_error = null, updated_at = excluded.updated_at \
+             on conflict (id) do update set \
+             status = case when tenant.verified_at is null then 'pending' else tenant.status end, \
+             organisation_name = coalesce(tenant.organisation_name, excluded.organisation_name), \
+             contact_email = coalesce(tenant.contact_email, excluded.contact_email), \
+             consent_request_id = case when tenant.verified_at is null then excluded.consent_request_id \
+             else tenant.consent_request_id end, \
+             consented_at = case when tenant.verified_at is null then excluded.consented_at else tenant.consented_at end, \
+             last_error_code = case when tenant.verified_at is null then null else tenant.last_error_code end, \
+             last_error = case when tenant.verified_at is null then null else tenant.last_error end, \
+             verify_attempts = 0, next_verify_at = excluded.next_verify_at, updated_at = excluded.updated_at \
              returning *",
         )
         .bind(tenant.to_string())
@@ -224,19 +233,31 @@ impl Store {
         })
     }
 
-    /// The tenant this browser onboarded most recently, found through its binding cookie:
-    /// the status page shows a browser its own onboarding and nothing else.
+    /// The tenant this browser onboarded most recently, found through its binding cookie,
+    /// and whether this browser's request is the one that recorded it (only then may the
+    /// status page show the tenant's details).
     pub async fn onboarding_for_binding(
         &self,
         binding_hash: &str,
-    ) -> Result<Option<TenantRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "select tenant.* from consent_request join tenant on tenant.consent_request_id = consent_request.id \
-             where consent_request.binding_hash = $1 and consent_request.consumed_at is not null \
-             order by consent_request.consumed_at desc limit 1",
+    ) -> Result<Option<(TenantRow, bool)>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "select id, tenant_id from consent_request \
+             where binding_hash = $1 and consumed_at is not null and tenant_id is not null \
+             order by consumed_at desc limit 1",
         )
         .bind(binding_hash)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        let Some((request_id, tenant_id)) = row else {
+            return Ok(None);
+        };
+        let tenant: Option<TenantRow> = sqlx::query_as("select * from tenant where id = $1")
+            .bind(&tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(tenant.map(|t| {
+            let owns = t.consent_request_id.as_deref() == Some(request_id.as_str());
+            (t, owns)
+        }))
     }
 }

@@ -76,7 +76,8 @@ pub enum Verification {
         missing: Vec<String>,
     },
     /// Not yet: try again at `next_at` (consent propagating, Microsoft unreachable, the
-    /// app's own credential rejected). The status stays `pending`.
+    /// app's own credential rejected). An unverified tenant stays `pending`; a verified
+    /// one keeps its status.
     Retry {
         code: String,
         message: String,
@@ -123,7 +124,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<TenantRow>, StoreError> {
         Ok(sqlx::query_as(
-            "select * from tenant where status = 'pending' and next_verify_at is not null and next_verify_at <= $1 \
+            "select * from tenant where next_verify_at is not null and next_verify_at <= $1 \
              order by next_verify_at limit $2",
         )
         .bind(ts(now))
@@ -132,7 +133,8 @@ impl Store {
         .await?)
     }
 
-    /// An operator's "verify now": the tenant goes back to `pending`, due at once.
+    /// An operator's "verify now": due at once; the status stays until the check says
+    /// otherwise.
     pub async fn request_verification(
         &self,
         id: TenantId,
@@ -142,7 +144,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "update tenant set status = 'pending', verify_attempts = 0, next_verify_at = $1, updated_at = $1 where id = $2",
+            "update tenant set verify_attempts = 0, next_verify_at = $1, updated_at = $1 where id = $2",
         )
         .bind(ts(now))
         .bind(id.to_string())
@@ -224,16 +226,18 @@ impl Store {
                 next_at,
                 app_fault,
             } => {
-                sqlx::query(
-                    "update tenant set status = 'pending', last_error_code = $1, last_error = $2, \
-                     verify_attempts = verify_attempts + 1, next_verify_at = $3, updated_at = $4 where id = $5",
+                let status: String = sqlx::query_scalar(
+                    "update tenant set status = case when verified_at is null then 'pending' else status end, \
+                     last_error_code = $1, last_error = $2, \
+                     verify_attempts = verify_attempts + 1, next_verify_at = $3, updated_at = $4 where id = $5 \
+                     returning status",
                 )
                 .bind(code)
                 .bind(message)
                 .bind(ts(*next_at))
                 .bind(&now_s)
                 .bind(id.to_string())
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
                 let kind = if *app_fault {
                     EventKind::AppCredentialRejected
@@ -241,7 +245,7 @@ impl Store {
                     EventKind::VerificationRetrying
                 };
                 (
-                    TenantStatus::Pending,
+                    TenantStatus::parse(&status).unwrap_or(TenantStatus::Pending),
                     (
                         kind,
                         format!("{code}: {message} Next attempt at {}.", ts(*next_at)),

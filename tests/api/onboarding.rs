@@ -531,3 +531,78 @@ async fn missing_permissions_are_shown_with_a_way_to_consent_again() {
             .starts_with(&format!("{}/{contoso}/adminconsent?", app.emulator.base))
     );
 }
+
+#[tokio::test]
+async fn a_forged_callback_naming_a_connected_tenant_changes_nothing_and_reveals_nothing() {
+    let app = spawn_app().await;
+    let contoso = app.emulator.contoso();
+    let owner = app.browser();
+    let to_microsoft = owner
+        .signup(&[
+            ("organisation_name", "Contoso"),
+            ("contact_email", "it@contoso.com"),
+        ])
+        .await;
+    let callback = app
+        .emulator_decision(&to_microsoft, "accept", Some(&contoso))
+        .await;
+    owner.get(&callback).await;
+    let before = app.wait_for_outcome(&contoso, 10).await;
+    let attacker = app.browser();
+    let attacker_state = state_of(
+        &attacker
+            .signup(&[
+                ("organisation_name", "Evil"),
+                ("contact_email", "x@evil.example"),
+            ])
+            .await,
+    );
+
+    let forged = attacker
+        .get(&callback_url(&[
+            ("admin_consent", "True"),
+            ("tenant", &contoso),
+            ("state", &attacker_state),
+        ]))
+        .await;
+    let attacker_status = attacker
+        .get("/consent/status")
+        .await
+        .text()
+        .await
+        .expect("html");
+    let after = app.tenant(&contoso).await.expect("still there");
+
+    assert_eq!(before.status, "active");
+    assert_eq!(forged.status(), 303);
+    assert_eq!(
+        after.status, "active",
+        "a verified tenant is not reset to pending"
+    );
+    assert_eq!(after.organisation_name.as_deref(), Some("Contoso"));
+    assert_eq!(after.contact_email.as_deref(), Some("it@contoso.com"));
+    assert_eq!(after.consent_request_id, before.consent_request_id);
+    assert_eq!(after.consented_at, before.consented_at);
+    assert!(
+        attacker_status.contains("already connected"),
+        "{attacker_status}"
+    );
+    assert!(
+        !attacker_status.contains("Contoso Ltd"),
+        "{attacker_status}"
+    );
+    assert!(
+        !attacker_status.contains("User.Read.All"),
+        "{attacker_status}"
+    );
+    let owner_status = owner
+        .get("/consent/status")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        owner_status.contains("Contoso Ltd is connected"),
+        "{owner_status}"
+    );
+}

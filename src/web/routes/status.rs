@@ -21,6 +21,12 @@ struct StatusPage {
     csrf: String,
 }
 
+#[derive(Template)]
+#[template(path = "signup/recheck.html")]
+struct Recheck {
+    tenant_id: String,
+}
+
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -31,11 +37,23 @@ pub async fn status(
     else {
         return Err(WebError::NotFound);
     };
-    let tenant = state
+    let (tenant, owns) = state
         .store
         .onboarding_for_binding(&state.keyed.hash("binding", &binding))
         .await?
         .ok_or(WebError::NotFound)?;
+    // This browser's callback named a tenant that another sign-up had already connected:
+    // say it is being re-checked, and show nothing about it (the callback's tenant is
+    // unauthenticated, so this may be anyone).
+    if !owns {
+        return page(
+            StatusCode::OK,
+            Recheck {
+                tenant_id: tenant.id.clone(),
+            }
+            .render(),
+        );
+    }
     let status = tenant.status().unwrap_or(TenantStatus::Failed);
     let granted = tenant.granted_roles();
     let missing = state
