@@ -24,6 +24,18 @@ pub struct TestApp {
     pub database_url: String,
     /// The store the app uses (same file), for assertions on what was written.
     pub store: Store,
+    db_path: std::path::PathBuf,
+}
+
+impl Drop for TestApp {
+    /// The test's SQLite files go with it (unlinking open files is fine on Unix).
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.db_path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// consentry + emulator with defaults: v2 tokens, verification deadline 3 s.
@@ -83,6 +95,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings, &mut EmulatorC
         emulator,
         database_url,
         store,
+        db_path,
     }
 }
 
