@@ -174,6 +174,15 @@ impl Directory {
         }
     }
 
+    /// How request counts name the tenant of a `{tenant}` segment: its GUID when the
+    /// segment names a known tenant, else the segment itself, in lower case.
+    pub fn stats_key(&self, segment: &str) -> String {
+        TenantRef::parse(segment)
+            .and_then(|r| self.resolve(&r))
+            .map(|t| t.id.to_string())
+            .unwrap_or_else(|| segment.to_ascii_lowercase())
+    }
+
     /// A number no tenant created so far has used, for naming generated tenants.
     pub fn next_number(&self) -> u64 {
         self.next_seq

@@ -76,7 +76,7 @@ pub async fn show(
     let dir = state.directory();
     state
         .stats
-        .record(Endpoint::AdminConsent, Some(&tenant_key(&dir, &segment)));
+        .record(Endpoint::AdminConsent, Some(&dir.stats_key(&segment)));
     let outcome = audience(&dir, &segment).and_then(|aud| {
         let request = consent_request(&dir, raw_query, &aud)?;
         Ok((aud, request))
@@ -142,7 +142,7 @@ pub async fn decide(
     let mut dir = state.directory_mut();
     state.stats.record(
         Endpoint::AdminConsentDecision,
-        Some(&tenant_key(&dir, &segment)),
+        Some(&dir.stats_key(&segment)),
     );
     let decided = decision(&dir, &segment, &form);
     let (request, choice) = match decided {
@@ -276,13 +276,6 @@ fn redirect_to(redirect_uri: &str, params: &[(&str, Vec<u8>)]) -> String {
         sep = '&';
     }
     out
-}
-
-fn tenant_key(dir: &Directory, segment: &str) -> String {
-    TenantRef::parse(segment)
-        .and_then(|r| dir.resolve(&r))
-        .map(|t| t.id.to_string())
-        .unwrap_or_else(|| segment.to_ascii_lowercase())
 }
 
 /// `GET /error?code=N`: where every error's `error_uri` points.

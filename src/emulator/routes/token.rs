@@ -75,7 +75,7 @@ async fn token(
     };
     let (tenant_key, outcome) = {
         let dir = state.directory();
-        let tenant_key = tenant_key(&dir, &segment);
+        let tenant_key = dir.stats_key(&segment);
         let outcome = params.and_then(|p| issue(&state, &dir, &segment, &p, version, now));
         (tenant_key, outcome)
     };
@@ -92,14 +92,6 @@ async fn token(
             .json(body),
         Err(e) => e.to_json_response(&ids, &base_url(&req)),
     }
-}
-
-/// The tenant's GUID when the segment names a known tenant, else the segment as sent.
-fn tenant_key(dir: &Directory, segment: &str) -> String {
-    TenantRef::parse(segment)
-        .and_then(|r| dir.resolve(&r))
-        .map(|t| t.id.to_string())
-        .unwrap_or_else(|| segment.to_ascii_lowercase())
 }
 
 /// The checks, in the order Microsoft applies them: tenant, grant, client, service
