@@ -10,6 +10,8 @@
 
 /// The `consentry` command line: subcommands, their flags, and start-up errors.
 pub mod cli;
+/// The current time, passed in (a manual clock in tests).
+pub mod clock;
 /// Configuration from `CONSENTRY_*` variables and an optional TOML file.
 pub mod config;
 /// `consentry demo`: the admin-consent flow end to end on this machine.
@@ -24,6 +26,8 @@ pub mod entra;
 pub mod store;
 /// Logging set-up shared by every subcommand.
 pub mod telemetry;
+/// The per-tenant token engine: cache, single-flight, proactive refresh, Retry-After.
+pub mod tokens;
 /// Proving consents: token plus Graph probe, retries, the app-wide credential alert.
 pub mod verification;
 /// The HTTP service: sign-up, callback, status page, operator dashboard.

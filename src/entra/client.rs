@@ -64,16 +64,46 @@ pub enum TokenError {
     Unreachable(String),
     #[error("Microsoft's token endpoint answered HTTP {0}")]
     Server(u16),
+    /// 429, or 503 with `Retry-After`: no call before `retry_after` has passed (ENTRA.md §6).
+    #[error("Microsoft's token endpoint asked to wait {}s (HTTP {status})", retry_after.as_secs())]
+    Throttled { status: u16, retry_after: Duration },
+    /// Not sent: an earlier `Retry-After` for this tenant has not passed yet.
+    #[error("waiting {}s more, as Microsoft asked (Retry-After)", remaining.as_secs())]
+    Waiting { remaining: Duration },
     #[error("Microsoft's token response could not be read ({0})")]
     Malformed(String),
 }
 
+/// Microsoft's `Retry-After` is capped at an hour, as MSAL caps it (ENTRA.md §6).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in seconds (the form Microsoft uses); HTTP dates are not sent by it.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
 impl TokenError {
+    /// Worth one more try after about a second (5xx, timeouts, broken connections), as
+    /// MSAL.NET does; throttling is not (its `Retry-After` rules).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TokenError::Server(_) | TokenError::Unreachable(_))
+    }
+
     pub fn fault(&self) -> Fault {
         match self {
             TokenError::Refused { codes, error, .. } => Fault::classify(codes, error),
-            TokenError::Unreachable(_) | TokenError::Server(_) => Fault::Transient,
-            TokenError::Malformed(_) => Fault::Transient,
+            TokenError::Unreachable(_)
+            | TokenError::Server(_)
+            | TokenError::Throttled { .. }
+            | TokenError::Waiting { .. }
+            | TokenError::Malformed(_) => Fault::Transient,
         }
     }
 
@@ -86,6 +116,8 @@ impl TokenError {
                 .unwrap_or_else(|| error.clone()),
             TokenError::Unreachable(_) => "unreachable".into(),
             TokenError::Server(status) => format!("http_{status}"),
+            TokenError::Throttled { status, .. } => format!("http_{status}"),
+            TokenError::Waiting { .. } => "retry_after".into(),
             TokenError::Malformed(_) => "malformed_response".into(),
         }
     }
@@ -194,10 +226,29 @@ impl EntraClient {
             .await
             .map_err(|e| TokenError::Unreachable(transport(&e)))?;
         let status = response.status();
+        let wait = retry_after(response.headers());
         let body = response
             .bytes()
             .await
             .map_err(|e| TokenError::Unreachable(transport(&e)))?;
+        match (status.as_u16(), wait) {
+            (429, wait) => {
+                // No Retry-After on a 429 still means "not now": wait a little.
+                let retry_after = wait.unwrap_or(Duration::from_secs(5));
+                return Err(TokenError::Throttled {
+                    status: 429,
+                    retry_after,
+                });
+            }
+            (503, Some(retry_after)) => {
+                return Err(TokenError::Throttled {
+                    status: 503,
+                    retry_after,
+                });
+            }
+            (s, _) if s >= 500 => return Err(TokenError::Server(s)),
+            _ => {}
+        }
         if status.is_success() {
             let parsed: wire::TokenResponse =
                 serde_json::from_slice(&body).map_err(|e| TokenError::Malformed(e.to_string()))?;
@@ -232,7 +283,6 @@ impl EntraClient {
                     headline,
                 })
             }
-            Err(_) if status.is_server_error() => Err(TokenError::Server(status.as_u16())),
             Err(_) => Err(TokenError::Malformed(format!(
                 "HTTP {} without an error body",
                 status.as_u16()

@@ -14,4 +14,5 @@ mod emulator_https;
 mod emulator_token;
 mod onboarding;
 mod signup;
+mod token_engine;
 mod web_hygiene;

@@ -1,0 +1,228 @@
+//! The token engine against the emulator over HTTP, with a manual clock where time matters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use consentry::clock::ManualClock;
+use consentry::config::RawSettings;
+use consentry::domain::TenantId;
+use consentry::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use consentry::entra::EntraClient;
+use consentry::tokens::TokenEngine;
+
+use crate::helpers::{TestEmulator, spawn_emulator};
+
+fn engine(emulator: &TestEmulator, clock: Arc<ManualClock>) -> Arc<TokenEngine> {
+    let mut raw = RawSettings::default();
+    raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
+    raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
+    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
+    raw.set(
+        "CONSENTRY_SESSION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    let settings = raw.parse().expect("settings");
+    let entra = Arc::new(EntraClient::new(&settings).expect("client"));
+    Arc::new(TokenEngine::new(entra, clock, 1000).with_retry_pause(Duration::from_millis(50)))
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()))
+}
+
+async fn token_requests(emulator: &TestEmulator, tenant: &str) -> u64 {
+    emulator.requests().await["tenants"][tenant]["token_v2"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_callers_cause_one_token_request() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let engine = engine(&emulator, clock());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.token(tenant).await.map(|t| t.fetched_at) })
+        })
+        .collect();
+    let mut fetched = Vec::new();
+    for t in tasks {
+        fetched.push(t.await.expect("task").expect("a token"));
+    }
+
+    assert_eq!(token_requests(&emulator, &contoso).await, 1);
+    assert!(
+        fetched.windows(2).all(|w| w[0] == w[1]),
+        "everyone got the same token"
+    );
+    assert_eq!(engine.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn the_cached_token_is_served_until_refresh_time() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let clock = clock();
+    let engine = engine(&emulator, clock.clone());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    let first = engine.token(tenant).await.expect("token");
+
+    clock.advance(Duration::from_secs(1700));
+    let later = engine.token(tenant).await.expect("token");
+
+    assert!(Arc::ptr_eq(&first, &later));
+    assert_eq!(token_requests(&emulator, &contoso).await, 1);
+}
+
+#[tokio::test]
+async fn past_half_its_life_the_old_token_is_served_and_refreshed_in_the_background() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let clock = clock();
+    let engine = engine(&emulator, clock.clone());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    let first = engine.token(tenant).await.expect("token");
+
+    clock.advance(Duration::from_secs(3000));
+    let served = engine.token(tenant).await.expect("token");
+    let mut refreshed = None;
+    for _ in 0..100 {
+        let t = engine.token(tenant).await.expect("token");
+        if !Arc::ptr_eq(&t, &first) {
+            refreshed = Some(t);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert!(
+        Arc::ptr_eq(&served, &first),
+        "the caller is not kept waiting"
+    );
+    let refreshed = refreshed.expect("a background refresh replaced the token");
+    assert!(refreshed.fetched_at > first.fetched_at);
+    assert_eq!(token_requests(&emulator, &contoso).await, 2);
+    assert_eq!(engine.stats().background_refreshes, 1);
+}
+
+#[tokio::test]
+async fn within_five_minutes_of_expiry_the_caller_waits_for_a_new_token() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let clock = clock();
+    let engine = engine(&emulator, clock.clone());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    let first = engine.token(tenant).await.expect("token");
+
+    // 3599 s of life: 3300 s in, less than 300 s remain.
+    clock.advance(Duration::from_secs(3300));
+    let next = engine.token(tenant).await.expect("token");
+
+    assert!(!Arc::ptr_eq(&first, &next));
+    assert_eq!(
+        next.fetched_at,
+        first.fetched_at + Duration::from_secs(3300)
+    );
+    assert_eq!(token_requests(&emulator, &contoso).await, 2);
+}
+
+#[tokio::test]
+async fn a_fresh_token_always_asks_and_a_revoked_consent_empties_the_cache() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let engine = engine(&emulator, clock());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    engine.token(tenant).await.expect("token");
+
+    engine.fresh_token(tenant).await.expect("fresh token");
+    emulator
+        .control(
+            reqwest::Method::DELETE,
+            &format!("/tenants/{contoso}/consent"),
+            None,
+        )
+        .await;
+    let revoked = engine
+        .fresh_token(tenant)
+        .await
+        .expect_err("consent is gone");
+    let after = engine
+        .token(tenant)
+        .await
+        .expect_err("nothing cached to serve");
+
+    assert_eq!(revoked.code(), "AADSTS700016");
+    assert_eq!(after.code(), "AADSTS700016");
+    // token, fresh token, fresh token refused; the last call is answered from the
+    // 60-second memory of that refusal, without a request.
+    assert_eq!(token_requests(&emulator, &contoso).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_callers_share_one_failure_too() {
+    let emulator = spawn_emulator().await;
+    let fabrikam = crate::helpers::FABRIKAM;
+    let engine = engine(&emulator, clock());
+    let tenant = TenantId::parse(fabrikam).expect("guid");
+
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(
+                async move { engine.token(tenant).await.map(|_| ()).map_err(|e| e.code()) },
+            )
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.expect("task").expect_err("never consented"));
+    }
+
+    assert!(codes.iter().all(|c| c == "AADSTS700016"), "{codes:?}");
+    assert_eq!(token_requests(&emulator, fabrikam).await, 1);
+}
+
+#[tokio::test]
+async fn the_cache_stays_within_its_capacity() {
+    let emulator = spawn_emulator().await;
+    let (_, created) = emulator
+        .control(
+            reqwest::Method::POST,
+            "/tenants",
+            Some(serde_json::json!({"count": 300, "consented": true, "users": 1})),
+        )
+        .await;
+    let mut raw = RawSettings::default();
+    raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
+    raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
+    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
+    raw.set(
+        "CONSENTRY_SESSION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    let entra = Arc::new(EntraClient::new(&raw.parse().expect("settings")).expect("client"));
+    let engine = Arc::new(TokenEngine::new(entra, clock(), 100));
+
+    for t in created.as_array().expect("array") {
+        let tenant = TenantId::parse(t["id"].as_str().expect("id")).expect("guid");
+        engine.token(tenant).await.expect("token");
+    }
+
+    assert!(
+        engine.cached_tenants() <= 100,
+        "{}",
+        engine.cached_tenants()
+    );
+    assert_eq!(engine.stats().requests, 300);
+}
