@@ -77,6 +77,10 @@ pub struct Settings {
     /// How long after a callback a missing consent is blamed on propagation (retried)
     /// before the tenant is marked `failed`.
     pub verify_deadline: Duration,
+    /// How often every tenant is re-checked (token plus Graph probe), jittered ±10%.
+    pub verify_interval: Duration,
+    /// Checks running at once.
+    pub verify_concurrency: usize,
 }
 
 /// Why the configuration cannot be used; always names the key.
@@ -105,6 +109,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("required_permissions", "CONSENTRY_REQUIRED_PERMISSIONS"),
     ("session_key", "CONSENTRY_SESSION_KEY"),
     ("verify_deadline", "CONSENTRY_VERIFY_DEADLINE"),
+    ("verify_interval", "CONSENTRY_VERIFY_INTERVAL"),
+    ("verify_concurrency", "CONSENTRY_VERIFY_CONCURRENCY"),
 ];
 
 /// The environment variable naming the optional TOML file.
@@ -302,6 +308,34 @@ impl RawSettings {
             ));
         }
 
+        let verify_interval = match self.get("CONSENTRY_VERIFY_INTERVAL") {
+            Some(raw) => {
+                parse_duration(raw).map_err(|r| invalid("CONSENTRY_VERIFY_INTERVAL", r))?
+            }
+            None => Duration::from_secs(6 * 3600),
+        };
+        if verify_interval < Duration::from_secs(1)
+            || verify_interval > Duration::from_secs(7 * 86_400)
+        {
+            return Err(invalid(
+                "CONSENTRY_VERIFY_INTERVAL",
+                "must be between 1s and 7d",
+            ));
+        }
+        let verify_concurrency = match self.get("CONSENTRY_VERIFY_CONCURRENCY") {
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "CONSENTRY_VERIFY_CONCURRENCY",
+                        "must be a number from 1 to 1024",
+                    )
+                })?,
+            None => 16,
+        };
+
         Ok(Settings {
             client_id,
             client_secret: SecretString::from(client_secret),
@@ -318,6 +352,8 @@ impl RawSettings {
             required_permissions,
             session_key,
             verify_deadline,
+            verify_interval,
+            verify_concurrency,
         })
     }
 }

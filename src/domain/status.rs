@@ -11,15 +11,25 @@ pub enum TenantStatus {
     Active,
     /// Consent is real, but the granted roles lack a required permission.
     MissingPermissions,
-    /// Verification gave up; `last_error_code` says why.
+    /// Verification gave up before the consent was ever confirmed; `last_error_code` says why.
     Failed,
+    /// Was active; checks now fail for reasons that may pass (Microsoft unreachable,
+    /// throttled, a tenant policy).
+    Failing,
+    /// Was confirmed; now the app has no service principal there: the admin revoked it.
+    Revoked,
+    /// Microsoft no longer knows the tenant (deleted, or blocked for inactivity).
+    Gone,
 }
 
 impl TenantStatus {
-    pub const ALL: [TenantStatus; 4] = [
+    pub const ALL: [TenantStatus; 7] = [
         TenantStatus::Pending,
         TenantStatus::Active,
         TenantStatus::MissingPermissions,
+        TenantStatus::Failing,
+        TenantStatus::Revoked,
+        TenantStatus::Gone,
         TenantStatus::Failed,
     ];
 
@@ -29,11 +39,19 @@ impl TenantStatus {
             TenantStatus::Active => "active",
             TenantStatus::MissingPermissions => "missing_permissions",
             TenantStatus::Failed => "failed",
+            TenantStatus::Failing => "failing",
+            TenantStatus::Revoked => "revoked",
+            TenantStatus::Gone => "gone",
         }
     }
 
     pub fn parse(raw: &str) -> Option<TenantStatus> {
         TenantStatus::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Only the customer's administrator can fix it, by consenting (again).
+    pub fn needs_consent(self) -> bool {
+        matches!(self, TenantStatus::Failed | TenantStatus::Revoked | TenantStatus::MissingPermissions)
     }
 
     /// Words for people.
@@ -43,6 +61,9 @@ impl TenantStatus {
             TenantStatus::Active => "Active",
             TenantStatus::MissingPermissions => "Missing permissions",
             TenantStatus::Failed => "Failed",
+            TenantStatus::Failing => "Failing",
+            TenantStatus::Revoked => "Consent revoked",
+            TenantStatus::Gone => "Tenant gone",
         }
     }
 }
@@ -56,6 +77,26 @@ impl fmt::Display for TenantStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_is_listed_once() {
+        let all = [
+            TenantStatus::Pending,
+            TenantStatus::Active,
+            TenantStatus::MissingPermissions,
+            TenantStatus::Failed,
+            TenantStatus::Failing,
+            TenantStatus::Revoked,
+            TenantStatus::Gone,
+        ];
+        for s in all {
+            assert_eq!(
+                TenantStatus::ALL.iter().filter(|x| **x == s).count(),
+                1,
+                "{s}"
+            );
+        }
+    }
 
     #[test]
     fn round_trips_through_text() {

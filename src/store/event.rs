@@ -18,6 +18,8 @@ pub enum EventKind {
     MissingPermissions,
     AppCredentialRejected,
     VerifyRequested,
+    StatusChanged,
+    CheckFailed,
 }
 
 impl EventKind {
@@ -32,6 +34,8 @@ impl EventKind {
             EventKind::MissingPermissions => "missing_permissions",
             EventKind::AppCredentialRejected => "app_credential_rejected",
             EventKind::VerifyRequested => "verify_requested",
+            EventKind::StatusChanged => "status_changed",
+            EventKind::CheckFailed => "check_failed",
         }
     }
 }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 pub use consent::{ConsentOutcome, ConsentRejection, NewConsentRequest};
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};
-pub use tenant::{TenantFilter, TenantRow, Verification};
+pub use tenant::{CheckOutcome, CheckResult, TenantFilter, TenantRow};
 
 /// The database behind consentry.
 #[derive(Clone, Debug)]

@@ -27,6 +27,8 @@ pub struct TenantRow {
     pub next_verify_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    pub last_failure_at: Option<String>,
+    pub consecutive_failures: i64,
 }
 
 impl TenantRow {
@@ -63,29 +65,30 @@ pub struct TenantFilter {
     pub limit: i64,
 }
 
-/// What verifying a tenant found.
+/// What one check of a tenant found, and what follows from it.
 #[derive(Debug, Clone)]
-pub enum Verification {
-    /// A token and Graph's organisation both worked.
+pub struct CheckOutcome {
+    pub status: TenantStatus,
+    /// The facts a successful check read, or the error of a failed one.
+    pub result: CheckResult,
+    /// The next check; `None` stops checking (until an operator asks).
+    pub next_at: Option<OffsetDateTime>,
+    pub event: EventKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckResult {
     Verified {
         /// `None` when Graph refused to name the organisation (the token lacks the role).
         display_name: Option<String>,
         verified_domains: Vec<String>,
         granted_roles: Vec<String>,
-        /// Required permissions the tenant has not granted; empty means `active`.
-        missing: Vec<String>,
     },
-    /// Not yet: try again at `next_at` (consent propagating, Microsoft unreachable, the
-    /// app's own credential rejected). An unverified tenant stays `pending`; a verified
-    /// one keeps its status.
-    Retry {
+    Failed {
         code: String,
         message: String,
-        next_at: OffsetDateTime,
-        app_fault: bool,
     },
-    /// Gave up: `failed`.
-    Failed { code: String, message: String },
 }
 
 impl Store {
@@ -166,33 +169,42 @@ impl Store {
         Ok(true)
     }
 
-    /// Stores a verification's outcome and its event in one transaction.
-    pub async fn save_verification(
+    /// Stores a check's outcome, its event and, when the status moved from `previous` (as
+    /// the checker read it), a `status_changed` event, in one transaction.
+    pub async fn save_check(
         &self,
         id: TenantId,
-        outcome: &Verification,
+        previous: TenantStatus,
+        outcome: &CheckOutcome,
         now: OffsetDateTime,
-    ) -> Result<TenantStatus, StoreError> {
+    ) -> Result<(), StoreError> {
         let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
-        let (status, event) = match outcome {
-            Verification::Verified {
+        // The write comes first, so SQLite takes the write lock before reading.
+        let next = outcome.next_at.map(ts);
+        let touched = sqlx::query("update tenant set status = $1, next_verify_at = $2, verify_attempts = verify_attempts + 1, updated_at = $3 where id = $4")
+            .bind(outcome.status.as_str())
+            .bind(&next)
+            .bind(&now_s)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if touched == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        match &outcome.result {
+            CheckResult::Verified {
                 display_name,
                 verified_domains,
                 granted_roles,
-                missing,
             } => {
-                let status = if missing.is_empty() {
-                    TenantStatus::Active
-                } else {
-                    TenantStatus::MissingPermissions
-                };
                 sqlx::query(
-                    "update tenant set status = $1, display_name = coalesce($2, display_name), verified_domains = $3, granted_roles = $4, \
-                     verified_at = $5, last_token_ok_at = $5, last_error_code = null, last_error = null, \
-                     verify_attempts = verify_attempts + 1, next_verify_at = null, updated_at = $5 where id = $6",
+                    "update tenant set display_name = coalesce($1, display_name), verified_domains = $2, granted_roles = $3, \
+                     verified_at = coalesce(verified_at, $4), last_token_ok_at = $4, last_error_code = null, last_error = null, \
+                     consecutive_failures = 0 where id = $5",
                 )
-                .bind(status.as_str())
                 .bind(display_name)
                 .bind(serde_json::to_string(verified_domains).unwrap_or_else(|_| "[]".into()))
                 .bind(serde_json::to_string(granted_roles).unwrap_or_else(|_| "[]".into()))
@@ -200,62 +212,11 @@ impl Store {
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
-                let named = display_name
-                    .as_deref()
-                    .map(|n| format!(" {n}"))
-                    .unwrap_or_default();
-                let event = if missing.is_empty() {
-                    (
-                        EventKind::VerificationSucceeded,
-                        format!("Verified{named}: a token for the tenant works and Graph answers."),
-                    )
-                } else {
-                    (
-                        EventKind::MissingPermissions,
-                        format!(
-                            "Consent verified{named}, but these required permissions are not granted: {}.",
-                            missing.join(", ")
-                        ),
-                    )
-                };
-                (status, event)
             }
-            Verification::Retry {
-                code,
-                message,
-                next_at,
-                app_fault,
-            } => {
-                let status: String = sqlx::query_scalar(
-                    "update tenant set status = case when verified_at is null then 'pending' else status end, \
-                     last_error_code = $1, last_error = $2, \
-                     verify_attempts = verify_attempts + 1, next_verify_at = $3, updated_at = $4 where id = $5 \
-                     returning status",
-                )
-                .bind(code)
-                .bind(message)
-                .bind(ts(*next_at))
-                .bind(&now_s)
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-                let kind = if *app_fault {
-                    EventKind::AppCredentialRejected
-                } else {
-                    EventKind::VerificationRetrying
-                };
-                (
-                    TenantStatus::parse(&status).unwrap_or(TenantStatus::Pending),
-                    (
-                        kind,
-                        format!("{code}: {message} Next attempt at {}.", ts(*next_at)),
-                    ),
-                )
-            }
-            Verification::Failed { code, message } => {
+            CheckResult::Failed { code, message } => {
                 sqlx::query(
-                    "update tenant set status = 'failed', last_error_code = $1, last_error = $2, \
-                     verify_attempts = verify_attempts + 1, next_verify_at = null, updated_at = $3 where id = $4",
+                    "update tenant set last_error_code = $1, last_error = $2, last_failure_at = $3, \
+                     consecutive_failures = consecutive_failures + 1 where id = $4",
                 )
                 .bind(code)
                 .bind(message)
@@ -263,25 +224,34 @@ impl Store {
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
-                (
-                    TenantStatus::Failed,
-                    (EventKind::VerificationFailed, format!("{code}: {message}")),
-                )
             }
-        };
-        let (kind, detail) = event;
+        }
         insert_event(
             &mut *tx,
             &NewEvent {
                 tenant_id: Some(id),
-                kind,
-                detail,
+                kind: outcome.event,
+                detail: outcome.detail.clone(),
                 request_id: None,
             },
             now,
         )
         .await?;
+        if previous != outcome.status {
+            let detail = format!("Status: {} → {}.", previous.label(), outcome.status.label());
+            insert_event(
+                &mut *tx,
+                &NewEvent {
+                    tenant_id: Some(id),
+                    kind: EventKind::StatusChanged,
+                    detail,
+                    request_id: None,
+                },
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(status)
+        Ok(())
     }
 }

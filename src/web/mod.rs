@@ -15,13 +15,19 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::Keyed;
 use crate::entra::EntraClient;
 use crate::store::Store;
-use crate::verification::{RetryPolicy, Verifier};
+use crate::tokens::TokenEngine;
+use crate::verification::{CheckPolicy, Verifier};
 
 pub use error::WebError;
+
+/// Tenants whose tokens the engine keeps; beyond it the least recently used are dropped
+/// (about 2 KB each: 100,000 tenants fit in some 200 MB).
+const TOKEN_CACHE_CAPACITY: usize = 100_000;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -49,11 +55,23 @@ impl Application {
         let entra = Arc::new(
             EntraClient::new(&settings).context("building the HTTP client for Microsoft")?,
         );
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let engine = Arc::new(TokenEngine::new(
+            entra.clone(),
+            clock.clone(),
+            TOKEN_CACHE_CAPACITY,
+        ));
         let verifier = Arc::new(Verifier::new(
             store.clone(),
+            engine,
             entra.clone(),
+            clock,
             settings.required_permissions.clone(),
-            RetryPolicy::new(settings.verify_deadline),
+            CheckPolicy::new(
+                settings.verify_deadline,
+                settings.verify_interval,
+                settings.verify_concurrency,
+            ),
         ));
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {

@@ -59,7 +59,11 @@ async fn anonymous_requests_to_every_admin_route_go_to_the_login_page() {
     }
     assert_eq!(
         app.tenant_event_kinds(&contoso).await,
-        ["consent_recorded", "verification_succeeded"],
+        [
+            "consent_recorded",
+            "verification_succeeded",
+            "status_changed"
+        ],
         "the anonymous verify did nothing"
     );
 }
@@ -177,7 +181,11 @@ async fn operator_forms_need_the_sessions_csrf_token() {
     }
     assert_eq!(
         app.tenant_event_kinds(&contoso).await,
-        ["consent_recorded", "verification_succeeded"],
+        [
+            "consent_recorded",
+            "verification_succeeded",
+            "status_changed"
+        ],
         "no refused verify was recorded"
     );
     assert_eq!(
@@ -327,7 +335,7 @@ async fn every_login_gets_a_new_session_and_logout_ends_it() {
 }
 
 #[tokio::test]
-async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_failed() {
+async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_revoked() {
     let app = spawn_app().await;
     let contoso = app.emulator.contoso();
     let row = app.onboard(&app.browser(), &contoso).await;
@@ -351,12 +359,10 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_failed() {
             &[("csrf", &csrf)],
         )
         .await;
-    // The requested check has run once the tenant is no longer due.
+    // The requested check has run once the tenant's status moved.
     let after = app
         .poll("the requested verification", 15, || async {
-            app.tenant(&contoso)
-                .await
-                .filter(|t| t.next_verify_at.is_none())
+            app.tenant(&contoso).await.filter(|t| t.status != "active")
         })
         .await;
 
@@ -365,15 +371,18 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_failed() {
         clicked.headers()["location"],
         format!("/admin/tenants/{contoso}").as_str()
     );
-    assert_eq!(after.status, "failed", "{after:?}");
+    // Once confirmed, a consent that disappears was revoked (not a failed onboarding).
+    assert_eq!(after.status, "revoked", "{after:?}");
     assert_eq!(after.last_error_code.as_deref(), Some("AADSTS700016"));
     assert_eq!(
         app.tenant_event_kinds(&contoso).await,
         [
             "consent_recorded",
             "verification_succeeded",
+            "status_changed",
             "verify_requested",
-            "verification_failed"
+            "check_failed",
+            "status_changed"
         ]
     );
     let page = operator
@@ -383,7 +392,7 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_failed() {
         .await
         .expect("html");
     assert!(
-        page.contains(r#"<span class="badge failed" id="status">Failed</span>"#),
+        page.contains(r#"<span class="badge revoked" id="status">Consent revoked</span>"#),
         "{page}"
     );
     assert!(page.contains("failed: AADSTS700016"), "{page}");

@@ -153,7 +153,11 @@ async fn happy_path_ends_active_with_name_and_roles_in_the_database() {
     assert!(row.last_error_code.is_none(), "{row:?}");
     assert_eq!(
         app.tenant_event_kinds(&contoso).await,
-        ["consent_recorded", "verification_succeeded"]
+        [
+            "consent_recorded",
+            "verification_succeeded",
+            "status_changed"
+        ]
     );
     assert_eq!(
         app.count_rows("consent_request where consumed_at is not null")
@@ -341,8 +345,8 @@ async fn forged_callback_for_a_tenant_that_never_consented_ends_failed_never_act
         "pending first, retried while within the deadline: {kinds:?}"
     );
     assert_eq!(
-        kinds.last().map(String::as_str),
-        Some("verification_failed")
+        kinds[kinds.len() - 2..],
+        ["verification_failed", "status_changed"]
     );
     assert!(
         !kinds.iter().any(|k| k == "verification_succeeded"),
@@ -494,7 +498,7 @@ async fn missing_permissions_are_shown_with_a_way_to_consent_again() {
     assert_eq!(row.granted_roles(), ["User.Read.All"]);
     assert_eq!(
         app.tenant_event_kinds(&contoso).await,
-        ["consent_recorded", "missing_permissions"]
+        ["consent_recorded", "missing_permissions", "status_changed"]
     );
     assert!(
         status_html.contains("permissions are missing"),
