@@ -51,7 +51,10 @@ impl TenantStatus {
 
     /// Only the customer's administrator can fix it, by consenting (again).
     pub fn needs_consent(self) -> bool {
-        matches!(self, TenantStatus::Failed | TenantStatus::Revoked | TenantStatus::MissingPermissions)
+        matches!(
+            self,
+            TenantStatus::Failed | TenantStatus::Revoked | TenantStatus::MissingPermissions
+        )
     }
 
     /// Words for people.

@@ -12,6 +12,7 @@ mod emulator_control;
 mod emulator_graph;
 mod emulator_https;
 mod emulator_token;
+mod health;
 mod onboarding;
 mod signup;
 mod token_engine;
