@@ -76,6 +76,19 @@ struct DatabaseArg {
 
 #[derive(Debug, Subcommand)]
 enum TenantsCommand {
+    /// Check tenants now (token plus Graph probe), as the background checks do; needs the
+    /// same configuration as `serve`.
+    Verify {
+        /// Every tenant.
+        #[arg(long, conflicts_with = "tenant")]
+        all: bool,
+        /// One tenant id.
+        #[arg(required_unless_present = "all")]
+        tenant: Option<String>,
+        /// A TOML file with the configuration keys (variables override it).
+        #[arg(long, env = "CONSENTRY_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print the tenants, newest consent first.
     List {
         /// One JSON array instead of a table.
@@ -229,6 +242,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenants(TenantsCommand::List { json, db }) => {
             list_tenants(&db.database, json).await
         }
+        Command::Tenants(TenantsCommand::Verify {
+            all,
+            tenant,
+            config,
+        }) => {
+            let settings = RawSettings::gather(config.as_deref())?.parse()?;
+            verify_tenants(settings, if all { None } else { tenant }).await
+        }
         Command::Operators(OperatorsCommand::Add { name, db }) => {
             add_operator(&db.database, &name).await
         }
@@ -278,6 +299,81 @@ async fn list_tenants(database: &str, json: bool) -> anyhow::Result<()> {
                 t.granted_roles().join(",")
             );
         }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn verify_tenants(
+    settings: crate::config::Settings,
+    only: Option<String>,
+) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    use std::io::{IsTerminal, Write};
+
+    use futures_util::StreamExt;
+
+    let store = Store::connect(&settings.database_url).await?;
+    let tenants = match only {
+        Some(raw) => {
+            let id = crate::domain::TenantId::parse(&raw)
+                .with_context(|| format!("'{raw}' is not a tenant id (a GUID)"))?;
+            vec![
+                store
+                    .tenant(id)
+                    .await?
+                    .with_context(|| format!("no tenant {id} in {}", settings.database_url))?,
+            ]
+        }
+        None => {
+            store
+                .list_tenants(&TenantFilter {
+                    limit: i64::MAX,
+                    ..TenantFilter::default()
+                })
+                .await?
+        }
+    };
+    let verifier = crate::web::verifier_for(&settings, store.clone())?;
+    let total = tenants.len();
+    let tty = std::io::stderr().is_terminal();
+    let mut done = 0usize;
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stream = futures_util::stream::iter(tenants)
+        .map(|t| {
+            let verifier = &verifier;
+            async move { verifier.verify(&t).await }
+        })
+        .buffer_unordered(settings.verify_concurrency);
+    while let Some(result) = stream.next().await {
+        done += 1;
+        *by_status.entry(result?.as_str().to_owned()).or_default() += 1;
+        let summary: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        let width = 30;
+        let filled = if total == 0 {
+            width
+        } else {
+            done * width / total
+        };
+        let line = format!(
+            "[{}{}] {done}/{total}  {}",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            summary.join("  ")
+        );
+        // A redrawn line on a terminal; in logs, a line per tenth.
+        if tty {
+            eprint!("\r{line}");
+        } else if total < 10 || done % (total / 10).max(1) == 0 || done == total {
+            eprintln!("{line}");
+        }
+        let _ = std::io::stderr().flush();
+    }
+    if tty {
+        eprintln!();
+    }
+    for (status, n) in &by_status {
+        println!("{status}: {n}");
     }
     store.close().await;
     Ok(())

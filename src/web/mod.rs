@@ -41,6 +41,34 @@ pub struct AppState {
     pub login_limit: rate_limit::RateLimiter,
 }
 
+/// The verifier `serve` runs in the background and `tenants verify` runs once.
+pub fn verifier_for(settings: &Settings, store: Store) -> anyhow::Result<Verifier> {
+    let entra =
+        Arc::new(EntraClient::new(settings).context("building the HTTP client for Microsoft")?);
+    Ok(verifier_with(settings, store, entra))
+}
+
+fn verifier_with(settings: &Settings, store: Store, entra: Arc<EntraClient>) -> Verifier {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Arc::new(TokenEngine::new(
+        entra.clone(),
+        clock.clone(),
+        TOKEN_CACHE_CAPACITY,
+    ));
+    Verifier::new(
+        store,
+        engine,
+        entra,
+        clock,
+        settings.required_permissions.clone(),
+        CheckPolicy::new(
+            settings.verify_deadline,
+            settings.verify_interval,
+            settings.verify_concurrency,
+        ),
+    )
+}
+
 /// A bound, not yet running service.
 pub struct Application {
     server: Server,

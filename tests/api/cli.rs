@@ -108,3 +108,78 @@ async fn operators_add_stores_an_argon2_hash_and_refuses_short_passwords() {
         &alice.password_hash
     ));
 }
+
+fn configured(app: &crate::app_helpers::TestApp) -> Command {
+    let mut cmd = consentry();
+    cmd.env(
+        "CONSENTRY_CLIENT_ID",
+        consentry::emulator::DEFAULT_CLIENT_ID.to_string(),
+    )
+    .env(
+        "CONSENTRY_CLIENT_SECRET",
+        consentry::emulator::DEFAULT_CLIENT_SECRET,
+    )
+    .env("CONSENTRY_AUTHORITY_HOST", &app.emulator.base)
+    .env("CONSENTRY_GRAPH_HOST", &app.emulator.base)
+    .env("CONSENTRY_DATABASE_URL", &app.database_url)
+    .env(
+        "CONSENTRY_SESSION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    cmd
+}
+
+#[tokio::test]
+async fn tenants_verify_all_notices_a_revoked_consent_and_prints_progress() {
+    let app = crate::app_helpers::spawn_app().await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    app.onboard(&app.browser(), crate::helpers::FABRIKAM).await;
+    app.emulator
+        .control(
+            reqwest::Method::DELETE,
+            &format!("/tenants/{contoso}/consent"),
+            None,
+        )
+        .await;
+
+    let output = tokio::task::spawn_blocking({
+        let mut cmd = configured(&app);
+        move || {
+            cmd.args(["tenants", "verify", "--all"])
+                .output()
+                .expect("runs")
+        }
+    })
+    .await
+    .expect("join");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("active: 1") && stdout.contains("revoked: 1"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("2/2"), "a progress line: {stderr}");
+    assert_eq!(app.tenant(&contoso).await.expect("row").status, "revoked");
+}
+
+#[tokio::test]
+async fn tenants_verify_one_unknown_tenant_says_so() {
+    let app = crate::app_helpers::spawn_app().await;
+
+    let output = tokio::task::spawn_blocking({
+        let mut cmd = configured(&app);
+        move || {
+            cmd.args(["tenants", "verify", "c6e1b9d4-8a2f-4b73-9e05-72d4a1f8c3b6"])
+                .output()
+                .expect("runs")
+        }
+    })
+    .await
+    .expect("join");
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no tenant c6e1b9d4"));
+}
