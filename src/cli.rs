@@ -350,11 +350,7 @@ async fn verify_tenants(
         *by_status.entry(result?.as_str().to_owned()).or_default() += 1;
         let summary: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
         let width = 30;
-        let filled = if total == 0 {
-            width
-        } else {
-            done * width / total
-        };
+        let filled = (done * width).checked_div(total).unwrap_or(width);
         let line = format!(
             "[{}{}] {done}/{total}  {}",
             "#".repeat(filled),
@@ -364,7 +360,7 @@ async fn verify_tenants(
         // A redrawn line on a terminal; in logs, a line per tenth.
         if tty {
             eprint!("\r{line}");
-        } else if total < 10 || done % (total / 10).max(1) == 0 || done == total {
+        } else if total < 10 || done.is_multiple_of((total / 10).max(1)) || done == total {
             eprintln!("{line}");
         }
         let _ = std::io::stderr().flush();
