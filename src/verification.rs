@@ -385,6 +385,38 @@ impl Verifier {
         jitter(self.policy.interval.saturating_mul(4))
     }
 
+    /// Permission drift: tenants marked active whose granted roles lack a permission now
+    /// required (the configuration changed) are checked at once, so their status says they
+    /// need re-consent. Returns how many.
+    pub async fn recheck_drifted(&self) -> Result<usize, StoreError> {
+        let all = self
+            .store
+            .list_tenants(&crate::store::TenantFilter {
+                limit: i64::MAX,
+                ..Default::default()
+            })
+            .await?;
+        let drifted: Vec<TenantId> = all
+            .iter()
+            .filter(|t| t.status() == Some(TenantStatus::Active))
+            .filter(|t| {
+                let granted = t.granted_roles();
+                self.required
+                    .iter()
+                    .any(|r| !granted.iter().any(|g| g.eq_ignore_ascii_case(r)))
+            })
+            .filter_map(|t| t.tenant_id())
+            .collect();
+        if !drifted.is_empty() {
+            tracing::info!(
+                tenants = drifted.len(),
+                "required permissions changed; re-checking tenants that lack them"
+            );
+            self.store.schedule_now(&drifted, self.clock.now()).await?;
+        }
+        Ok(drifted.len())
+    }
+
     /// Checks every due tenant, `concurrency` at a time.
     pub async fn run_due(&self) -> Result<usize, StoreError> {
         let due = self.store.tenants_due(self.clock.now(), 1024).await?;
@@ -403,6 +435,9 @@ impl Verifier {
     /// The background loop: due tenants as soon as woken (or every second), and expired
     /// sign-ups purged every minute. Database trouble is logged and retried, never fatal.
     pub async fn run_forever(self: Arc<Self>) {
+        if let Err(e) = self.recheck_drifted().await {
+            tracing::warn!(error = %e, "looking for permission drift failed");
+        }
         let mut last_purge = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
             match self.run_due().await {

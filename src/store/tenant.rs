@@ -169,6 +169,24 @@ impl Store {
         Ok(true)
     }
 
+    /// Makes these tenants due now (e.g. after the required permissions changed).
+    pub async fn schedule_now(
+        &self,
+        ids: &[TenantId],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query("update tenant set next_verify_at = $1 where id = $2")
+                .bind(ts(now))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Stores a check's outcome, its event and, when the status moved from `previous` (as
     /// the checker read it), a `status_changed` event, in one transaction.
     pub async fn save_check(

@@ -397,7 +397,7 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_revoked() {
     );
     assert!(page.contains("failed: AADSTS700016"), "{page}");
     assert!(
-        page.contains(&format!("/?tenant={contoso}")),
+        page.contains(&format!("/reconsent/{contoso}")),
         "a re-consent link: {page}"
     );
     assert!(

@@ -115,3 +115,73 @@ async fn active_tenants_are_checked_again_on_the_interval() {
         Some(true)
     );
 }
+
+#[tokio::test]
+async fn a_newly_required_permission_makes_active_tenants_need_re_consent() {
+    let app = spawn().await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    let mut raw = consentry::config::RawSettings::default();
+    raw.set(
+        "CONSENTRY_CLIENT_ID",
+        consentry::emulator::DEFAULT_CLIENT_ID.to_string(),
+    );
+    raw.set(
+        "CONSENTRY_CLIENT_SECRET",
+        consentry::emulator::DEFAULT_CLIENT_SECRET,
+    );
+    raw.set("CONSENTRY_AUTHORITY_HOST", app.emulator.base.as_str());
+    raw.set("CONSENTRY_GRAPH_HOST", app.emulator.base.as_str());
+    raw.set("CONSENTRY_DATABASE_URL", app.database_url.as_str());
+    raw.set(
+        "CONSENTRY_SESSION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    raw.set(
+        "CONSENTRY_REQUIRED_PERMISSIONS",
+        "User.Read.All,Organization.Read.All,Mail.Read",
+    );
+    let settings = raw.parse().expect("settings");
+    let verifier = consentry::web::verifier_for(&settings, app.store.clone()).expect("verifier");
+
+    let drifted = verifier.recheck_drifted().await.expect("drift");
+    verifier.run_due().await.expect("checks");
+
+    assert_eq!(drifted, 1);
+    let row = app.tenant(&contoso).await.expect("tenant");
+    assert_eq!(row.status, "missing_permissions");
+    let last = app
+        .events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == "missing_permissions")
+        .expect("event");
+    assert!(last.detail.contains("Mail.Read"), "{}", last.detail);
+}
+
+#[tokio::test]
+async fn the_re_consent_link_goes_to_that_tenants_consent_page_bound_to_the_browser() {
+    let app = spawn().await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    let admin = app.browser();
+
+    let started = admin.get(&format!("/reconsent/{contoso}")).await;
+    let to_microsoft = started.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let callback = app.emulator_decision(&to_microsoft, "accept", None).await;
+    let back = admin.get(&callback).await;
+    let unknown = admin.get("/reconsent/not-a-tenant").await;
+
+    assert_eq!(started.status(), 303);
+    assert!(
+        to_microsoft.starts_with(&format!("{}/{contoso}/adminconsent?", app.emulator.base)),
+        "{to_microsoft}"
+    );
+    assert!(crate::app_helpers::set_cookie(&started, "consentry_binding").is_some());
+    assert_eq!(back.status(), 303, "the callback accepts the re-consent");
+    assert_eq!(unknown.status(), 404);
+}

@@ -14,6 +14,7 @@ use super::middleware::RequestId;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").get(signup::landing))
         .service(web::resource("/signup").post(signup::submit))
+        .service(web::resource("/reconsent/{tenant}").get(signup::reconsent))
         .service(web::resource("/consent/callback").get(callback::callback))
         .service(web::resource("/consent/status").get(status::status))
         .service(web::resource("/static/consentry.css").get(stylesheet))

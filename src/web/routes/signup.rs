@@ -155,7 +155,37 @@ pub async fn submit(
         return Err(WebError::TooManyRequests);
     }
     let context = parse_form(form)?;
+    start_consent(&req, &state, context).await
+}
 
+/// `GET /reconsent/{tenant}`: the link operators send a customer's administrator when
+/// consent is missing or incomplete. It starts a sign-up bound to the admin's own browser
+/// and goes straight to that tenant's adminconsent page (a bare adminconsent URL could not
+/// carry a state bound to their browser). No form, so no CSRF token: it only starts a flow.
+pub async fn reconsent(
+    req: HttpRequest,
+    tenant: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let tenant = crate::domain::TenantId::parse(&tenant).ok_or(WebError::NotFound)?;
+    if !state.signup_limit.try_acquire(&client_addr(&req)) {
+        return Err(WebError::TooManyRequests);
+    }
+    let context = SignupContext {
+        organisation_name: None,
+        contact_email: None,
+        tenant_hint: Some(tenant.to_string()),
+    };
+    start_consent(&req, &state, context).await
+}
+
+/// Stores a new state bound to this browser and sends the browser to Microsoft.
+async fn start_consent(
+    req: &HttpRequest,
+    state: &AppState,
+    context: SignupContext,
+) -> Result<HttpResponse, WebError> {
+    let client = client_addr(req);
     // One binding per browser: several sign-ups from it all stay valid.
     let binding = req
         .cookie(cookies::BINDING)

@@ -177,9 +177,9 @@ pub async fn show(
         csrf: operator.csrf.clone(),
         tenant: view(&tenant, &state.settings.required_permissions),
         events: events.iter().map(event_view).collect(),
-        // Through our sign-up, so the new state is bound to the admin's own browser.
+        // Through consentry, so the new state is bound to the admin's own browser.
         reconsent_link: format!(
-            "{}/?tenant={id}",
+            "{}/reconsent/{id}",
             state.settings.public_url.as_str().trim_end_matches('/')
         ),
         alert: state.verifier.health.credential_alert().map(|a| a.message),
