@@ -22,6 +22,8 @@ pub mod domain;
 pub mod emulator;
 /// Microsoft's side: the admin-consent link, tokens, Graph, and what AADSTS codes mean.
 pub mod entra;
+/// Microsoft Graph for a tenant: paging, Retry-After, one token refresh on 401.
+pub mod graph;
 /// All SQL: pending consent requests, tenants, their events, operators.
 pub mod store;
 /// Logging set-up shared by every subcommand.

@@ -146,7 +146,7 @@ pub enum GraphError {
 }
 
 /// A transport error in words, without the URL (which is ours, but long).
-fn transport(e: &reqwest::Error) -> String {
+pub(crate) fn transport(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
@@ -157,6 +157,21 @@ fn transport(e: &reqwest::Error) -> String {
 }
 
 impl EntraClient {
+    /// The shared outbound client (timeouts, no redirects, User-Agent).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `https://graph.microsoft.com` (or the configured Graph host), without a slash.
+    pub fn graph_host(&self) -> &str {
+        &self.graph
+    }
+
+    /// The bearer value of a token, for the Graph client only.
+    pub(crate) fn bearer(token: &AppToken) -> &str {
+        token.access_token.expose_secret()
+    }
+
     pub fn new(settings: &Settings) -> anyhow::Result<EntraClient> {
         // reqwest is built without a default TLS provider (to keep aws-lc's C build out);
         // ring is the process's, installed here so every embedder gets it. Idempotent.

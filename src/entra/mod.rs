@@ -6,4 +6,5 @@ mod fault;
 mod wire;
 
 pub use client::{AppToken, EntraClient, GraphError, Organization, TokenError};
+pub(crate) use client::{retry_after, transport};
 pub use fault::Fault;

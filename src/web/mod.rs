@@ -35,6 +35,7 @@ pub struct AppState {
     pub store: Store,
     pub entra: Arc<EntraClient>,
     pub verifier: Arc<Verifier>,
+    pub graph: crate::graph::GraphClient,
     /// HMACs of states, bindings and session ids under the session key.
     pub keyed: Keyed,
     pub signup_limit: rate_limit::RateLimiter,
@@ -45,27 +46,37 @@ pub struct AppState {
 pub fn verifier_for(settings: &Settings, store: Store) -> anyhow::Result<Verifier> {
     let entra =
         Arc::new(EntraClient::new(settings).context("building the HTTP client for Microsoft")?);
-    Ok(verifier_with(settings, store, entra))
+    let engine = token_engine(entra.clone());
+    Ok(verifier_with(settings, store, entra, engine))
 }
 
-fn verifier_with(settings: &Settings, store: Store, entra: Arc<EntraClient>) -> Verifier {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Arc::new(TokenEngine::new(
-        entra.clone(),
-        clock.clone(),
+fn token_engine(entra: Arc<EntraClient>) -> Arc<TokenEngine> {
+    Arc::new(TokenEngine::new(
+        entra,
+        Arc::new(SystemClock),
         TOKEN_CACHE_CAPACITY,
-    ));
+    ))
+}
+
+fn verifier_with(
+    settings: &Settings,
+    store: Store,
+    entra: Arc<EntraClient>,
+    engine: Arc<TokenEngine>,
+) -> Verifier {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let policy = CheckPolicy::new(
+        settings.verify_deadline,
+        settings.verify_interval,
+        settings.verify_concurrency,
+    );
     Verifier::new(
         store,
         engine,
         entra,
         clock,
         settings.required_permissions.clone(),
-        CheckPolicy::new(
-            settings.verify_deadline,
-            settings.verify_interval,
-            settings.verify_concurrency,
-        ),
+        policy,
     )
 }
 
@@ -83,24 +94,15 @@ impl Application {
         let entra = Arc::new(
             EntraClient::new(&settings).context("building the HTTP client for Microsoft")?,
         );
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let engine = Arc::new(TokenEngine::new(
-            entra.clone(),
-            clock.clone(),
-            TOKEN_CACHE_CAPACITY,
-        ));
-        let verifier = Arc::new(Verifier::new(
+        // One engine: the background checks and the dashboard's Graph calls share tokens.
+        let engine = token_engine(entra.clone());
+        let verifier = Arc::new(verifier_with(
+            &settings,
             store.clone(),
-            engine,
             entra.clone(),
-            clock,
-            settings.required_permissions.clone(),
-            CheckPolicy::new(
-                settings.verify_deadline,
-                settings.verify_interval,
-                settings.verify_concurrency,
-            ),
+            engine.clone(),
         ));
+        let graph = crate::graph::GraphClient::new(entra.clone(), engine);
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             keyed: Keyed::new(settings.session_key.bytes()),
@@ -108,6 +110,7 @@ impl Application {
             store,
             entra,
             verifier: verifier.clone(),
+            graph,
             // A person signs up a handful of times; 10 a minute per address with a burst
             // of 5 stops floods without getting in anyone's way.
             signup_limit: rate_limit::RateLimiter::new(5, 10.0 / 60.0),

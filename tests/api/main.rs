@@ -12,6 +12,7 @@ mod emulator_control;
 mod emulator_graph;
 mod emulator_https;
 mod emulator_token;
+mod graph_client;
 mod health;
 mod onboarding;
 mod signup;

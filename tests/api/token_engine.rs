@@ -12,7 +12,7 @@ use consentry::tokens::TokenEngine;
 
 use crate::helpers::{TestEmulator, spawn_emulator};
 
-fn engine(emulator: &TestEmulator, clock: Arc<ManualClock>) -> Arc<TokenEngine> {
+pub(crate) fn engine(emulator: &TestEmulator, clock: Arc<ManualClock>) -> Arc<TokenEngine> {
     let mut raw = RawSettings::default();
     raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
     raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
@@ -27,7 +27,7 @@ fn engine(emulator: &TestEmulator, clock: Arc<ManualClock>) -> Arc<TokenEngine> 
     Arc::new(TokenEngine::new(entra, clock, 1000).with_retry_pause(Duration::from_millis(50)))
 }
 
-fn clock() -> Arc<ManualClock> {
+pub(crate) fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()))
 }
 

@@ -156,6 +156,8 @@ pub async fn list(
 #[derive(Template)]
 #[template(path = "admin/tenant.html")]
 struct TenantPage {
+    /// From Graph, live; or why not.
+    users: Result<u64, String>,
     operator: String,
     csrf: String,
     tenant: TenantView,
@@ -172,7 +174,23 @@ pub async fn show(
     let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
     let tenant = state.store.tenant(id).await?.ok_or(WebError::NotFound)?;
     let events = state.store.events_for(id, 200).await?;
+    let users = match tenant.status() {
+        Some(TenantStatus::Active | TenantStatus::MissingPermissions | TenantStatus::Failing) => {
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                state.graph.user_count(id),
+            )
+            .await
+            {
+                Ok(Ok(n)) => Ok(n),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("Graph did not answer within 5 s".to_owned()),
+            }
+        }
+        _ => Err("not asked: the tenant is not connected".to_owned()),
+    };
     let template = TenantPage {
+        users,
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
         tenant: view(&tenant, &state.settings.required_permissions),

@@ -1,0 +1,118 @@
+//! The Graph client against the emulator: paging to the end, one refresh on 401.
+
+use std::sync::Arc;
+
+use consentry::config::RawSettings;
+use consentry::domain::TenantId;
+use consentry::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use consentry::entra::EntraClient;
+use consentry::graph::GraphClient;
+use serde_json::json;
+
+use crate::helpers::{TestEmulator, WOODGROVE, spawn_emulator};
+use crate::token_engine::{clock, engine};
+
+fn graph(emulator: &TestEmulator) -> GraphClient {
+    let mut raw = RawSettings::default();
+    raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
+    raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
+    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
+    raw.set(
+        "CONSENTRY_SESSION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    let entra = Arc::new(EntraClient::new(&raw.parse().expect("settings")).expect("client"));
+    GraphClient::new(entra, engine(emulator, clock()))
+}
+
+#[tokio::test]
+async fn list_follows_next_links_across_three_pages_to_the_end() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(WOODGROVE).await;
+    let graph = graph(&emulator);
+    let tenant = TenantId::parse(WOODGROVE).expect("guid");
+
+    let users = graph
+        .list(tenant, "/v1.0/users?$top=50&$select=id,displayName")
+        .await
+        .expect("users");
+
+    assert_eq!(users.len(), 130);
+    let ids: std::collections::HashSet<&str> =
+        users.iter().filter_map(|u| u["id"].as_str()).collect();
+    assert_eq!(ids.len(), 130, "no user twice");
+    let requests = emulator.requests().await;
+    assert_eq!(
+        requests["tenants"][WOODGROVE]["graph_users"], 3,
+        "{requests}"
+    );
+    assert_eq!(
+        requests["tenants"][WOODGROVE]["token_v2"], 1,
+        "one token for all pages"
+    );
+}
+
+#[tokio::test]
+async fn a_401_gets_one_fresh_token_and_one_retry() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let graph = graph(&emulator);
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    graph
+        .get(tenant, "/v1.0/organization")
+        .await
+        .expect("warm the cache");
+    // Graph now sees the cached token as expired (beyond its five minutes of skew).
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/clock",
+            Some(json!({"advance_seconds": 7200})),
+        )
+        .await;
+
+    let org = graph
+        .get(tenant, "/v1.0/organization")
+        .await
+        .expect("after one refresh");
+
+    assert_eq!(org["value"][0]["id"], contoso);
+    let requests = emulator.requests().await;
+    assert_eq!(requests["tenants"][&contoso]["token_v2"], 2, "{requests}");
+    assert_eq!(
+        requests["tenants"][&contoso]["graph_organization"], 3,
+        "{requests}"
+    );
+}
+
+#[tokio::test]
+async fn user_count_reads_the_count() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(WOODGROVE).await;
+
+    let n = graph(&emulator)
+        .user_count(TenantId::parse(WOODGROVE).expect("guid"))
+        .await
+        .expect("count");
+
+    assert_eq!(n, 130);
+}
+
+#[tokio::test]
+async fn the_tenant_page_shows_the_user_count_from_graph() {
+    let app = crate::app_helpers::spawn_app().await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    let operator = app.operator().await;
+
+    let page = operator
+        .get(&format!("/admin/tenants/{contoso}"))
+        .await
+        .text()
+        .await
+        .expect("html");
+
+    assert!(page.contains(r#"<dd id="users">36</dd>"#), "{page}");
+}
