@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use crate::entra::{CertificateCredential, Credential};
 use url::Url;
 use uuid::Uuid;
 
@@ -59,7 +63,8 @@ impl std::fmt::Debug for SessionKey {
 #[derive(Debug)]
 pub struct Settings {
     pub client_id: Uuid,
-    pub client_secret: SecretString,
+    /// How consentry proves it is the app: a secret, a certificate or a federated assertion.
+    pub credential: Arc<Credential>,
     /// `https://login.microsoftonline.com`, or the emulator.
     pub authority_host: Url,
     /// `https://graph.microsoft.com`, or the emulator.
@@ -99,6 +104,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("client_id", "CONSENTRY_CLIENT_ID"),
     ("client_secret", "CONSENTRY_CLIENT_SECRET"),
     ("client_secret_file", "CONSENTRY_CLIENT_SECRET_FILE"),
+    ("client_certificate", "CONSENTRY_CLIENT_CERTIFICATE"),
+    ("client_certificate_key", "CONSENTRY_CLIENT_CERTIFICATE_KEY"),
+    ("client_assertion_file", "CONSENTRY_CLIENT_ASSERTION_FILE"),
     ("authority_host", "CONSENTRY_AUTHORITY_HOST"),
     ("graph_host", "CONSENTRY_GRAPH_HOST"),
     ("public_url", "CONSENTRY_PUBLIC_URL"),
@@ -201,31 +209,7 @@ impl RawSettings {
             )
         })?;
 
-        let client_secret = match (
-            self.get("CONSENTRY_CLIENT_SECRET"),
-            self.get("CONSENTRY_CLIENT_SECRET_FILE"),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "CONSENTRY_CLIENT_SECRET",
-                    "set it or CONSENTRY_CLIENT_SECRET_FILE, not both",
-                ));
-            }
-            (Some(secret), None) => secret.to_owned(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    invalid(
-                        "CONSENTRY_CLIENT_SECRET_FILE",
-                        &format!("cannot read {path}: {e}"),
-                    )
-                })?
-                .trim()
-                .to_owned(),
-            (None, None) => return Err(ConfigError::Missing("CONSENTRY_CLIENT_SECRET")),
-        };
-        if client_secret.is_empty() {
-            return Err(invalid("CONSENTRY_CLIENT_SECRET", "is empty"));
-        }
+        let credential = Arc::new(self.credential()?);
 
         let host = |var: &'static str, default: &str| -> Result<Url, ConfigError> {
             let raw = self.get(var).unwrap_or(default);
@@ -338,7 +322,7 @@ impl RawSettings {
 
         Ok(Settings {
             client_id,
-            client_secret: SecretString::from(client_secret),
+            credential,
             authority_host,
             graph_host,
             public_url,
@@ -355,6 +339,64 @@ impl RawSettings {
             verify_interval,
             verify_concurrency,
         })
+    }
+}
+
+impl RawSettings {
+    /// Exactly one credential: a secret (or a file holding it), a certificate with its
+    /// key, or a federated assertion file.
+    fn credential(&self) -> Result<Credential, ConfigError> {
+        let invalid = |key: &'static str, reason: String| ConfigError::Invalid { key, reason };
+        let secret = self.get("CONSENTRY_CLIENT_SECRET");
+        let secret_file = self.get("CONSENTRY_CLIENT_SECRET_FILE");
+        let certificate = self.get("CONSENTRY_CLIENT_CERTIFICATE");
+        let key = self.get("CONSENTRY_CLIENT_CERTIFICATE_KEY");
+        let assertion = self.get("CONSENTRY_CLIENT_ASSERTION_FILE");
+        let kinds = [
+            secret.or(secret_file).is_some(),
+            certificate.or(key).is_some(),
+            assertion.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() > 1 {
+            return Err(invalid(
+                "CONSENTRY_CLIENT_SECRET",
+                "give one credential: a secret (or CONSENTRY_CLIENT_SECRET_FILE), a certificate (CONSENTRY_CLIENT_CERTIFICATE with CONSENTRY_CLIENT_CERTIFICATE_KEY), or CONSENTRY_CLIENT_ASSERTION_FILE".into(),
+            ));
+        }
+        if let Some(path) = assertion {
+            return Ok(Credential::Federated(PathBuf::from(path)));
+        }
+        if certificate.is_some() || key.is_some() {
+            let certificate =
+                certificate.ok_or(ConfigError::Missing("CONSENTRY_CLIENT_CERTIFICATE"))?;
+            let key = key.ok_or(ConfigError::Missing("CONSENTRY_CLIENT_CERTIFICATE_KEY"))?;
+            let loaded = CertificateCredential::load(Path::new(certificate), Path::new(key))
+                .map_err(|e| invalid("CONSENTRY_CLIENT_CERTIFICATE", format!("{e:#}")))?;
+            return Ok(Credential::Certificate(loaded));
+        }
+        let secret = match (secret, secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "CONSENTRY_CLIENT_SECRET",
+                    "set it or CONSENTRY_CLIENT_SECRET_FILE, not both".into(),
+                ));
+            }
+            (Some(secret), None) => secret.to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    invalid(
+                        "CONSENTRY_CLIENT_SECRET_FILE",
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => return Err(ConfigError::Missing("CONSENTRY_CLIENT_SECRET")),
+        };
+        if secret.is_empty() {
+            return Err(invalid("CONSENTRY_CLIENT_SECRET", "is empty".into()));
+        }
+        Ok(Credential::Secret(SecretString::from(secret)))
     }
 }
 
@@ -465,7 +507,9 @@ mod tests {
         raw.set("CONSENTRY_CLIENT_SECRET", "");
         raw.set("CONSENTRY_CLIENT_SECRET_FILE", path.display().to_string());
         let s = raw.parse().unwrap();
-        assert_eq!(s.client_secret.expose_secret(), "from-file");
+        assert!(
+            matches!(&*s.credential, Credential::Secret(secret) if secret.expose_secret() == "from-file")
+        );
         let debug = format!("{s:?}");
         assert!(
             !debug.contains("from-file") && !debug.contains("MDEy"),

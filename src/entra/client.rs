@@ -23,7 +23,7 @@ pub struct EntraClient {
     authority: String,
     graph: String,
     client_id: Uuid,
-    client_secret: SecretString,
+    credential: std::sync::Arc<super::Credential>,
     version: TokenVersion,
 }
 
@@ -72,6 +72,9 @@ pub enum TokenError {
     Waiting { remaining: Duration },
     #[error("Microsoft's token response could not be read ({0})")]
     Malformed(String),
+    /// Our own credential could not be used (e.g. the federated assertion file is gone).
+    #[error("consentry's credential could not be used: {0}")]
+    Credential(String),
 }
 
 /// Microsoft's `Retry-After` is capped at an hour, as MSAL caps it (ENTRA.md §6).
@@ -99,6 +102,7 @@ impl TokenError {
     pub fn fault(&self) -> Fault {
         match self {
             TokenError::Refused { codes, error, .. } => Fault::classify(codes, error),
+            TokenError::Credential(_) => Fault::AppCredential,
             TokenError::Unreachable(_)
             | TokenError::Server(_)
             | TokenError::Throttled { .. }
@@ -119,6 +123,7 @@ impl TokenError {
             TokenError::Throttled { status, .. } => format!("http_{status}"),
             TokenError::Waiting { .. } => "retry_after".into(),
             TokenError::Malformed(_) => "malformed_response".into(),
+            TokenError::Credential(_) => "credential_unusable".into(),
         }
     }
 }
@@ -157,6 +162,11 @@ pub(crate) fn transport(e: &reqwest::Error) -> String {
 }
 
 impl EntraClient {
+    /// What operators are told about the app's credential.
+    pub fn credential_summary(&self) -> super::CredentialSummary {
+        self.credential.summary()
+    }
+
     /// The shared outbound client (timeouts, no redirects, User-Agent).
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
@@ -195,7 +205,7 @@ impl EntraClient {
                 .trim_end_matches('/')
                 .to_owned(),
             client_id: settings.client_id,
-            client_secret: settings.client_secret.clone(),
+            credential: settings.credential.clone(),
             version: settings.token_version,
         })
     }
@@ -228,15 +238,21 @@ impl EntraClient {
             ),
             TokenVersion::V1 => ("oauth2/token", ("resource", GRAPH_RESOURCE.to_owned())),
         };
+        let url = format!("{}/{tenant}/{path}", self.authority);
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", client_id.clone()),
+            (target.0, target.1),
+        ];
+        let credential = self
+            .credential
+            .form_fields(&client_id, &url, time::OffsetDateTime::now_utc())
+            .map_err(|e| TokenError::Credential(format!("{e:#}")))?;
+        form.extend(credential);
         let response = self
             .http
-            .post(format!("{}/{tenant}/{path}", self.authority))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id.as_str()),
-                ("client_secret", self.client_secret.expose_secret()),
-                (target.0, target.1.as_str()),
-            ])
+            .post(url)
+            .form(&form)
             .send()
             .await
             .map_err(|e| TokenError::Unreachable(transport(&e)))?;

@@ -2,9 +2,11 @@
 //! Wire formats (`wire.rs`) are kept apart from what the rest of consentry sees.
 
 mod client;
+mod credential;
 mod fault;
 mod wire;
 
 pub use client::{AppToken, EntraClient, GraphError, Organization, TokenError};
 pub(crate) use client::{retry_after, transport};
+pub use credential::{CertificateCredential, Credential, CredentialSummary, JWT_BEARER};
 pub use fault::Fault;

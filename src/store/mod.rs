@@ -93,7 +93,7 @@ impl Store {
 }
 
 /// `2026-11-21T05:02:03.123Z`: fixed width, so text order is time order.
-pub(crate) fn ts(t: OffsetDateTime) -> String {
+pub fn ts(t: OffsetDateTime) -> String {
     const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );

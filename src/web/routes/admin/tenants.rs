@@ -85,9 +85,46 @@ fn event_view(e: &EventRow) -> EventView {
     }
 }
 
+/// Warn this long before the app's certificate expires.
+const CREDENTIAL_WARNING_DAYS: i64 = 30;
+
+/// The app's credential in words, and whether it needs attention soon.
+fn credential_line(state: &AppState) -> (String, bool) {
+    let summary = state.entra.credential_summary();
+    match summary.expires_at {
+        None => (
+            format!(
+                "{} (Microsoft does not tell its holder when it expires: keep a note)",
+                summary.kind
+            ),
+            false,
+        ),
+        Some(at) => {
+            let days = (at - OffsetDateTime::now_utc()).whole_days();
+            let when = short(&crate::store::ts(at));
+            if days < 0 {
+                (
+                    format!(
+                        "{} expired on {when}: renew it in the app registration now",
+                        summary.kind
+                    ),
+                    true,
+                )
+            } else {
+                (
+                    format!("{} expires {when} (in {days} days)", summary.kind),
+                    days <= CREDENTIAL_WARNING_DAYS,
+                )
+            }
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/tenants.html")]
 struct ListPage {
+    credential: String,
+    credential_warning: bool,
     operator: String,
     csrf: String,
     tenants: Vec<TenantView>,
@@ -132,7 +169,10 @@ pub async fn list(
         .await?;
     let events = state.store.recent_events(20).await?;
     let required = &state.settings.required_permissions;
+    let (credential, credential_warning) = credential_line(&state);
     let template = ListPage {
+        credential,
+        credential_warning,
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
         tenants: rows.iter().map(|t| view(t, required)).collect(),
