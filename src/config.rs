@@ -372,7 +372,7 @@ impl RawSettings {
             let key = key.ok_or(ConfigError::Missing("CONSENTRY_CLIENT_CERTIFICATE_KEY"))?;
             let loaded = CertificateCredential::load(Path::new(certificate), Path::new(key))
                 .map_err(|e| invalid("CONSENTRY_CLIENT_CERTIFICATE", format!("{e:#}")))?;
-            return Ok(Credential::Certificate(loaded));
+            return Ok(Credential::Certificate(Box::new(loaded)));
         }
         let secret = match (secret, secret_file) {
             (Some(_), Some(_)) => {

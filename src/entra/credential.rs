@@ -21,7 +21,7 @@ const ASSERTION_LIFETIME_SECS: i64 = 600;
 
 pub enum Credential {
     Secret(SecretString),
-    Certificate(CertificateCredential),
+    Certificate(Box<CertificateCredential>),
     /// A file holding an assertion from another identity provider (e.g. a Kubernetes
     /// service-account token), trusted by the app registration's federated credential.
     Federated(PathBuf),
