@@ -82,6 +82,8 @@ pub struct Settings {
     /// How long after a callback a missing consent is blamed on propagation (retried)
     /// before the tenant is marked `failed`.
     pub verify_deadline: Duration,
+    /// Extra CA certificates (PEM) to trust for Microsoft's hosts besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// How often every tenant is re-checked (token plus Graph probe), jittered ±10%.
     pub verify_interval: Duration,
     /// Checks running at once.
@@ -118,6 +120,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("session_key", "CONSENTRY_SESSION_KEY"),
     ("verify_deadline", "CONSENTRY_VERIFY_DEADLINE"),
     ("verify_interval", "CONSENTRY_VERIFY_INTERVAL"),
+    ("ca_file", "CONSENTRY_CA_FILE"),
     ("verify_concurrency", "CONSENTRY_VERIFY_CONCURRENCY"),
 ];
 
@@ -320,7 +323,18 @@ impl RawSettings {
             None => 16,
         };
 
+        let ca_file = self.get("CONSENTRY_CA_FILE").map(PathBuf::from);
+        if let Some(path) = &ca_file
+            && !path.is_file()
+        {
+            return Err(invalid(
+                "CONSENTRY_CA_FILE",
+                &format!("{} is not a readable file", path.display()),
+            ));
+        }
+
         Ok(Settings {
+            ca_file,
             client_id,
             credential,
             authority_host,

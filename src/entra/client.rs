@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
@@ -186,7 +187,19 @@ impl EntraClient {
         // reqwest is built without a default TLS provider (to keep aws-lc's C build out);
         // ring is the process's, installed here so every embedder gets it. Idempotent.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading CONSENTRY_CA_FILE {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!(
+                    "CONSENTRY_CA_FILE {} holds no PEM certificate",
+                    path.display()
+                )
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())

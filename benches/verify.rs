@@ -1,0 +1,295 @@
+//! Verifying every tenant through consentry's engine, against MSAL for Python.
+//!
+//! `cargo bench --bench verify -- --tenants N --latency-ms L --concurrency C`
+//! (defaults 10000, 50, 64). Starts `consentry emulator --https` as its own process,
+//! onboards N consented tenants, injects L ms of latency on the token and Graph endpoints,
+//! then verifies every tenant (a fresh client-credentials token, then Graph
+//! `GET /v1.0/organization` with it), C at a time, through consentry's token engine.
+//! The ideal is N x 2 x L / C. Then the same job with MSAL for Python (one
+//! `ConfidentialClientApplication` per tenant, a thread pool of C) against the same
+//! emulator, and the ratio of the two wall times.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use consentry::clock::SystemClock;
+use consentry::config::RawSettings;
+use consentry::domain::TenantId;
+use consentry::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use consentry::entra::EntraClient;
+use consentry::tokens::TokenEngine;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+struct Options {
+    tenants: usize,
+    latency_ms: usize,
+    concurrency: usize,
+    skip_msal: bool,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+    };
+    Options {
+        tenants: value("--tenants").unwrap_or(10_000),
+        latency_ms: value("--latency-ms").unwrap_or(50),
+        concurrency: value("--concurrency").unwrap_or(64),
+        skip_msal: args.iter().any(|a| a == "--skip-msal"),
+    }
+}
+
+/// The emulator process, killed on drop.
+struct EmulatorProcess {
+    child: Child,
+    base: String,
+    ca: std::path::PathBuf,
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_emulator(dir: &std::path::Path) -> EmulatorProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .args([
+            "emulator",
+            "--https",
+            "--port",
+            "0",
+            "--users",
+            "1",
+            "--tls-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("consentry emulator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.expect("banner");
+        if let Some(url) = line.trim().strip_prefix("authority host") {
+            base = Some(url.trim().to_owned());
+            break;
+        }
+    }
+    // Keep reading, so the emulator never writes into a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    EmulatorProcess {
+        child,
+        base: base.expect("the banner names the authority host"),
+        ca: dir.join("ca.pem"),
+    }
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc (Linux)");
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime + stime, in USER_HZ (100 on Linux).
+    (fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime")) / 100.0
+}
+
+/// This process's peak resident memory (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc (Linux)");
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
+    let r: Value = http
+        .get(format!("{base}/_emulator/requests"))
+        .send()
+        .await
+        .expect("counts")
+        .json()
+        .await
+        .expect("JSON");
+    (
+        r["endpoints"]["token_v2"].as_u64().unwrap_or(0),
+        r["endpoints"]["graph_organization"].as_u64().unwrap_or(0),
+    )
+}
+
+fn main() {
+    let o = options();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::temp_dir().join(format!("consentry-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let emulator = start_emulator(&dir);
+        let pid = emulator.child.id();
+        let base = emulator.base.clone();
+        let ca = std::fs::read(&emulator.ca).expect("ca.pem");
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("pem")])
+            .build()
+            .expect("client");
+        let created: Value = http
+            .post(format!("{base}/_emulator/tenants"))
+            .json(&json!({"count": o.tenants, "consented": true, "users": 1}))
+            .send()
+            .await
+            .expect("create tenants")
+            .json()
+            .await
+            .expect("JSON");
+        let tenants: Vec<String> = created
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|t| t["id"].as_str().expect("id").to_owned())
+            .collect();
+        let fault = http
+            .put(format!("{base}/_emulator/faults"))
+            .json(&json!({"latency_ms": o.latency_ms, "endpoints": ["token", "graph"]}))
+            .send()
+            .await
+            .expect("faults");
+        assert!(
+            fault.status().is_success(),
+            "the emulator refused the latency: {}",
+            fault.text().await.unwrap_or_default()
+        );
+        http.delete(format!("{base}/_emulator/requests"))
+            .send()
+            .await
+            .expect("reset");
+        let ideal = o.tenants as f64 * 2.0 * o.latency_ms as f64 / 1000.0 / o.concurrency as f64;
+        println!(
+            "verify: {} tenants, {} ms latency per call, {} at a time, emulator {base} (pid {pid})",
+            o.tenants, o.latency_ms, o.concurrency
+        );
+
+        // consentry's engine.
+        let mut raw = RawSettings::default();
+        raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
+        raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+        raw.set("CONSENTRY_AUTHORITY_HOST", base.as_str());
+        raw.set("CONSENTRY_GRAPH_HOST", base.as_str());
+        raw.set("CONSENTRY_CA_FILE", emulator.ca.display().to_string());
+        raw.set(
+            "CONSENTRY_SESSION_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        );
+        let settings = raw.parse().expect("settings");
+        let entra = Arc::new(EntraClient::new(&settings).expect("client"));
+        let engine = Arc::new(TokenEngine::new(
+            entra.clone(),
+            Arc::new(SystemClock),
+            o.tenants.max(1),
+        ));
+        let ids: Vec<TenantId> = tenants
+            .iter()
+            .map(|t| TenantId::parse(t).expect("guid"))
+            .collect();
+        let cpu_before = cpu_seconds(pid);
+        let started = Instant::now();
+        let failures = futures_util::stream::iter(ids)
+            .map(|id| {
+                let (engine, entra) = (engine.clone(), entra.clone());
+                async move {
+                    let Ok(token) = engine.fresh_token(id).await else {
+                        return false;
+                    };
+                    entra
+                        .organization(&token.token)
+                        .await
+                        .is_ok_and(|org| org.id == id.to_string())
+                }
+            })
+            .buffer_unordered(o.concurrency)
+            .filter(|ok| std::future::ready(!ok))
+            .count()
+            .await;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid) - cpu_before;
+        let (token_requests, graph_requests) = counts(&http, &base).await;
+        println!("consentry_wall_seconds: {wall:.2}");
+        println!("ideal_seconds: {ideal:.2}");
+        println!("ratio_to_ideal: {:.3}", wall / ideal);
+        println!("token_requests: {token_requests}");
+        println!("graph_requests: {graph_requests}");
+        println!("failures: {failures}");
+        println!("peak_memory_mib: {:.1}", peak_rss_mib());
+        println!("emulator_cpu_seconds: {cpu:.2}");
+        println!("cached_tenants: {}", engine.cached_tenants());
+
+        if o.skip_msal {
+            return;
+        }
+        // MSAL for Python, the same job against the same emulator.
+        let python = std::env::var("CONSENTRY_TEST_PYTHON").unwrap_or_else(|_| {
+            let out = Command::new("bash")
+                .arg("tests/python/setup-venv.sh")
+                .output()
+                .expect("bash");
+            assert!(
+                out.status.success(),
+                "setting up MSAL for Python failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        });
+        let list = dir.join("tenants.txt");
+        std::fs::write(&list, tenants.join("\n")).expect("tenant list");
+        http.delete(format!("{base}/_emulator/requests"))
+            .send()
+            .await
+            .expect("reset");
+        let cpu_before = cpu_seconds(pid);
+        let started = Instant::now();
+        let output = tokio::process::Command::new(python)
+            .arg("benches/msal_verify.py")
+            .args([
+                base.as_str(),
+                &DEFAULT_CLIENT_ID.to_string(),
+                DEFAULT_CLIENT_SECRET,
+            ])
+            .arg(&emulator.ca)
+            .arg(o.concurrency.to_string())
+            .arg(&list)
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .output()
+            .await
+            .expect("python runs");
+        let msal_wall = started.elapsed().as_secs_f64();
+        assert!(
+            output.status.success(),
+            "MSAL run failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+        let (token_requests, graph_requests) = counts(&http, &base).await;
+        println!("msal_python_wall_seconds: {msal_wall:.2}");
+        println!("msal_python_failures: {}", result["failed"]);
+        println!("msal_python_token_requests: {token_requests}");
+        println!("msal_python_graph_requests: {graph_requests}");
+        println!(
+            "msal_python_emulator_cpu_seconds: {:.2}",
+            cpu_seconds(pid) - cpu_before
+        );
+        println!("speedup_vs_msal_python: {:.2}", msal_wall / wall);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
