@@ -174,12 +174,18 @@ impl Directory {
         }
     }
 
+    /// The id of the tenant a `{tenant}` segment names, if it names a known one.
+    pub fn tenant_id(&self, segment: &str) -> Option<Uuid> {
+        TenantRef::parse(segment)
+            .and_then(|r| self.resolve(&r))
+            .map(|t| t.id)
+    }
+
     /// How request counts name the tenant of a `{tenant}` segment: its GUID when the
     /// segment names a known tenant, else the segment itself, in lower case.
     pub fn stats_key(&self, segment: &str) -> String {
-        TenantRef::parse(segment)
-            .and_then(|r| self.resolve(&r))
-            .map(|t| t.id.to_string())
+        self.tenant_id(segment)
+            .map(|id| id.to_string())
             .unwrap_or_else(|| segment.to_ascii_lowercase())
     }
 

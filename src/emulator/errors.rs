@@ -28,6 +28,9 @@ pub enum OAuthError {
     InvalidResource,
     /// Microsoft's extension, on discovery documents: no such tenant.
     InvalidTenant,
+    /// RFC 6749 §4.1.2.1 defines it for the authorization endpoint; Microsoft answers it on
+    /// the token endpoint too, with a 5xx or 429, for transient failures (AADSTS90033).
+    TemporarilyUnavailable,
 }
 
 impl OAuthError {
@@ -40,6 +43,7 @@ impl OAuthError {
             OAuthError::InvalidScope => "invalid_scope",
             OAuthError::InvalidResource => "invalid_resource",
             OAuthError::InvalidTenant => "invalid_tenant",
+            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -50,14 +54,44 @@ pub struct StsError {
     pub error: OAuthError,
     pub code: u32,
     pub message: String,
+    status: StatusCode,
+    /// Seconds for a `Retry-After` header; only transient errors carry one.
+    retry_after_secs: Option<u32>,
 }
 
 impl StsError {
+    /// 401 for client-authentication failures (RFC 6749 §5.2), 400 for the rest.
     fn new(error: OAuthError, code: u32, message: impl Into<String>) -> StsError {
+        let status = match error {
+            OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::BAD_REQUEST,
+        };
         StsError {
             error,
             code,
             message: message.into(),
+            status,
+            retry_after_secs: None,
+        }
+    }
+
+    /// An injected throttling or server error. Microsoft's 5xx answers from the token
+    /// endpoint carry exactly this body (a 503 with `temporarily_unavailable` and
+    /// AADSTS90033, as reported in Azure/azure-sdk-for-python#14241). Its 429s are another
+    /// matter: MSAL.NET's AzureAD/microsoft-authentication-library-for-dotnet#2855 shows a
+    /// 429 with `Retry-After: 60` and the plain-text body "Too Many Requests", which MSAL
+    /// could not parse. The emulator answers its 429s in the same JSON as the 5xx instead,
+    /// so that clients can branch on `error` and `error_codes` as they do for every other
+    /// answer; clients must still honour the status and `Retry-After` before the body.
+    pub fn transient(status: StatusCode, retry_after_secs: Option<u32>) -> StsError {
+        StsError {
+            status,
+            retry_after_secs,
+            ..Self::new(
+                OAuthError::TemporarilyUnavailable,
+                90033,
+                "A transient error has occurred. Please try again.",
+            )
         }
     }
 
@@ -265,10 +299,7 @@ impl StsError {
     }
 
     pub fn status(&self) -> StatusCode {
-        match self.error {
-            OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
-            _ => StatusCode::BAD_REQUEST,
-        }
+        self.status
     }
 
     /// `AADSTS{code}: {message}`
@@ -298,11 +329,15 @@ impl StsError {
             "correlation_id": ids.correlation_id,
             "error_uri": format!("{base_url}/error?code={}", self.code),
         });
-        HttpResponse::build(self.status())
+        let mut response = HttpResponse::build(self.status());
+        response
             .insert_header(("Cache-Control", "no-store, no-cache"))
             .insert_header(("Pragma", "no-cache"))
-            .insert_header(("x-ms-request-id", ids.trace_id.to_string()))
-            .json(body)
+            .insert_header(("x-ms-request-id", ids.trace_id.to_string()));
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
+        response.json(body)
     }
 }
 
@@ -337,6 +372,8 @@ pub struct GraphError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (throttling and 503).
+    pub retry_after_secs: Option<u32>,
 }
 
 impl GraphError {
@@ -345,6 +382,44 @@ impl GraphError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// Graph's throttling answer: 429, `TooManyRequests`, a `Retry-After` (ENTRA.md §7;
+    /// learn.microsoft.com/graph/throttling).
+    pub fn throttled(retry_after_secs: u32) -> GraphError {
+        GraphError {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            )
+        }
+    }
+
+    /// A server-side failure. Graph's documented codes (learn.microsoft.com/graph/errors):
+    /// `serviceNotAvailable` for 503, which "may" carry a `Retry-After`, and
+    /// `generalException` ("an unspecified error") for the rest; Graph documents no
+    /// specific codes for 502 and 504, so those are an approximation.
+    pub fn unavailable(status: StatusCode, retry_after_secs: Option<u32>) -> GraphError {
+        let error = if status == StatusCode::SERVICE_UNAVAILABLE {
+            Self::new(
+                status,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Try the request again after a delay.",
+            )
+        } else {
+            Self::new(
+                status,
+                "generalException",
+                "An unspecified error has occurred.",
+            )
+        };
+        GraphError {
+            retry_after_secs,
+            ..error
         }
     }
 
@@ -473,6 +548,9 @@ impl GraphError {
         });
         let mut response = HttpResponse::build(self.status);
         response.insert_header(("request-id", request_id.to_string()));
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((
                 "WWW-Authenticate",

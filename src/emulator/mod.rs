@@ -10,6 +10,7 @@ mod clock;
 mod config;
 mod directory;
 mod errors;
+mod faults;
 mod params;
 mod permissions;
 mod routes;
@@ -33,6 +34,7 @@ pub use seed::CONTOSO;
 
 use clock::Clock;
 use directory::{AppRegistration, Directory};
+use faults::FaultInjector;
 use signing::TokenSigner;
 use stats::RequestStats;
 
@@ -42,6 +44,7 @@ struct EmulatorState {
     signer: TokenSigner,
     clock: Clock,
     stats: RequestStats,
+    faults: FaultInjector,
     token_lifetime_secs: u32,
 }
 
@@ -111,6 +114,7 @@ impl Emulator {
             signer,
             clock,
             stats: RequestStats::default(),
+            faults: FaultInjector::default(),
             token_lifetime_secs: config.token_lifetime_secs,
         });
         let app_state = state.clone();

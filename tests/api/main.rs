@@ -9,6 +9,7 @@ mod admin;
 mod callback;
 mod emulator_consent;
 mod emulator_control;
+mod emulator_faults;
 mod emulator_graph;
 mod emulator_https;
 mod emulator_token;

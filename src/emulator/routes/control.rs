@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::emulator::EmulatorState;
 use crate::emulator::clock::rfc3339_seconds;
 use crate::emulator::directory::{DirectoryError, NewTenant, Tenant, is_dns_name};
+use crate::emulator::faults::{FaultRequest, Faults};
 use crate::emulator::seed;
 
 /// One request may create this many tenants (benchmarks use 10,000 and more).
@@ -30,6 +31,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(index))
     .route("/static/emulator.css", web::get().to(stylesheet))
     .route("/app", web::get().to(app))
+    .service(
+        web::resource("/faults")
+            .route(web::get().to(global_faults))
+            .route(web::put().to(set_global_faults))
+            .route(web::delete().to(clear_global_faults)),
+    )
+    .service(
+        web::resource("/tenants/{id}/faults")
+            .route(web::get().to(tenant_faults))
+            .route(web::put().to(set_tenant_faults))
+            .route(web::delete().to(clear_tenant_faults)),
+    )
     .service(
         web::resource("/tenants")
             .route(web::get().to(list_tenants))
@@ -136,6 +149,8 @@ async fn index() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "endpoints": {
             "GET /_emulator/app": "the registered application",
+            "GET|PUT|DELETE /_emulator/faults": "faults injected on the token and Graph endpoints for every tenant",
+            "GET|PUT|DELETE /_emulator/tenants/{id}/faults": "one tenant's own faults, which replace the global ones for it",
             "GET /_emulator/tenants": "every tenant",
             "POST /_emulator/tenants": "create one tenant, or {\"count\": N} generated ones",
             "GET|DELETE /_emulator/tenants/{id}": "one tenant; delete it",
@@ -162,6 +177,72 @@ async fn app(state: web::Data<EmulatorState>) -> HttpResponse {
         "redirect_uris": dir.app.redirect_uris,
         "permissions": dir.app.required_roles,
     }))
+}
+
+fn parse_faults(body: web::Json<FaultRequest>) -> Result<Faults, ControlError> {
+    Faults::try_from(body.into_inner()).map_err(|e| ControlError::BadRequest(e.to_string()))
+}
+
+/// The global faults and every tenant's own.
+async fn global_faults(state: web::Data<EmulatorState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "global": state.faults.global(),
+        "tenants": state.faults.tenants(),
+    }))
+}
+
+async fn set_global_faults(
+    body: web::Json<FaultRequest>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let faults = parse_faults(body)?;
+    let view = faults.view();
+    state.faults.set_global(Some(faults));
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Clears the global faults; tenants' own faults stay.
+async fn clear_global_faults(state: web::Data<EmulatorState>) -> HttpResponse {
+    state.faults.set_global(None);
+    HttpResponse::NoContent().finish()
+}
+
+/// The tenant id of a faults path, for a tenant that exists.
+fn faults_tenant(raw: &str, state: &EmulatorState) -> Result<Uuid, ControlError> {
+    let id = tenant_id(raw)?;
+    state
+        .directory()
+        .tenant(id)
+        .ok_or(DirectoryError::NoSuchTenant(id))?;
+    Ok(id)
+}
+
+/// `faults` is `null` when the tenant has none of its own (the global ones then apply).
+async fn tenant_faults(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = faults_tenant(&id, &state)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "tenant": id,
+        "faults": state.faults.tenant(id),
+    })))
+}
+
+/// Replaces the global faults for this tenant: `{}` exempts it from them.
+async fn set_tenant_faults(
+    id: web::Path<String>,
+    body: web::Json<FaultRequest>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let id = faults_tenant(&id, &state)?;
+    let faults = parse_faults(body)?;
+    let view = faults.view();
+    state.faults.set_tenant(id, Some(faults));
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn clear_tenant_faults(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = faults_tenant(&id, &state)?;
+    state.faults.set_tenant(id, None);
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn list_tenants(state: web::Data<EmulatorState>) -> HttpResponse {
@@ -300,6 +381,7 @@ async fn create_tenants(body: web::Json<CreateTenants>, state: web::Data<Emulato
 async fn delete_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
     let id = tenant_id(&id)?;
     state.directory_mut().remove(id)?;
+    state.faults.set_tenant(id, None);
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,6 +1,7 @@
 //! `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/token` (v1): the
 //! client-credentials grant (RFC 6749 §4.4) as Microsoft implements it.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -11,6 +12,7 @@ use crate::emulator::EmulatorState;
 use crate::emulator::claims::{AccessTokenClaims, GRAPH_APP_ID};
 use crate::emulator::directory::{Directory, TenantRef};
 use crate::emulator::errors::{RequestIds, StsError};
+use crate::emulator::faults::{FaultTarget, Injected};
 use crate::emulator::params::Params;
 use crate::emulator::stats::Endpoint;
 
@@ -73,17 +75,35 @@ async fn token(
         Ok(bytes) => form_params(&req, &bytes, MAX_BODY),
         Err(e) => Err(sts_param_error(e)),
     };
-    let (tenant_key, outcome) = {
+    let (tenant_key, decision, outcome) = {
         let dir = state.directory();
         let tenant_key = dir.stats_key(&segment);
-        let outcome = params.and_then(|p| issue(&state, &dir, &segment, &p, version, now));
-        (tenant_key, outcome)
+        let decision = state
+            .faults
+            .decide(FaultTarget::Token, || dir.tenant_id(&segment));
+        // An injected fault answers before any check, as a front door's throttling would.
+        let outcome = match decision.and_then(|d| d.fault) {
+            Some(fault) => Err(fault_error(fault)),
+            None => params.and_then(|p| issue(&state, &dir, &segment, &p, version, now)),
+        };
+        (tenant_key, decision, outcome)
     };
     let endpoint = match version {
         Version::V1 => Endpoint::TokenV1,
         Version::V2 => Endpoint::TokenV2,
     };
     state.stats.record(endpoint, Some(&tenant_key));
+    if let Some(decision) = decision {
+        if let Some(fault) = decision.fault {
+            state
+                .stats
+                .record_fault(endpoint, Some(&tenant_key), fault.kind());
+        }
+        // An async sleep: the worker serves other requests meanwhile.
+        if !decision.delay.is_zero() {
+            tokio::time::sleep(decision.delay).await;
+        }
+    }
     match outcome {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store, no-cache"))
@@ -91,6 +111,22 @@ async fn token(
             .insert_header(("x-ms-request-id", ids.trace_id.to_string()))
             .json(body),
         Err(e) => e.to_json_response(&ids, &base_url(&req)),
+    }
+}
+
+/// The identity platform's answer to an injected fault (see [`StsError::transient`]).
+fn fault_error(fault: Injected) -> StsError {
+    match fault {
+        Injected::Throttled { retry_after_secs } => {
+            StsError::transient(StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs))
+        }
+        Injected::Failed {
+            status,
+            retry_after_secs,
+        } => StsError::transient(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            retry_after_secs,
+        ),
     }
 }
 
