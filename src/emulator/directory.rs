@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::certificate::ClientCertificate;
 use super::permissions;
 
 /// The multi-tenant application registered in the emulator (one per emulator).
@@ -19,6 +20,9 @@ pub struct AppRegistration {
     pub redirect_uris: Vec<String>,
     /// The application permissions the app requests, granted on admin consent.
     pub required_roles: Vec<String>,
+    /// Certificates whose keys may sign client assertions; the secret keeps working
+    /// beside them, as on a real app registration.
+    pub certificates: Vec<ClientCertificate>,
 }
 
 /// One organisation (a Microsoft Entra tenant).
@@ -323,6 +327,7 @@ mod tests {
             client_secret: "s".into(),
             redirect_uris: vec![],
             required_roles: vec!["User.Read.All".into()],
+            certificates: vec![],
         })
     }
 

@@ -9,7 +9,23 @@ use actix_web::{HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::assertion::{AssertionError, KeyInfo};
 use super::clock::sts_timestamp;
+
+/// `2024-10-02T22:05:03.6755165Z`: how AADSTS700024 writes times.
+fn precise_timestamp(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
+    );
+    t.format(FORMAT).unwrap_or_default()
+}
+
+/// `01/28/2019 16:00:00`: how AADSTS700027 writes a key's validity.
+fn key_date(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        time::macros::format_description!("[month]/[day]/[year] [hour]:[minute]:[second]");
+    t.format(FORMAT).unwrap_or_default()
+}
 
 /// The OAuth 2.0 `error` value (RFC 6749 §5.2) that goes with an AADSTS code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,14 +229,95 @@ impl StsError {
         )
     }
 
-    pub fn assertion_key_not_found(client_id: &str) -> StsError {
-        Self::new(
-            OAuthError::InvalidClient,
-            700027,
-            format!(
-                "Client assertion contains an invalid signature. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+    /// A client assertion the identity platform refused. Codes and texts follow real
+    /// responses: 700027 with "The key was not found." (Azure/azure-sdk-for-net#29007) and
+    /// "The key used is expired." (microsoft/azure-tools-for-java#2785); 700024
+    /// (AzureAD/microsoft-authentication-library-for-java#984); 700021 and 700023 (the Azure
+    /// SDK for Java's service-principal troubleshooting page, learn.microsoft.com; and
+    /// AzureAD/microsoft-authentication-library-for-dotnet#2746); 50048
+    /// (AzureAD/microsoft-authentication-library-for-java#430); 50027 as `invalid_request`
+    /// (MSAL.NET's test data; GitLab's docs show it with 400); 5002730
+    /// (AzureAD/microsoft-authentication-library-for-dotnet#4712). A signature that fails to verify answers 700027
+    /// with the reason Microsoft gives for 50013 in the same case
+    /// (Azure/azure-sdk-for-java#25109): an approximation.
+    pub fn client_assertion(e: &AssertionError, client_id: &str) -> StsError {
+        const SEE_KEYS: &str = "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id";
+        const DOCS: &str = "Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .";
+        let invalid_signature = |reason: &str, key: &KeyInfo| {
+            Self::new(
+                OAuthError::InvalidClient,
+                700027,
+                format!(
+                    "Client assertion contains an invalid signature. [Reason - {reason}, Thumbprint of key used by client: '{}', Found key 'Start={}, End={}', {SEE_KEYS} '{client_id}'.]",
+                    key.thumbprint,
+                    key_date(key.start),
+                    key_date(key.end)
+                ),
+            )
+        };
+        match e {
+            AssertionError::Malformed => Self::new(
+                OAuthError::InvalidRequest,
+                50027,
+                "JWT token is invalid or malformed.",
             ),
-        )
+            AssertionError::UnsupportedAlgorithm => Self::new(
+                OAuthError::InvalidRequest,
+                5002730,
+                "Invalid JWT token. Unsupported key for the signing algorithm.",
+            ),
+            AssertionError::KeyNotFound { thumbprint } => Self::new(
+                OAuthError::InvalidClient,
+                700027,
+                match thumbprint {
+                    Some(t) => format!(
+                        "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{t}', {SEE_KEYS} '{client_id}'.]"
+                    ),
+                    None => format!(
+                        "Client assertion contains an invalid signature. [Reason - The key was not found., {SEE_KEYS} '{client_id}'.]"
+                    ),
+                },
+            ),
+            AssertionError::KeyExpired(key) => invalid_signature("The key used is expired.", key),
+            AssertionError::BadSignature(key) => invalid_signature(
+                "The provided signature value did not match the expected signature value.",
+                key,
+            ),
+            AssertionError::OutsideValidity { now, nbf, exp } => {
+                let at = |secs: i64| {
+                    OffsetDateTime::from_unix_timestamp(secs)
+                        .map(precise_timestamp)
+                        .unwrap_or_default()
+                };
+                Self::new(
+                    OAuthError::InvalidClient,
+                    700024,
+                    format!(
+                        "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. {DOCS}",
+                        precise_timestamp(*now),
+                        at(nbf.unwrap_or(0)),
+                        at(*exp)
+                    ),
+                )
+            }
+            AssertionError::SubjectNotIssuer => Self::new(
+                OAuthError::InvalidClient,
+                50048,
+                "Subject must match the issuer claim in the client assertion.",
+            ),
+            AssertionError::WrongClient => Self::new(
+                OAuthError::InvalidClient,
+                700021,
+                format!(
+                    "Client assertion application identifier doesn't match 'client_id' parameter. {DOCS}"
+                ),
+            ),
+            AssertionError::WrongAudience => Self::new(
+                OAuthError::InvalidClient,
+                700023,
+                format!("Client assertion audience claim does not match Realm issuer. {DOCS}"),
+            ),
+        }
     }
 
     pub fn unsupported_grant_type(grant: &str) -> StsError {

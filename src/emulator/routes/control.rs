@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::emulator::EmulatorState;
+use crate::emulator::certificate::ClientCertificate;
 use crate::emulator::clock::rfc3339_seconds;
 use crate::emulator::directory::{DirectoryError, NewTenant, Tenant, is_dns_name};
 use crate::emulator::faults::{FaultRequest, Faults};
@@ -19,6 +20,8 @@ use crate::emulator::seed;
 const MAX_CREATE: u32 = 100_000;
 const MAX_USERS: u32 = 100_000;
 const MAX_CLOCK_STEP: u32 = 10 * 365 * 24 * 3600;
+/// Enough certificates for any rotation scenario; bounded like everything else here.
+const MAX_CERTIFICATES: usize = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -31,6 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(index))
     .route("/static/emulator.css", web::get().to(stylesheet))
     .route("/app", web::get().to(app))
+    .service(
+        web::resource("/app/certificates")
+            .route(web::get().to(list_certificates))
+            .route(web::post().to(add_certificate))
+            .route(web::delete().to(clear_certificates)),
+    )
     .service(
         web::resource("/faults")
             .route(web::get().to(global_faults))
@@ -149,6 +158,7 @@ async fn index() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "endpoints": {
             "GET /_emulator/app": "the registered application",
+            "GET|POST|DELETE /_emulator/app/certificates": "certificates whose keys sign client assertions: list, register {\"pem\": ...}, remove all",
             "GET|PUT|DELETE /_emulator/faults": "faults injected on the token and Graph endpoints for every tenant",
             "GET|PUT|DELETE /_emulator/tenants/{id}/faults": "one tenant's own faults, which replace the global ones for it",
             "GET /_emulator/tenants": "every tenant",
@@ -176,7 +186,70 @@ async fn app(state: web::Data<EmulatorState>) -> HttpResponse {
         "display_name": dir.app.display_name,
         "redirect_uris": dir.app.redirect_uris,
         "permissions": dir.app.required_roles,
+        "certificates": dir.app.certificates.iter().map(certificate_view).collect::<Vec<_>>(),
     }))
+}
+
+fn certificate_view(c: &ClientCertificate) -> Value {
+    json!({
+        "x5t": c.x5t(),
+        "x5t#S256": c.x5t_s256(),
+        "thumbprint": c.thumbprint(),
+        "common_name": c.common_name,
+        "not_before": rfc3339_seconds(c.not_before),
+        "not_after": rfc3339_seconds(c.not_after),
+    })
+}
+
+fn parse_certificate(pem: &str) -> Result<ClientCertificate, ControlError> {
+    ClientCertificate::from_pem(pem).map_err(|e| ControlError::BadRequest(format!("pem: {e}")))
+}
+
+async fn list_certificates(state: web::Data<EmulatorState>) -> HttpResponse {
+    let dir = state.directory();
+    let all: Vec<Value> = dir.app.certificates.iter().map(certificate_view).collect();
+    HttpResponse::Ok().json(all)
+}
+
+/// `POST /_emulator/app/certificates`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCertificate {
+    /// The certificate only, never its key: `-----BEGIN CERTIFICATE-----...`.
+    pem: String,
+}
+
+/// Registers a certificate, as uploading one under "Certificates & secrets" does. Expired
+/// ones are accepted, so that clients' handling of an expired credential can be tested.
+async fn add_certificate(
+    body: web::Json<NewCertificate>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let certificate = parse_certificate(&body.pem)?;
+    let mut dir = state.directory_mut();
+    let certificates = &mut dir.app.certificates;
+    if certificates
+        .iter()
+        .any(|c| c.x5t_s256() == certificate.x5t_s256())
+    {
+        return Err(ControlError::Conflict(format!(
+            "the certificate {} is already registered",
+            certificate.thumbprint()
+        )));
+    }
+    if certificates.len() >= MAX_CERTIFICATES {
+        return Err(ControlError::Conflict(format!(
+            "the app already has {MAX_CERTIFICATES} certificates"
+        )));
+    }
+    let view = certificate_view(&certificate);
+    certificates.push(certificate);
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn clear_certificates(state: web::Data<EmulatorState>) -> HttpResponse {
+    state.directory_mut().app.certificates.clear();
+    HttpResponse::NoContent().finish()
 }
 
 fn parse_faults(body: web::Json<FaultRequest>) -> Result<Faults, ControlError> {
