@@ -1,5 +1,6 @@
 //! Client assertions (RFC 7523 §2.2, `private_key_jwt`) as the identity platform checks them:
-//! signed by a certificate registered on the app (ENTRA.md §3).
+//! signed by a certificate registered on the app (ENTRA.md §3), or issued by an external
+//! identity provider the app trusts through a federated credential (workload identity).
 //!
 //! The rules and the AADSTS codes they end in are in [`AssertionError`]; `errors` words them.
 
@@ -9,7 +10,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::certificate::{ClientCertificate, RsaScheme};
-use super::directory::AppRegistration;
+use super::directory::{AppRegistration, FederatedCredential};
 
 /// The identity platform accepts assertions five minutes either side of its clock, as it does
 /// for tokens (Microsoft.IdentityModel's default skew).
@@ -41,6 +42,13 @@ pub enum AssertionError {
     WrongClient,
     /// AADSTS700023: `aud` is not the token endpoint the client called.
     WrongAudience,
+    /// AADSTS70021: no federated credential matches the assertion's issuer, subject and
+    /// audience.
+    NoFederatedMatch {
+        issuer: String,
+        subject: String,
+        audience: String,
+    },
 }
 
 /// The key an assertion named, for the `Found key 'Start=..., End=...'` part of AADSTS700027.
@@ -81,8 +89,8 @@ struct Header {
 #[serde(untagged)]
 enum Audience {
     One(String),
-    /// An array, or anything else that is not a string: malformed either way.
-    Many(serde::de::IgnoredAny),
+    /// Workload-identity tokens (Kubernetes') carry an array; certificate assertions may not.
+    Many(Vec<String>),
 }
 
 /// Claims are optional here so that a missing one is reported by the rule that needs it,
@@ -163,8 +171,9 @@ impl<'a> ClientAssertion<'a> {
     }
 }
 
-/// Verifies `jwt` as a credential of `app`: its header must name one of the app's
-/// certificates.
+/// Verifies `jwt` as a credential of `app`. An assertion whose header names one of the app's
+/// certificates is checked as a certificate credential; one from another issuer as a
+/// federated credential; anything else ends in "key not found".
 pub fn verify(
     jwt: &str,
     app: &AppRegistration,
@@ -175,9 +184,12 @@ pub fn verify(
     let certificate = thumbprint
         .as_deref()
         .and_then(|t| app.certificates.iter().find(|c| c.has_thumbprint(t)));
-    match certificate {
-        Some(certificate) => verify_certificate(&assertion, certificate, expected),
-        None => Err(AssertionError::KeyNotFound {
+    match (certificate, assertion.claims.iss.as_deref()) {
+        (Some(certificate), _) => verify_certificate(&assertion, certificate, expected),
+        (None, Some(iss)) if iss != expected.client_id => {
+            verify_federated(&assertion, &app.federated, expected.now)
+        }
+        (None, _) => Err(AssertionError::KeyNotFound {
             thumbprint: thumbprint.map(|t| super::certificate::hex_upper(&t)),
         }),
     }
@@ -214,6 +226,43 @@ fn verify_certificate(
         return Err(AssertionError::Malformed);
     }
     Ok(())
+}
+
+/// Workload identity federation: an external issuer's token whose `iss`, `sub` and `aud`
+/// match a federated credential exactly (Entra compares case-sensitively), signed by the key
+/// registered with that credential.
+fn verify_federated(
+    assertion: &ClientAssertion<'_>,
+    credentials: &[FederatedCredential],
+    now: OffsetDateTime,
+) -> Result<(), AssertionError> {
+    let claims = &assertion.claims;
+    let audiences: Vec<&str> = match &claims.aud {
+        Some(Audience::One(aud)) => vec![aud.as_str()],
+        Some(Audience::Many(list)) => list.iter().map(String::as_str).collect(),
+        None => vec![],
+    };
+    let found = credentials.iter().find(|c| {
+        claims.iss.as_deref() == Some(c.issuer.as_str())
+            && claims.sub.as_deref() == Some(c.subject.as_str())
+            && audiences.contains(&c.audience.as_str())
+    });
+    let Some(credential) = found else {
+        return Err(AssertionError::NoFederatedMatch {
+            issuer: claims.iss.clone().unwrap_or_default(),
+            subject: claims.sub.clone().unwrap_or_default(),
+            audience: audiences.join(","),
+        });
+    };
+    // Workload-identity issuers (Kubernetes, GitHub Actions) sign RS256.
+    if assertion.header.alg.as_deref() != Some("RS256") {
+        return Err(AssertionError::UnsupportedAlgorithm);
+    }
+    let key = &credential.certificate;
+    if !key.verify(RsaScheme::Pkcs1, assertion.signed, &assertion.signature) {
+        return Err(AssertionError::BadSignature(KeyInfo::of(key)));
+    }
+    assertion.check_lifetime(now)
 }
 
 #[cfg(test)]

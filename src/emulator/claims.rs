@@ -25,7 +25,7 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub enum ClientAuthentication {
     /// "1": a client secret.
     Secret,
-    /// "2": a client assertion signed with a certificate.
+    /// "2": a client assertion (a certificate, or a federated credential).
     Assertion,
 }
 

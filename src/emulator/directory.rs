@@ -23,6 +23,19 @@ pub struct AppRegistration {
     /// Certificates whose keys may sign client assertions; the secret keeps working
     /// beside them, as on a real app registration.
     pub certificates: Vec<ClientCertificate>,
+    /// External identity providers whose tokens the app accepts as client assertions.
+    pub federated: Vec<FederatedCredential>,
+}
+
+/// A federated identity credential: tokens with exactly this issuer, subject and audience,
+/// signed by the key of `certificate`, authenticate the app. (Entra fetches the issuer's
+/// keys from its discovery document; the emulator is offline, so it is given the key.)
+#[derive(Debug, Clone)]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+    pub certificate: ClientCertificate,
 }
 
 /// One organisation (a Microsoft Entra tenant).
@@ -328,6 +341,7 @@ mod tests {
             redirect_uris: vec![],
             required_roles: vec!["User.Read.All".into()],
             certificates: vec![],
+            federated: vec![],
         })
     }
 

@@ -237,7 +237,8 @@ impl StsError {
     /// AzureAD/microsoft-authentication-library-for-dotnet#2746); 50048
     /// (AzureAD/microsoft-authentication-library-for-java#430); 50027 as `invalid_request`
     /// (MSAL.NET's test data; GitLab's docs show it with 400); 5002730
-    /// (AzureAD/microsoft-authentication-library-for-dotnet#4712). A signature that fails to verify answers 700027
+    /// (AzureAD/microsoft-authentication-library-for-dotnet#4712); 70021 as `invalid_request`
+    /// (Azure/azure-workload-identity#616). A signature that fails to verify answers 700027
     /// with the reason Microsoft gives for 50013 in the same case
     /// (Azure/azure-sdk-for-java#25109): an approximation.
     pub fn client_assertion(e: &AssertionError, client_id: &str) -> StsError {
@@ -316,6 +317,17 @@ impl StsError {
                 OAuthError::InvalidClient,
                 700023,
                 format!("Client assertion audience claim does not match Realm issuer. {DOCS}"),
+            ),
+            AssertionError::NoFederatedMatch {
+                issuer,
+                subject,
+                audience,
+            } => Self::new(
+                OAuthError::InvalidRequest,
+                70021,
+                format!(
+                    "No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{audience}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+                ),
             ),
         }
     }

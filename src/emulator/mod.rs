@@ -96,6 +96,7 @@ impl Emulator {
             redirect_uris: config.redirect_uris.clone(),
             required_roles: config.permissions.clone(),
             certificates,
+            federated: Vec::new(),
         });
         if config.seed {
             for tenant in seed::seeded_tenants() {

@@ -336,6 +336,7 @@ mod tests {
             redirect_uris: vec![],
             required_roles: vec![],
             certificates: vec![],
+            federated: vec![],
         });
         dir.insert(generated_tenant(7, users), time::OffsetDateTime::now_utc())
             .unwrap()

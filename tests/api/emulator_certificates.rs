@@ -1,5 +1,5 @@
-//! Certificate credentials: client assertions signed with a registered certificate's key
-//! (ENTRA.md §3).
+//! Certificate credentials (client assertions signed with a registered certificate's key)
+//! and federated credentials (tokens of a trusted external issuer), ENTRA.md §3.
 
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -571,4 +571,161 @@ async fn certificate_files_given_at_start_are_registered() {
 
     assert_eq!(app["certificates"][0]["x5t"], certificate().x5t(), "{app}");
     assert_eq!(response.status(), 200);
+}
+
+// Federated credentials (workload identity).
+
+const ISSUER: &str = "https://oidc.example.com/cluster-1";
+const SUBJECT: &str = "system:serviceaccount:jobs:consentry";
+const EXCHANGE: &str = "api://AzureADTokenExchange";
+
+/// An emulator with Contoso consented and a federated credential trusting the shared
+/// (issuer) certificate for ISSUER/SUBJECT.
+async fn with_federated() -> TestEmulator {
+    let emulator = spawn_emulator().await;
+    emulator.consent(&emulator.contoso()).await;
+    let (status, body) = emulator
+        .control(
+            Method::POST,
+            "/app/federated",
+            Some(json!({"issuer": ISSUER, "subject": SUBJECT, "pem": certificate().pem})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    emulator
+}
+
+/// A workload-identity token, as a Kubernetes cluster issues it: RS256, `aud` an array.
+fn workload_token(key: &TestCertificate, issuer: &str, subject: &str) -> String {
+    let now = now();
+    key.sign(
+        &json!({"alg": "RS256", "kid": "cluster-key-1"}),
+        &json!({
+            "iss": issuer,
+            "sub": subject,
+            "aud": [EXCHANGE],
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+        }),
+    )
+}
+
+#[tokio::test]
+async fn federated_credentials_are_listed_with_their_defaults() {
+    let emulator = with_federated().await;
+
+    let (_, listed) = emulator.control(Method::GET, "/app/federated", None).await;
+    let (_, app) = emulator.control(Method::GET, "/app", None).await;
+
+    assert_eq!(listed[0]["issuer"], ISSUER, "{listed}");
+    assert_eq!(listed[0]["subject"], SUBJECT);
+    assert_eq!(listed[0]["audience"], EXCHANGE);
+    assert_eq!(
+        listed[0]["certificate"]["x5t#S256"],
+        certificate().x5t_s256()
+    );
+    assert_eq!(app["federated"], listed);
+}
+
+#[tokio::test]
+async fn matching_workload_token_gets_an_app_token() {
+    let emulator = with_federated().await;
+    let contoso = emulator.contoso();
+
+    let response = emulator
+        .token_with_assertion(&contoso, &workload_token(certificate(), ISSUER, SUBJECT))
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    let token = claims(body["access_token"].as_str().expect("a token"));
+    assert_eq!(token["appidacr"], "2");
+    assert_eq!(token["tid"], contoso);
+}
+
+#[tokio::test]
+async fn workload_token_of_another_subject_or_issuer_is_70021() {
+    let emulator = with_federated().await;
+    let contoso = emulator.contoso();
+
+    for (issuer, subject) in [
+        (ISSUER, "system:serviceaccount:jobs:other"),
+        ("https://oidc.example.com/cluster-2", SUBJECT),
+        (&ISSUER.to_uppercase(), SUBJECT),
+    ] {
+        let response = emulator
+            .token_with_assertion(&contoso, &workload_token(certificate(), issuer, subject))
+            .await;
+        let text = description(response, 400, "invalid_request", 70021).await;
+        assert!(
+            text.contains("No matching federated identity record found for presented assertion."),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Assertion Subject: '{subject}'")),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn workload_token_signed_by_another_key_is_refused() {
+    let emulator = with_federated().await;
+    let contoso = emulator.contoso();
+
+    let response = emulator
+        .token_with_assertion(
+            &contoso,
+            &workload_token(other_certificate(), ISSUER, SUBJECT),
+        )
+        .await;
+
+    assert_sts_error(response, 401, "invalid_client", 700027).await;
+}
+
+#[tokio::test]
+async fn expired_workload_token_is_700024() {
+    let emulator = with_federated().await;
+    let contoso = emulator.contoso();
+    let token = workload_token(certificate(), ISSUER, SUBJECT);
+
+    emulator.advance_clock(2 * 3600).await;
+    let response = emulator.token_with_assertion(&contoso, &token).await;
+
+    assert_sts_error(response, 401, "invalid_client", 700024).await;
+}
+
+#[tokio::test]
+async fn federated_registration_validates_its_fields() {
+    let emulator = with_federated().await;
+    let cases = [
+        (
+            json!({"issuer": "", "subject": "s", "pem": certificate().pem}),
+            400,
+        ),
+        (json!({"issuer": "i", "subject": "s", "pem": "nope"}), 400),
+        (json!({"issuer": "i", "subject": "s"}), 400),
+        (
+            json!({"issuer": "i", "subject": "s", "pem": certificate().pem, "extra": 1}),
+            400,
+        ),
+        (
+            json!({"issuer": ISSUER, "subject": SUBJECT, "pem": other_certificate().pem}),
+            409,
+        ),
+    ];
+
+    for (body, expected) in cases {
+        let (status, error) = emulator
+            .control(Method::POST, "/app/federated", Some(body.clone()))
+            .await;
+        assert_eq!(status, expected, "{body} -> {error}");
+    }
+    let (cleared, _) = emulator
+        .control(Method::DELETE, "/app/federated", None)
+        .await;
+    let (_, listed) = emulator.control(Method::GET, "/app/federated", None).await;
+    assert_eq!(cleared, 204);
+    assert_eq!(listed, json!([]));
 }

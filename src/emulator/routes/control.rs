@@ -12,7 +12,9 @@ use uuid::Uuid;
 use crate::emulator::EmulatorState;
 use crate::emulator::certificate::ClientCertificate;
 use crate::emulator::clock::rfc3339_seconds;
-use crate::emulator::directory::{DirectoryError, NewTenant, Tenant, is_dns_name};
+use crate::emulator::directory::{
+    DirectoryError, FederatedCredential, NewTenant, Tenant, is_dns_name,
+};
 use crate::emulator::faults::{FaultRequest, Faults};
 use crate::emulator::seed;
 
@@ -22,6 +24,14 @@ const MAX_USERS: u32 = 100_000;
 const MAX_CLOCK_STEP: u32 = 10 * 365 * 24 * 3600;
 /// Enough certificates for any rotation scenario; bounded like everything else here.
 const MAX_CERTIFICATES: usize = 100;
+/// Entra's limit of federated identity credentials per application
+/// (learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations).
+const MAX_FEDERATED: usize = 20;
+/// The audience Entra suggests for federated credentials, and the default here.
+const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// Entra's limit on a federated credential's issuer, subject and audience (Graph's
+/// federatedIdentityCredential resource type).
+const MAX_FEDERATED_FIELD: usize = 600;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -39,6 +49,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list_certificates))
             .route(web::post().to(add_certificate))
             .route(web::delete().to(clear_certificates)),
+    )
+    .service(
+        web::resource("/app/federated")
+            .route(web::get().to(list_federated))
+            .route(web::post().to(add_federated))
+            .route(web::delete().to(clear_federated)),
     )
     .service(
         web::resource("/faults")
@@ -159,6 +175,7 @@ async fn index() -> HttpResponse {
         "endpoints": {
             "GET /_emulator/app": "the registered application",
             "GET|POST|DELETE /_emulator/app/certificates": "certificates whose keys sign client assertions: list, register {\"pem\": ...}, remove all",
+            "GET|POST|DELETE /_emulator/app/federated": "federated credentials: list, register {\"issuer\", \"subject\", \"audience\", \"pem\"}, remove all",
             "GET|PUT|DELETE /_emulator/faults": "faults injected on the token and Graph endpoints for every tenant",
             "GET|PUT|DELETE /_emulator/tenants/{id}/faults": "one tenant's own faults, which replace the global ones for it",
             "GET /_emulator/tenants": "every tenant",
@@ -187,6 +204,7 @@ async fn app(state: web::Data<EmulatorState>) -> HttpResponse {
         "redirect_uris": dir.app.redirect_uris,
         "permissions": dir.app.required_roles,
         "certificates": dir.app.certificates.iter().map(certificate_view).collect::<Vec<_>>(),
+        "federated": dir.app.federated.iter().map(federated_view).collect::<Vec<_>>(),
     }))
 }
 
@@ -198,6 +216,15 @@ fn certificate_view(c: &ClientCertificate) -> Value {
         "common_name": c.common_name,
         "not_before": rfc3339_seconds(c.not_before),
         "not_after": rfc3339_seconds(c.not_after),
+    })
+}
+
+fn federated_view(f: &FederatedCredential) -> Value {
+    json!({
+        "issuer": f.issuer,
+        "subject": f.subject,
+        "audience": f.audience,
+        "certificate": certificate_view(&f.certificate),
     })
 }
 
@@ -249,6 +276,72 @@ async fn add_certificate(
 
 async fn clear_certificates(state: web::Data<EmulatorState>) -> HttpResponse {
     state.directory_mut().app.certificates.clear();
+    HttpResponse::NoContent().finish()
+}
+
+async fn list_federated(state: web::Data<EmulatorState>) -> HttpResponse {
+    let dir = state.directory();
+    let all: Vec<Value> = dir.app.federated.iter().map(federated_view).collect();
+    HttpResponse::Ok().json(all)
+}
+
+/// `POST /_emulator/app/federated`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewFederated {
+    issuer: String,
+    subject: String,
+    audience: Option<String>,
+    /// A certificate for the issuer's signing key (Entra reads the issuer's JWKS instead).
+    pem: String,
+}
+
+async fn add_federated(body: web::Json<NewFederated>, state: web::Data<EmulatorState>) -> Reply {
+    let body = body.into_inner();
+    let audience = body
+        .audience
+        .unwrap_or_else(|| TOKEN_EXCHANGE_AUDIENCE.to_owned());
+    for (name, value) in [
+        ("issuer", &body.issuer),
+        ("subject", &body.subject),
+        ("audience", &audience),
+    ] {
+        if value.trim().is_empty() || value.len() > MAX_FEDERATED_FIELD {
+            return Err(ControlError::BadRequest(format!(
+                "{name} must be 1 to {MAX_FEDERATED_FIELD} characters"
+            )));
+        }
+    }
+    let credential = FederatedCredential {
+        issuer: body.issuer,
+        subject: body.subject,
+        audience,
+        certificate: parse_certificate(&body.pem)?,
+    };
+    let mut dir = state.directory_mut();
+    let federated = &mut dir.app.federated;
+    // The issuer and subject pair must be unique within an app (same Graph page).
+    if federated
+        .iter()
+        .any(|f| f.issuer == credential.issuer && f.subject == credential.subject)
+    {
+        return Err(ControlError::Conflict(format!(
+            "a federated credential for issuer '{}' and subject '{}' already exists",
+            credential.issuer, credential.subject
+        )));
+    }
+    if federated.len() >= MAX_FEDERATED {
+        return Err(ControlError::Conflict(format!(
+            "the app already has {MAX_FEDERATED} federated credentials"
+        )));
+    }
+    let view = federated_view(&credential);
+    federated.push(credential);
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn clear_federated(state: web::Data<EmulatorState>) -> HttpResponse {
+    state.directory_mut().app.federated.clear();
     HttpResponse::NoContent().finish()
 }
 
