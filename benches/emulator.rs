@@ -69,14 +69,18 @@ fn start_emulator() -> EmulatorProcess {
         .spawn()
         .expect("consentry emulator starts");
     let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
     let mut base = None;
-    for line in BufReader::new(stdout).lines() {
+    for line in lines.by_ref() {
         let line = line.expect("banner");
         if let Some(url) = line.trim().strip_prefix("authority host") {
             base = Some(url.trim().to_owned());
             break;
         }
     }
+    // Keep reading: closing the pipe while the emulator is still printing its banner makes
+    // its next write fail with EPIPE, and `println!` panics on that.
+    std::thread::spawn(move || lines.for_each(drop));
     EmulatorProcess {
         child,
         base: base.expect("the banner names the authority host"),

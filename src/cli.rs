@@ -155,6 +155,10 @@ struct EmulatorArgs {
     /// Worker threads [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
+    /// A PEM certificate registered on the app, whose key may sign client assertions
+    /// (repeatable).
+    #[arg(long = "certificate", value_name = "FILE")]
+    certificates: Vec<PathBuf>,
 }
 
 impl EmulatorArgs {
@@ -182,6 +186,7 @@ impl EmulatorArgs {
             generate_tenants: self.generate_tenants,
             users_per_generated_tenant: self.users,
             workers: self.workers,
+            certificates: self.certificates,
         }
     }
 }

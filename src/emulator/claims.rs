@@ -20,6 +20,24 @@ pub const GRAPH_AUDIENCES: &[&str] = &[
 /// Microsoft Graph's well-known application id.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
+/// How the client authenticated, Microsoft's `appidacr` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthentication {
+    /// "1": a client secret.
+    Secret,
+    /// "2": a client assertion (a certificate, or a federated credential).
+    Assertion,
+}
+
+impl ClientAuthentication {
+    fn appidacr(self) -> &'static str {
+        match self {
+            ClientAuthentication::Secret => "1",
+            ClientAuthentication::Assertion => "2",
+        }
+    }
+}
+
 /// Microsoft backdates `iat`/`nbf` by five minutes to absorb clock skew; so do we.
 const BACKDATE_SECS: i64 = 300;
 
@@ -59,6 +77,7 @@ impl AccessTokenClaims {
         tenant: &Tenant,
         sp: &ServicePrincipal,
         audience: &str,
+        authentication: ClientAuthentication,
         now: OffsetDateTime,
         lifetime_secs: u32,
     ) -> AccessTokenClaims {
@@ -74,8 +93,7 @@ impl AccessTokenClaims {
             aio: random_id(48),
             app_displayname: app.display_name.clone(),
             appid: app.client_id.to_string(),
-            // How the client authenticated: "1" a secret ("2" would be a certificate).
-            appidacr: "1".to_owned(),
+            appidacr: authentication.appidacr().to_owned(),
             idp: issuer,
             idtyp: "app".to_owned(),
             oid: sp.object_id.to_string(),

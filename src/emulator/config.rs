@@ -42,6 +42,8 @@ pub struct EmulatorConfig {
     pub users_per_generated_tenant: u32,
     /// actix worker threads; the number of cores when `None`.
     pub workers: Option<usize>,
+    /// PEM certificate files registered on the app at start (`--certificate`).
+    pub certificates: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("redirect_uris", &self.redirect_uris)
             .field("permissions", &self.permissions)
             .field("https", &self.https)
+            .field("certificates", &self.certificates)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +84,7 @@ impl Default for EmulatorConfig {
             generate_tenants: 0,
             users_per_generated_tenant: 5,
             workers: None,
+            certificates: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::certificate::ClientCertificate;
 use super::permissions;
 
 /// The multi-tenant application registered in the emulator (one per emulator).
@@ -19,6 +20,22 @@ pub struct AppRegistration {
     pub redirect_uris: Vec<String>,
     /// The application permissions the app requests, granted on admin consent.
     pub required_roles: Vec<String>,
+    /// Certificates whose keys may sign client assertions; the secret keeps working
+    /// beside them, as on a real app registration.
+    pub certificates: Vec<ClientCertificate>,
+    /// External identity providers whose tokens the app accepts as client assertions.
+    pub federated: Vec<FederatedCredential>,
+}
+
+/// A federated identity credential: tokens with exactly this issuer, subject and audience,
+/// signed by the key of `certificate`, authenticate the app. (Entra fetches the issuer's
+/// keys from its discovery document; the emulator is offline, so it is given the key.)
+#[derive(Debug, Clone)]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+    pub certificate: ClientCertificate,
 }
 
 /// One organisation (a Microsoft Entra tenant).
@@ -174,12 +191,18 @@ impl Directory {
         }
     }
 
+    /// The id of the tenant a `{tenant}` segment names, if it names a known one.
+    pub fn tenant_id(&self, segment: &str) -> Option<Uuid> {
+        TenantRef::parse(segment)
+            .and_then(|r| self.resolve(&r))
+            .map(|t| t.id)
+    }
+
     /// How request counts name the tenant of a `{tenant}` segment: its GUID when the
     /// segment names a known tenant, else the segment itself, in lower case.
     pub fn stats_key(&self, segment: &str) -> String {
-        TenantRef::parse(segment)
-            .and_then(|r| self.resolve(&r))
-            .map(|t| t.id.to_string())
+        self.tenant_id(segment)
+            .map(|id| id.to_string())
             .unwrap_or_else(|| segment.to_ascii_lowercase())
     }
 
@@ -317,6 +340,8 @@ mod tests {
             client_secret: "s".into(),
             redirect_uris: vec![],
             required_roles: vec!["User.Read.All".into()],
+            certificates: vec![],
+            federated: vec![],
         })
     }
 

@@ -9,7 +9,23 @@ use actix_web::{HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::assertion::{AssertionError, KeyInfo};
 use super::clock::sts_timestamp;
+
+/// `2024-10-02T22:05:03.6755165Z`: how AADSTS700024 writes times.
+fn precise_timestamp(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
+    );
+    t.format(FORMAT).unwrap_or_default()
+}
+
+/// `01/28/2019 16:00:00`: how AADSTS700027 writes a key's validity.
+fn key_date(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        time::macros::format_description!("[month]/[day]/[year] [hour]:[minute]:[second]");
+    t.format(FORMAT).unwrap_or_default()
+}
 
 /// The OAuth 2.0 `error` value (RFC 6749 §5.2) that goes with an AADSTS code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +44,9 @@ pub enum OAuthError {
     InvalidResource,
     /// Microsoft's extension, on discovery documents: no such tenant.
     InvalidTenant,
+    /// RFC 6749 §4.1.2.1 defines it for the authorization endpoint; Microsoft answers it on
+    /// the token endpoint too, with a 5xx or 429, for transient failures (AADSTS90033).
+    TemporarilyUnavailable,
 }
 
 impl OAuthError {
@@ -40,6 +59,7 @@ impl OAuthError {
             OAuthError::InvalidScope => "invalid_scope",
             OAuthError::InvalidResource => "invalid_resource",
             OAuthError::InvalidTenant => "invalid_tenant",
+            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -50,14 +70,44 @@ pub struct StsError {
     pub error: OAuthError,
     pub code: u32,
     pub message: String,
+    status: StatusCode,
+    /// Seconds for a `Retry-After` header; only transient errors carry one.
+    retry_after_secs: Option<u32>,
 }
 
 impl StsError {
+    /// 401 for client-authentication failures (RFC 6749 §5.2), 400 for the rest.
     fn new(error: OAuthError, code: u32, message: impl Into<String>) -> StsError {
+        let status = match error {
+            OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::BAD_REQUEST,
+        };
         StsError {
             error,
             code,
             message: message.into(),
+            status,
+            retry_after_secs: None,
+        }
+    }
+
+    /// An injected throttling or server error. Microsoft's 5xx answers from the token
+    /// endpoint carry exactly this body (a 503 with `temporarily_unavailable` and
+    /// AADSTS90033, as reported in Azure/azure-sdk-for-python#14241). Its 429s are another
+    /// matter: MSAL.NET's AzureAD/microsoft-authentication-library-for-dotnet#2855 shows a
+    /// 429 with `Retry-After: 60` and the plain-text body "Too Many Requests", which MSAL
+    /// could not parse. The emulator answers its 429s in the same JSON as the 5xx instead,
+    /// so that clients can branch on `error` and `error_codes` as they do for every other
+    /// answer; clients must still honour the status and `Retry-After` before the body.
+    pub fn transient(status: StatusCode, retry_after_secs: Option<u32>) -> StsError {
+        StsError {
+            status,
+            retry_after_secs,
+            ..Self::new(
+                OAuthError::TemporarilyUnavailable,
+                90033,
+                "A transient error has occurred. Please try again.",
+            )
         }
     }
 
@@ -179,14 +229,107 @@ impl StsError {
         )
     }
 
-    pub fn assertion_key_not_found(client_id: &str) -> StsError {
-        Self::new(
-            OAuthError::InvalidClient,
-            700027,
-            format!(
-                "Client assertion contains an invalid signature. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+    /// A client assertion the identity platform refused. Codes and texts follow real
+    /// responses: 700027 with "The key was not found." (Azure/azure-sdk-for-net#29007) and
+    /// "The key used is expired." (microsoft/azure-tools-for-java#2785); 700024
+    /// (AzureAD/microsoft-authentication-library-for-java#984); 700021 and 700023 (the Azure
+    /// SDK for Java's service-principal troubleshooting page, learn.microsoft.com; and
+    /// AzureAD/microsoft-authentication-library-for-dotnet#2746); 50048
+    /// (AzureAD/microsoft-authentication-library-for-java#430); 50027 as `invalid_request`
+    /// (MSAL.NET's test data; GitLab's docs show it with 400); 5002730
+    /// (AzureAD/microsoft-authentication-library-for-dotnet#4712); 70021 as `invalid_request`
+    /// (Azure/azure-workload-identity#616). A signature that fails to verify answers 700027
+    /// with the reason Microsoft gives for 50013 in the same case
+    /// (Azure/azure-sdk-for-java#25109): an approximation.
+    pub fn client_assertion(e: &AssertionError, client_id: &str) -> StsError {
+        const SEE_KEYS: &str = "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id";
+        const DOCS: &str = "Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .";
+        let invalid_signature = |reason: &str, key: &KeyInfo| {
+            Self::new(
+                OAuthError::InvalidClient,
+                700027,
+                format!(
+                    "Client assertion contains an invalid signature. [Reason - {reason}, Thumbprint of key used by client: '{}', Found key 'Start={}, End={}', {SEE_KEYS} '{client_id}'.]",
+                    key.thumbprint,
+                    key_date(key.start),
+                    key_date(key.end)
+                ),
+            )
+        };
+        match e {
+            AssertionError::Malformed => Self::new(
+                OAuthError::InvalidRequest,
+                50027,
+                "JWT token is invalid or malformed.",
             ),
-        )
+            AssertionError::UnsupportedAlgorithm => Self::new(
+                OAuthError::InvalidRequest,
+                5002730,
+                "Invalid JWT token. Unsupported key for the signing algorithm.",
+            ),
+            AssertionError::KeyNotFound { thumbprint } => Self::new(
+                OAuthError::InvalidClient,
+                700027,
+                match thumbprint {
+                    Some(t) => format!(
+                        "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{t}', {SEE_KEYS} '{client_id}'.]"
+                    ),
+                    None => format!(
+                        "Client assertion contains an invalid signature. [Reason - The key was not found., {SEE_KEYS} '{client_id}'.]"
+                    ),
+                },
+            ),
+            AssertionError::KeyExpired(key) => invalid_signature("The key used is expired.", key),
+            AssertionError::BadSignature(key) => invalid_signature(
+                "The provided signature value did not match the expected signature value.",
+                key,
+            ),
+            AssertionError::OutsideValidity { now, nbf, exp } => {
+                let at = |secs: i64| {
+                    OffsetDateTime::from_unix_timestamp(secs)
+                        .map(precise_timestamp)
+                        .unwrap_or_default()
+                };
+                Self::new(
+                    OAuthError::InvalidClient,
+                    700024,
+                    format!(
+                        "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. {DOCS}",
+                        precise_timestamp(*now),
+                        at(nbf.unwrap_or(0)),
+                        at(*exp)
+                    ),
+                )
+            }
+            AssertionError::SubjectNotIssuer => Self::new(
+                OAuthError::InvalidClient,
+                50048,
+                "Subject must match the issuer claim in the client assertion.",
+            ),
+            AssertionError::WrongClient => Self::new(
+                OAuthError::InvalidClient,
+                700021,
+                format!(
+                    "Client assertion application identifier doesn't match 'client_id' parameter. {DOCS}"
+                ),
+            ),
+            AssertionError::WrongAudience => Self::new(
+                OAuthError::InvalidClient,
+                700023,
+                format!("Client assertion audience claim does not match Realm issuer. {DOCS}"),
+            ),
+            AssertionError::NoFederatedMatch {
+                issuer,
+                subject,
+                audience,
+            } => Self::new(
+                OAuthError::InvalidRequest,
+                70021,
+                format!(
+                    "No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{audience}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+                ),
+            ),
+        }
     }
 
     pub fn unsupported_grant_type(grant: &str) -> StsError {
@@ -265,10 +408,7 @@ impl StsError {
     }
 
     pub fn status(&self) -> StatusCode {
-        match self.error {
-            OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
-            _ => StatusCode::BAD_REQUEST,
-        }
+        self.status
     }
 
     /// `AADSTS{code}: {message}`
@@ -298,11 +438,15 @@ impl StsError {
             "correlation_id": ids.correlation_id,
             "error_uri": format!("{base_url}/error?code={}", self.code),
         });
-        HttpResponse::build(self.status())
+        let mut response = HttpResponse::build(self.status());
+        response
             .insert_header(("Cache-Control", "no-store, no-cache"))
             .insert_header(("Pragma", "no-cache"))
-            .insert_header(("x-ms-request-id", ids.trace_id.to_string()))
-            .json(body)
+            .insert_header(("x-ms-request-id", ids.trace_id.to_string()));
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
+        response.json(body)
     }
 }
 
@@ -337,6 +481,8 @@ pub struct GraphError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (throttling and 503).
+    pub retry_after_secs: Option<u32>,
 }
 
 impl GraphError {
@@ -345,6 +491,44 @@ impl GraphError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// Graph's throttling answer: 429, `TooManyRequests`, a `Retry-After` (ENTRA.md §7;
+    /// learn.microsoft.com/graph/throttling).
+    pub fn throttled(retry_after_secs: u32) -> GraphError {
+        GraphError {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            )
+        }
+    }
+
+    /// A server-side failure. Graph's documented codes (learn.microsoft.com/graph/errors):
+    /// `serviceNotAvailable` for 503, which "may" carry a `Retry-After`, and
+    /// `generalException` ("an unspecified error") for the rest; Graph documents no
+    /// specific codes for 502 and 504, so those are an approximation.
+    pub fn unavailable(status: StatusCode, retry_after_secs: Option<u32>) -> GraphError {
+        let error = if status == StatusCode::SERVICE_UNAVAILABLE {
+            Self::new(
+                status,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Try the request again after a delay.",
+            )
+        } else {
+            Self::new(
+                status,
+                "generalException",
+                "An unspecified error has occurred.",
+            )
+        };
+        GraphError {
+            retry_after_secs,
+            ..error
         }
     }
 
@@ -473,6 +657,9 @@ impl GraphError {
         });
         let mut response = HttpResponse::build(self.status);
         response.insert_header(("request-id", request_id.to_string()));
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((
                 "WWW-Authenticate",

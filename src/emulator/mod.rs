@@ -5,11 +5,14 @@
 //! It imports nothing from the application's modules: consentry talks to it only over HTTP,
 //! exactly as it talks to Microsoft.
 
+mod assertion;
+mod certificate;
 mod claims;
 mod clock;
 mod config;
 mod directory;
 mod errors;
+mod faults;
 mod params;
 mod permissions;
 mod routes;
@@ -31,8 +34,10 @@ pub use config::{
 };
 pub use seed::CONTOSO;
 
+use certificate::ClientCertificate;
 use clock::Clock;
 use directory::{AppRegistration, Directory};
+use faults::FaultInjector;
 use signing::TokenSigner;
 use stats::RequestStats;
 
@@ -42,6 +47,7 @@ struct EmulatorState {
     signer: TokenSigner,
     clock: Clock,
     stats: RequestStats,
+    faults: FaultInjector,
     token_lifetime_secs: u32,
 }
 
@@ -70,6 +76,16 @@ impl Emulator {
     /// [`Emulator::run_until_stopped`] or spawn it.
     pub fn build(config: EmulatorConfig) -> anyhow::Result<Emulator> {
         config.validate()?;
+        let certificates = config
+            .certificates
+            .iter()
+            .map(|path| {
+                let pem = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --certificate {}", path.display()))?;
+                ClientCertificate::from_pem(&pem)
+                    .with_context(|| format!("--certificate {}", path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let signer = TokenSigner::generate()?;
         let clock = Clock::default();
         let now = clock.now();
@@ -79,6 +95,8 @@ impl Emulator {
             client_secret: config.client_secret.clone(),
             redirect_uris: config.redirect_uris.clone(),
             required_roles: config.permissions.clone(),
+            certificates,
+            federated: Vec::new(),
         });
         if config.seed {
             for tenant in seed::seeded_tenants() {
@@ -111,6 +129,7 @@ impl Emulator {
             signer,
             clock,
             stats: RequestStats::default(),
+            faults: FaultInjector::default(),
             token_lifetime_secs: config.token_lifetime_secs,
         });
         let app_state = state.clone();
@@ -189,6 +208,15 @@ impl Emulator {
             let _ = writeln!(out, "  redirect URI     {uri}");
         }
         let _ = writeln!(out, "  permissions      {}", app.required_roles.join(", "));
+        for certificate in &app.certificates {
+            let _ = writeln!(
+                out,
+                "  certificate      {}  (x5t#S256 {}, until {})",
+                certificate.thumbprint(),
+                certificate.x5t_s256(),
+                clock::rfc3339_seconds(certificate.not_after)
+            );
+        }
         let tenants = dir.tenants();
         let _ = writeln!(out, "\n{} tenants", tenants.len());
         for t in tenants.iter().take(10) {

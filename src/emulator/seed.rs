@@ -335,6 +335,8 @@ mod tests {
             client_secret: "s".into(),
             redirect_uris: vec![],
             required_roles: vec![],
+            certificates: vec![],
+            federated: vec![],
         });
         dir.insert(generated_tenant(7, users), time::OffsetDateTime::now_utc())
             .unwrap()

@@ -21,12 +21,38 @@ pub enum Endpoint {
     GraphUsersCount,
 }
 
+/// What an injected fault answered (see `faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    Throttled,
+    Error,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct FaultCounts {
+    throttled: u64,
+    errors: u64,
+}
+
+impl FaultCounts {
+    fn add(&mut self, kind: FaultKind) {
+        match kind {
+            FaultKind::Throttled => self.throttled += 1,
+            FaultKind::Error => self.errors += 1,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 struct Counts {
     total: u64,
     endpoints: BTreeMap<Endpoint, u64>,
     /// Keyed by tenant GUID when the tenant is known, else by the segment the client sent.
     tenants: BTreeMap<String, BTreeMap<Endpoint, u64>>,
+    /// Injected faults per endpoint. Those requests are counted above as well.
+    faults: BTreeMap<Endpoint, FaultCounts>,
+    /// Injected faults per tenant, keyed as `tenants` is.
+    tenant_faults: BTreeMap<String, BTreeMap<Endpoint, FaultCounts>>,
 }
 
 /// Counts per endpoint and per tenant. One mutex: a few hundred nanoseconds per request
@@ -47,6 +73,20 @@ impl RequestStats {
                 None => c.tenants.entry(t.to_owned()).or_default(),
             };
             *per.entry(endpoint).or_default() += 1;
+        }
+    }
+
+    /// Counts an injected fault, on top of the request's own count.
+    pub fn record_fault(&self, endpoint: Endpoint, tenant: Option<&str>, kind: FaultKind) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.faults.entry(endpoint).or_default().add(kind);
+        if let Some(t) = tenant {
+            c.tenant_faults
+                .entry(t.to_owned())
+                .or_default()
+                .entry(endpoint)
+                .or_default()
+                .add(kind);
         }
     }
 
@@ -74,7 +114,24 @@ mod tests {
         assert_eq!(s["total"], 3);
         assert_eq!(s["endpoints"]["token_v2"], 2);
         assert_eq!(s["tenants"]["t1"]["token_v2"], 2);
+        assert_eq!(s["faults"], serde_json::json!({}));
         stats.reset();
         assert_eq!(stats.snapshot()["total"], 0);
+    }
+
+    #[test]
+    fn counts_faults_per_endpoint_and_tenant() {
+        let stats = RequestStats::default();
+        stats.record_fault(Endpoint::TokenV2, Some("t1"), FaultKind::Throttled);
+        stats.record_fault(Endpoint::TokenV2, Some("t1"), FaultKind::Error);
+        stats.record_fault(Endpoint::GraphUsers, None, FaultKind::Throttled);
+        let s = stats.snapshot();
+        assert_eq!(
+            s["faults"]["token_v2"],
+            serde_json::json!({"throttled": 1, "errors": 1})
+        );
+        assert_eq!(s["faults"]["graph_users"]["throttled"], 1);
+        assert_eq!(s["tenant_faults"]["t1"]["token_v2"]["errors"], 1);
+        assert!(s["tenant_faults"].get("graph_users").is_none());
     }
 }

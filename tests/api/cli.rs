@@ -182,4 +182,33 @@ async fn tenants_verify_one_unknown_tenant_says_so() {
 
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no tenant c6e1b9d4"));
+#[test]
+fn emulator_with_a_missing_or_bad_certificate_file_names_it_and_exits_1() {
+    let missing = std::env::temp_dir().join(format!("consentry-{}.pem", uuid::Uuid::new_v4()));
+    let not_a_certificate =
+        std::env::temp_dir().join(format!("consentry-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&not_a_certificate, "hello\n").expect("write");
+
+    let outputs: Vec<_> = [&missing, &not_a_certificate]
+        .into_iter()
+        .map(|path| {
+            consentry()
+                .args(["emulator", "--port", "0", "--certificate"])
+                .arg(path)
+                .output()
+                .expect("runs")
+        })
+        .collect();
+    let _ = std::fs::remove_file(&not_a_certificate);
+
+    for (output, path, reason) in [
+        (&outputs[0], &missing, "reading --certificate"),
+        (&outputs[1], &not_a_certificate, "not a PEM certificate"),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

@@ -188,3 +188,82 @@ async fn msal_python_reports_the_emulators_error_codes() {
     );
     assert_eq!(not_consented["first"]["error_codes"][0], 700016);
 }
+
+/// Runs tests/python/msal_certificate_credential.py for `tenant` with a key and its
+/// certificate, both as PEM files.
+async fn run_msal_with_certificate(
+    emulator: &crate::helpers::TestEmulator,
+    tenant: &str,
+    key_pem: &Path,
+    cert_pem: &Path,
+) -> Value {
+    let python = msal_python().to_owned();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/msal_certificate_credential.py");
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(format!("{}/{tenant}", emulator.base))
+        .arg(&emulator.client_id)
+        .arg(key_pem)
+        .arg(cert_pem)
+        .arg(emulator.ca_pem.as_ref().expect("https"))
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "MSAL script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+}
+
+#[tokio::test]
+async fn msal_python_authenticates_with_a_certificate_in_both_forms() {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let emulator = spawn_https().await;
+    let tenant = emulator.contoso();
+    emulator.consent(&tenant).await;
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("an RSA key");
+    let pkcs8 = key.to_pkcs8_der().expect("PKCS#8");
+    let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &pkcs8.as_bytes().into(),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("rcgen takes the key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "consentry MSAL test");
+    let cert = params.self_signed(&key_pair).expect("self-signed");
+    let dir = std::env::temp_dir().join(format!("consentry-msal-cert-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let (key_path, cert_path) = (dir.join("client.key"), dir.join("client.pem"));
+    std::fs::write(
+        &key_path,
+        key.to_pkcs8_pem(LineEnding::LF).expect("PEM").as_bytes(),
+    )
+    .expect("writes the key");
+    std::fs::write(&cert_path, cert.pem()).expect("writes the certificate");
+    let (status, body) = emulator
+        .control(
+            reqwest::Method::POST,
+            "/app/certificates",
+            Some(serde_json::json!({ "pem": cert.pem() })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let result = run_msal_with_certificate(&emulator, &tenant, &key_path, &cert_path).await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    for form in ["thumbprint", "public_certificate"] {
+        let token = result[form]["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{form}: {result}"));
+        assert_eq!(claims(token)["appidacr"], "2", "{form}");
+        assert_eq!(claims(token)["tid"], tenant, "{form}");
+    }
+}

@@ -7,8 +7,10 @@ mod helpers;
 
 mod admin;
 mod callback;
+mod emulator_certificates;
 mod emulator_consent;
 mod emulator_control;
+mod emulator_faults;
 mod emulator_graph;
 mod emulator_https;
 mod emulator_token;

@@ -10,14 +10,28 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::emulator::EmulatorState;
+use crate::emulator::certificate::ClientCertificate;
 use crate::emulator::clock::rfc3339_seconds;
-use crate::emulator::directory::{DirectoryError, NewTenant, Tenant, is_dns_name};
+use crate::emulator::directory::{
+    DirectoryError, FederatedCredential, NewTenant, Tenant, is_dns_name,
+};
+use crate::emulator::faults::{FaultRequest, Faults};
 use crate::emulator::seed;
 
 /// One request may create this many tenants (benchmarks use 10,000 and more).
 const MAX_CREATE: u32 = 100_000;
 const MAX_USERS: u32 = 100_000;
 const MAX_CLOCK_STEP: u32 = 10 * 365 * 24 * 3600;
+/// Enough certificates for any rotation scenario; bounded like everything else here.
+const MAX_CERTIFICATES: usize = 100;
+/// Entra's limit of federated identity credentials per application
+/// (learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations).
+const MAX_FEDERATED: usize = 20;
+/// The audience Entra suggests for federated credentials, and the default here.
+const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// Entra's limit on a federated credential's issuer, subject and audience (Graph's
+/// federatedIdentityCredential resource type).
+const MAX_FEDERATED_FIELD: usize = 600;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -30,6 +44,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(index))
     .route("/static/emulator.css", web::get().to(stylesheet))
     .route("/app", web::get().to(app))
+    .service(
+        web::resource("/app/certificates")
+            .route(web::get().to(list_certificates))
+            .route(web::post().to(add_certificate))
+            .route(web::delete().to(clear_certificates)),
+    )
+    .service(
+        web::resource("/app/federated")
+            .route(web::get().to(list_federated))
+            .route(web::post().to(add_federated))
+            .route(web::delete().to(clear_federated)),
+    )
+    .service(
+        web::resource("/faults")
+            .route(web::get().to(global_faults))
+            .route(web::put().to(set_global_faults))
+            .route(web::delete().to(clear_global_faults)),
+    )
+    .service(
+        web::resource("/tenants/{id}/faults")
+            .route(web::get().to(tenant_faults))
+            .route(web::put().to(set_tenant_faults))
+            .route(web::delete().to(clear_tenant_faults)),
+    )
     .service(
         web::resource("/tenants")
             .route(web::get().to(list_tenants))
@@ -136,6 +174,10 @@ async fn index() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "endpoints": {
             "GET /_emulator/app": "the registered application",
+            "GET|POST|DELETE /_emulator/app/certificates": "certificates whose keys sign client assertions: list, register {\"pem\": ...}, remove all",
+            "GET|POST|DELETE /_emulator/app/federated": "federated credentials: list, register {\"issuer\", \"subject\", \"audience\", \"pem\"}, remove all",
+            "GET|PUT|DELETE /_emulator/faults": "faults injected on the token and Graph endpoints for every tenant",
+            "GET|PUT|DELETE /_emulator/tenants/{id}/faults": "one tenant's own faults, which replace the global ones for it",
             "GET /_emulator/tenants": "every tenant",
             "POST /_emulator/tenants": "create one tenant, or {\"count\": N} generated ones",
             "GET|DELETE /_emulator/tenants/{id}": "one tenant; delete it",
@@ -161,7 +203,212 @@ async fn app(state: web::Data<EmulatorState>) -> HttpResponse {
         "display_name": dir.app.display_name,
         "redirect_uris": dir.app.redirect_uris,
         "permissions": dir.app.required_roles,
+        "certificates": dir.app.certificates.iter().map(certificate_view).collect::<Vec<_>>(),
+        "federated": dir.app.federated.iter().map(federated_view).collect::<Vec<_>>(),
     }))
+}
+
+fn certificate_view(c: &ClientCertificate) -> Value {
+    json!({
+        "x5t": c.x5t(),
+        "x5t#S256": c.x5t_s256(),
+        "thumbprint": c.thumbprint(),
+        "common_name": c.common_name,
+        "not_before": rfc3339_seconds(c.not_before),
+        "not_after": rfc3339_seconds(c.not_after),
+    })
+}
+
+fn federated_view(f: &FederatedCredential) -> Value {
+    json!({
+        "issuer": f.issuer,
+        "subject": f.subject,
+        "audience": f.audience,
+        "certificate": certificate_view(&f.certificate),
+    })
+}
+
+fn parse_certificate(pem: &str) -> Result<ClientCertificate, ControlError> {
+    ClientCertificate::from_pem(pem).map_err(|e| ControlError::BadRequest(format!("pem: {e}")))
+}
+
+async fn list_certificates(state: web::Data<EmulatorState>) -> HttpResponse {
+    let dir = state.directory();
+    let all: Vec<Value> = dir.app.certificates.iter().map(certificate_view).collect();
+    HttpResponse::Ok().json(all)
+}
+
+/// `POST /_emulator/app/certificates`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCertificate {
+    /// The certificate only, never its key: `-----BEGIN CERTIFICATE-----...`.
+    pem: String,
+}
+
+/// Registers a certificate, as uploading one under "Certificates & secrets" does. Expired
+/// ones are accepted, so that clients' handling of an expired credential can be tested.
+async fn add_certificate(
+    body: web::Json<NewCertificate>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let certificate = parse_certificate(&body.pem)?;
+    let mut dir = state.directory_mut();
+    let certificates = &mut dir.app.certificates;
+    if certificates
+        .iter()
+        .any(|c| c.x5t_s256() == certificate.x5t_s256())
+    {
+        return Err(ControlError::Conflict(format!(
+            "the certificate {} is already registered",
+            certificate.thumbprint()
+        )));
+    }
+    if certificates.len() >= MAX_CERTIFICATES {
+        return Err(ControlError::Conflict(format!(
+            "the app already has {MAX_CERTIFICATES} certificates"
+        )));
+    }
+    let view = certificate_view(&certificate);
+    certificates.push(certificate);
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn clear_certificates(state: web::Data<EmulatorState>) -> HttpResponse {
+    state.directory_mut().app.certificates.clear();
+    HttpResponse::NoContent().finish()
+}
+
+async fn list_federated(state: web::Data<EmulatorState>) -> HttpResponse {
+    let dir = state.directory();
+    let all: Vec<Value> = dir.app.federated.iter().map(federated_view).collect();
+    HttpResponse::Ok().json(all)
+}
+
+/// `POST /_emulator/app/federated`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewFederated {
+    issuer: String,
+    subject: String,
+    audience: Option<String>,
+    /// A certificate for the issuer's signing key (Entra reads the issuer's JWKS instead).
+    pem: String,
+}
+
+async fn add_federated(body: web::Json<NewFederated>, state: web::Data<EmulatorState>) -> Reply {
+    let body = body.into_inner();
+    let audience = body
+        .audience
+        .unwrap_or_else(|| TOKEN_EXCHANGE_AUDIENCE.to_owned());
+    for (name, value) in [
+        ("issuer", &body.issuer),
+        ("subject", &body.subject),
+        ("audience", &audience),
+    ] {
+        if value.trim().is_empty() || value.len() > MAX_FEDERATED_FIELD {
+            return Err(ControlError::BadRequest(format!(
+                "{name} must be 1 to {MAX_FEDERATED_FIELD} characters"
+            )));
+        }
+    }
+    let credential = FederatedCredential {
+        issuer: body.issuer,
+        subject: body.subject,
+        audience,
+        certificate: parse_certificate(&body.pem)?,
+    };
+    let mut dir = state.directory_mut();
+    let federated = &mut dir.app.federated;
+    // The issuer and subject pair must be unique within an app (same Graph page).
+    if federated
+        .iter()
+        .any(|f| f.issuer == credential.issuer && f.subject == credential.subject)
+    {
+        return Err(ControlError::Conflict(format!(
+            "a federated credential for issuer '{}' and subject '{}' already exists",
+            credential.issuer, credential.subject
+        )));
+    }
+    if federated.len() >= MAX_FEDERATED {
+        return Err(ControlError::Conflict(format!(
+            "the app already has {MAX_FEDERATED} federated credentials"
+        )));
+    }
+    let view = federated_view(&credential);
+    federated.push(credential);
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn clear_federated(state: web::Data<EmulatorState>) -> HttpResponse {
+    state.directory_mut().app.federated.clear();
+    HttpResponse::NoContent().finish()
+}
+
+fn parse_faults(body: web::Json<FaultRequest>) -> Result<Faults, ControlError> {
+    Faults::try_from(body.into_inner()).map_err(|e| ControlError::BadRequest(e.to_string()))
+}
+
+/// The global faults and every tenant's own.
+async fn global_faults(state: web::Data<EmulatorState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "global": state.faults.global(),
+        "tenants": state.faults.tenants(),
+    }))
+}
+
+async fn set_global_faults(
+    body: web::Json<FaultRequest>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let faults = parse_faults(body)?;
+    let view = faults.view();
+    state.faults.set_global(Some(faults));
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Clears the global faults; tenants' own faults stay.
+async fn clear_global_faults(state: web::Data<EmulatorState>) -> HttpResponse {
+    state.faults.set_global(None);
+    HttpResponse::NoContent().finish()
+}
+
+/// The tenant id of a faults path, for a tenant that exists.
+fn faults_tenant(raw: &str, state: &EmulatorState) -> Result<Uuid, ControlError> {
+    let id = tenant_id(raw)?;
+    state
+        .directory()
+        .tenant(id)
+        .ok_or(DirectoryError::NoSuchTenant(id))?;
+    Ok(id)
+}
+
+/// `faults` is `null` when the tenant has none of its own (the global ones then apply).
+async fn tenant_faults(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = faults_tenant(&id, &state)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "tenant": id,
+        "faults": state.faults.tenant(id),
+    })))
+}
+
+/// Replaces the global faults for this tenant: `{}` exempts it from them.
+async fn set_tenant_faults(
+    id: web::Path<String>,
+    body: web::Json<FaultRequest>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let id = faults_tenant(&id, &state)?;
+    let faults = parse_faults(body)?;
+    let view = faults.view();
+    state.faults.set_tenant(id, Some(faults));
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn clear_tenant_faults(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let id = faults_tenant(&id, &state)?;
+    state.faults.set_tenant(id, None);
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn list_tenants(state: web::Data<EmulatorState>) -> HttpResponse {
@@ -300,6 +547,7 @@ async fn create_tenants(body: web::Json<CreateTenants>, state: web::Data<Emulato
 async fn delete_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
     let id = tenant_id(&id)?;
     state.directory_mut().remove(id)?;
+    state.faults.set_tenant(id, None);
     Ok(HttpResponse::NoContent().finish())
 }
 

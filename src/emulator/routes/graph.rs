@@ -2,7 +2,7 @@
 //! `$count` and `@odata.nextLink` paging) and `GET /users/$count`, authorised by the
 //! emulator's own tokens (ENTRA.md §7).
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +16,7 @@ use crate::emulator::claims::{AccessTokenClaims, GRAPH_AUDIENCES};
 use crate::emulator::clock::rfc3339_seconds;
 use crate::emulator::directory::Tenant;
 use crate::emulator::errors::GraphError;
+use crate::emulator::faults::{FaultTarget, Injected};
 use crate::emulator::params::{ParamError, Params, encode_component};
 use crate::emulator::permissions::{READ_ORGANIZATION, READ_USERS};
 use crate::emulator::seed::{self, User};
@@ -84,6 +85,7 @@ async fn organization(req: HttpRequest, state: web::Data<EmulatorState>) -> Http
             })))
         },
     )
+    .await
 }
 
 async fn users(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
@@ -130,6 +132,7 @@ async fn users(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpRespons
         body.insert("value".into(), value.into());
         Ok(json_ok(Value::Object(body)))
     })
+    .await
 }
 
 async fn users_count(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
@@ -146,6 +149,7 @@ async fn users_count(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpR
             .content_type("text/plain; charset=utf-8")
             .body(tenant.user_count.to_string()))
     })
+    .await
 }
 
 async fn method_not_allowed(req: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
@@ -164,9 +168,9 @@ async fn unknown_segment(req: HttpRequest, state: web::Data<EmulatorState>) -> H
     GraphError::no_such_segment(&segment).to_response(&req, Uuid::new_v4(), state.clock.now())
 }
 
-/// Authenticates the caller, finds its tenant, runs `handler`, counts the request and
-/// answers in Graph's shapes.
-fn respond(
+/// Authenticates the caller, finds its tenant, applies any injected fault, runs `handler`,
+/// counts the request and answers in Graph's shapes.
+async fn respond(
     req: &HttpRequest,
     state: &EmulatorState,
     endpoint: Endpoint,
@@ -174,23 +178,35 @@ fn respond(
 ) -> HttpResponse {
     let now = state.clock.now();
     let request_id = Uuid::new_v4();
+    let claims = authenticate(req, state, now);
     // Each request is counted once: without a tenant when the token is refused, else
     // under the token's tenant (even one deleted since, which then answers 401).
-    let outcome = match authenticate(req, state, now) {
-        Err(e) => {
-            state.stats.record(endpoint, None);
-            Err(e)
+    let tid = claims.as_ref().ok().map(|c| c.tid.as_str());
+    state.stats.record(endpoint, tid);
+    // Faults are scoped by the token's tenant, so an unauthenticated request sees only the
+    // global ones.
+    let decision = state.faults.decide(FaultTarget::Graph, || {
+        tid.and_then(|t| Uuid::try_parse(t).ok())
+    });
+    let outcome = match (decision.and_then(|d| d.fault), &claims) {
+        (Some(fault), _) => {
+            state.stats.record_fault(endpoint, tid, fault.kind());
+            Err(fault_error(fault))
         }
-        Ok(claims) => {
+        (None, Err(e)) => Err(e.clone()),
+        (None, Ok(claims)) => {
             let dir = state.directory();
-            state.stats.record(endpoint, Some(&claims.tid));
             Uuid::try_parse(&claims.tid)
                 .ok()
                 .and_then(|id| dir.tenant(id))
                 .ok_or_else(GraphError::unknown_tenant)
-                .and_then(|tenant| handler(&claims, tenant))
+                .and_then(|tenant| handler(claims, tenant))
         }
     };
+    if let Some(delay) = decision.map(|d| d.delay).filter(|d| !d.is_zero()) {
+        // An async sleep: the worker serves other requests meanwhile.
+        tokio::time::sleep(delay).await;
+    }
     match outcome {
         Ok(mut response) => {
             let headers = response.headers_mut();
@@ -206,6 +222,20 @@ fn respond(
             response
         }
         Err(e) => e.to_response(req, request_id, now),
+    }
+}
+
+/// Graph's answer to an injected fault: 429 `TooManyRequests`, or a 5xx.
+fn fault_error(fault: Injected) -> GraphError {
+    match fault {
+        Injected::Throttled { retry_after_secs } => GraphError::throttled(retry_after_secs),
+        Injected::Failed {
+            status,
+            retry_after_secs,
+        } => GraphError::unavailable(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            retry_after_secs,
+        ),
     }
 }
 

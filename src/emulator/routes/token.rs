@@ -1,6 +1,7 @@
 //! `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/token` (v1): the
 //! client-credentials grant (RFC 6749 §4.4) as Microsoft implements it.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -8,9 +9,11 @@ use uuid::Uuid;
 
 use super::{base_url, form_params, read_body, sts_param_error};
 use crate::emulator::EmulatorState;
-use crate::emulator::claims::{AccessTokenClaims, GRAPH_APP_ID};
-use crate::emulator::directory::{Directory, TenantRef};
+use crate::emulator::assertion::{self, Expected};
+use crate::emulator::claims::{AccessTokenClaims, ClientAuthentication, GRAPH_APP_ID};
+use crate::emulator::directory::{Directory, Tenant, TenantRef};
 use crate::emulator::errors::{RequestIds, StsError};
+use crate::emulator::faults::{FaultTarget, Injected};
 use crate::emulator::params::Params;
 use crate::emulator::stats::Endpoint;
 
@@ -73,17 +76,35 @@ async fn token(
         Ok(bytes) => form_params(&req, &bytes, MAX_BODY),
         Err(e) => Err(sts_param_error(e)),
     };
-    let (tenant_key, outcome) = {
+    let (tenant_key, decision, outcome) = {
         let dir = state.directory();
         let tenant_key = dir.stats_key(&segment);
-        let outcome = params.and_then(|p| issue(&state, &dir, &segment, &p, version, now));
-        (tenant_key, outcome)
+        let decision = state
+            .faults
+            .decide(FaultTarget::Token, || dir.tenant_id(&segment));
+        // An injected fault answers before any check, as a front door's throttling would.
+        let outcome = match decision.and_then(|d| d.fault) {
+            Some(fault) => Err(fault_error(fault)),
+            None => params.and_then(|p| issue(&state, &dir, &req, &segment, &p, version, now)),
+        };
+        (tenant_key, decision, outcome)
     };
     let endpoint = match version {
         Version::V1 => Endpoint::TokenV1,
         Version::V2 => Endpoint::TokenV2,
     };
     state.stats.record(endpoint, Some(&tenant_key));
+    if let Some(decision) = decision {
+        if let Some(fault) = decision.fault {
+            state
+                .stats
+                .record_fault(endpoint, Some(&tenant_key), fault.kind());
+        }
+        // An async sleep: the worker serves other requests meanwhile.
+        if !decision.delay.is_zero() {
+            tokio::time::sleep(decision.delay).await;
+        }
+    }
     match outcome {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store, no-cache"))
@@ -94,11 +115,28 @@ async fn token(
     }
 }
 
+/// The identity platform's answer to an injected fault (see [`StsError::transient`]).
+fn fault_error(fault: Injected) -> StsError {
+    match fault {
+        Injected::Throttled { retry_after_secs } => {
+            StsError::transient(StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs))
+        }
+        Injected::Failed {
+            status,
+            retry_after_secs,
+        } => StsError::transient(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            retry_after_secs,
+        ),
+    }
+}
+
 /// The checks, in the order Microsoft applies them: tenant, grant, client, service
 /// principal (consent), credential, then the requested resource.
 fn issue(
     state: &EmulatorState,
     dir: &Directory,
+    req: &HttpRequest,
     segment: &str,
     params: &Params,
     version: Version,
@@ -132,7 +170,7 @@ fn issue(
         .as_ref()
         .ok_or_else(|| StsError::app_not_found(client_id, &tenant.display_name))?;
 
-    match (text("client_secret")?, text("client_assertion")?) {
+    let authentication = match (text("client_secret")?, text("client_assertion")?) {
         (None, None) => return Err(StsError::no_credential()),
         (Some(_), Some(_)) => {
             return Err(StsError::malformed(
@@ -144,15 +182,24 @@ fn issue(
             if !bool::from(secret.as_bytes().ct_eq(app.client_secret.as_bytes())) {
                 return Err(StsError::invalid_secret(client_id));
             }
+            ClientAuthentication::Secret
         }
-        (None, Some(_assertion)) => {
+        (None, Some(jwt)) => {
             if text("client_assertion_type")? != Some(JWT_BEARER) {
                 return Err(StsError::missing_parameter("client_assertion_type"));
             }
-            // No certificate is registered on the emulated app, so no assertion can verify.
-            return Err(StsError::assertion_key_not_found(client_id));
+            let base = base_url(req);
+            let is_token_endpoint = |aud: &str| is_token_endpoint_of(aud, &base, tenant, dir);
+            let expected = Expected {
+                client_id,
+                now,
+                is_token_endpoint: &is_token_endpoint,
+            };
+            assertion::verify(jwt, app, &expected)
+                .map_err(|e| StsError::client_assertion(&e, client_id))?;
+            ClientAuthentication::Assertion
         }
-    }
+    };
 
     let (audience, resource) = match version {
         Version::V2 => {
@@ -174,7 +221,7 @@ fn issue(
     };
 
     let lifetime = state.token_lifetime_secs;
-    let claims = AccessTokenClaims::new(app, tenant, sp, audience, now, lifetime);
+    let claims = AccessTokenClaims::new(app, tenant, sp, audience, authentication, now, lifetime);
     let access_token = state
         .signer
         .sign(&claims)
@@ -203,6 +250,42 @@ fn issue(
             "access_token": access_token,
         }),
     })
+}
+
+/// Microsoft's public authority host, which assertions may name whatever host they call.
+const PUBLIC_AUTHORITY: &str = "login.microsoftonline.com";
+
+/// Whether a client assertion's `aud` is a token endpoint (v2 or v1) of `tenant`: on the
+/// host the client called (`base`, `scheme://host[:port]`) or on Microsoft's public
+/// authority, naming the tenant by any of its GUID or domains.
+fn is_token_endpoint_of(aud: &str, base: &str, tenant: &Tenant, dir: &Directory) -> bool {
+    let Ok(url) = url::Url::parse(aud) else {
+        return false;
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        return false;
+    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let authority = match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    };
+    let public = url.scheme() == "https" && host == PUBLIC_AUTHORITY && url.port().is_none();
+    if !public && !authority.eq_ignore_ascii_case(base) {
+        return false;
+    }
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    match segments.as_slice() {
+        [named, "oauth2", "v2.0", "token"] | [named, "oauth2", "token"] => {
+            dir.tenant_id(named) == Some(tenant.id)
+        }
+        _ => false,
+    }
 }
 
 /// The token audience for a Graph resource identifier, `None` for any other resource.
