@@ -182,6 +182,8 @@ async fn tenants_verify_one_unknown_tenant_says_so() {
 
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no tenant c6e1b9d4"));
+}
+
 #[test]
 fn emulator_with_a_missing_or_bad_certificate_file_names_it_and_exits_1() {
     let missing = std::env::temp_dir().join(format!("consentry-{}.pem", uuid::Uuid::new_v4()));
