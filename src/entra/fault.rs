@@ -25,7 +25,10 @@ impl Fault {
             let fault = match code {
                 700016 | 65001 | 7000229 => Fault::ConsentMissing,
                 90002 | 5000225 | 900023 => Fault::TenantGone,
-                7000215 | 7000222 | 700027 | 7000218 | 7000112 | 700025 => Fault::AppCredential,
+                // Secret wrong or expired, assertion unverifiable, expired, for another app or
+                // audience, malformed, or no matching federated credential: all the app's own.
+                7000215 | 7000222 | 700027 | 7000218 | 7000112 | 700025 | 700024 | 700021
+                | 700023 | 50048 | 50027 | 70021 | 5002730 => Fault::AppCredential,
                 53003 => Fault::TenantPolicy,
                 70011 | 700022 | 500011 | 900144 | 70003 | 9000411 | 50059 | 700038 => {
                     Fault::AppConfiguration

@@ -22,6 +22,8 @@ struct State {
     token: Option<Arc<CachedToken>>,
     not_before: Option<OffsetDateTime>,
     refreshing: bool,
+    /// After a failed background refresh, none before this (the cached token still serves).
+    refresh_not_before: Option<OffsetDateTime>,
     /// Completed requests so far: a caller that waited for the lock while this moved
     /// takes the outcome instead of asking again.
     attempts: u64,
@@ -129,6 +131,7 @@ impl Entry {
         st.attempts += 1;
         st.last_error = None;
         st.refused_until = None;
+        st.refresh_not_before = None;
         token
     }
 
@@ -150,8 +153,11 @@ impl Entry {
         .then_some(now + REFUSAL_MEMORY);
     }
 
-    pub(super) fn refresh_done(&self) {
-        self.state().refreshing = false;
+    /// The background refresh finished; after a failure, wait `pause` before the next.
+    pub(super) fn refresh_done(&self, failed_at: Option<OffsetDateTime>, pause: time::Duration) {
+        let mut st = self.state();
+        st.refreshing = false;
+        st.refresh_not_before = failed_at.map(|t| t + pause);
     }
 
     pub(super) fn clear(&self) {

@@ -8,6 +8,7 @@
 //! - Single-flight: however many callers want one tenant's token at once, at most one
 //!   request reaches the token endpoint; the others wait for its result.
 //! - `Retry-After` (429, 503) is honoured per tenant: no call before it passes.
+//! - a failed background refresh is tried again 30 s later, not on every call;
 //! - 5xx and timeouts are retried once after about a second; a refusal (4xx) is
 //!   remembered for 60 s, as MSAL Python does, unless a fresh token is asked for.
 
@@ -26,6 +27,8 @@ use entry::{Entry, Lookup};
 
 /// MSAL treats a token as expired this long before `expires_in` runs out.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+/// After a failed background refresh, the next one waits this long.
+const REFRESH_RETRY_PAUSE: time::Duration = time::Duration::seconds(30);
 /// The pause before the one retry of a 5xx or a timeout (MSAL.NET: 1 s).
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
@@ -113,9 +116,10 @@ impl TokenEngine {
                 tokio::spawn(async move {
                     let entry = engine.entry(tenant);
                     engine.count(|s| s.background_refreshes += 1);
-                    // A failed refresh keeps the cached token; its error is not the caller's.
-                    let _ = engine.fetch(tenant, &entry, false).await;
-                    entry.refresh_done();
+                    // A failed refresh keeps the cached token; its error is not the caller's,
+                    // and the next attempt waits a little.
+                    let failed = engine.fetch(tenant, &entry, false).await.is_err();
+                    entry.refresh_done(failed.then(|| engine.clock.now()), REFRESH_RETRY_PAUSE);
                 });
                 return Ok(token);
             }

@@ -226,3 +226,130 @@ async fn the_cache_stays_within_its_capacity() {
     );
     assert_eq!(engine.stats().requests, 300);
 }
+
+async fn put_faults(emulator: &TestEmulator, body: serde_json::Value) {
+    let (status, answer) = emulator
+        .control(reqwest::Method::PUT, "/faults", Some(body))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn no_call_before_retry_after_passes() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let clock = clock();
+    let engine = engine(&emulator, clock.clone());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    put_faults(
+        &emulator,
+        serde_json::json!({"throttle_next": 1, "retry_after_seconds": 120}),
+    )
+    .await;
+
+    let throttled = engine.token(tenant).await.expect_err("throttled");
+    let early = engine.token(tenant).await.expect_err("still waiting");
+    clock.advance(Duration::from_secs(119));
+    let still_early = engine
+        .fresh_token(tenant)
+        .await
+        .expect_err("even a fresh token waits");
+    let requests_while_waiting = token_requests(&emulator, &contoso).await;
+    clock.advance(Duration::from_secs(2));
+    let after = engine.token(tenant).await;
+
+    assert_eq!(throttled.code(), "http_429");
+    assert_eq!(early.code(), "retry_after");
+    assert_eq!(still_early.code(), "retry_after");
+    assert_eq!(
+        requests_while_waiting, 1,
+        "only the throttled request reached the emulator"
+    );
+    assert!(after.is_ok(), "{after:?}");
+    assert_eq!(token_requests(&emulator, &contoso).await, 2);
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_once() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let engine = engine(&emulator, clock());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    put_faults(
+        &emulator,
+        serde_json::json!({"fail_next": 1, "error_status": 500}),
+    )
+    .await;
+
+    let recovered = engine.token(tenant).await;
+    put_faults(
+        &emulator,
+        serde_json::json!({"fail_next": 2, "error_status": 500}),
+    )
+    .await;
+    let given_up = engine.fresh_token(tenant).await;
+
+    assert!(recovered.is_ok(), "{recovered:?}");
+    assert_eq!(
+        given_up.expect_err("two failures in a row").code(),
+        "http_500"
+    );
+    assert_eq!(
+        token_requests(&emulator, &contoso).await,
+        4,
+        "1 failed + 1 retried, 2 failed"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_background_refresh_keeps_serving_the_cached_token() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let clock = clock();
+    let engine = engine(&emulator, clock.clone());
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    let first = engine.token(tenant).await.expect("token");
+    put_faults(
+        &emulator,
+        serde_json::json!({"error_rate": 1.0, "error_status": 500}),
+    )
+    .await;
+
+    clock.advance(Duration::from_secs(2000));
+    let during = engine.token(tenant).await.expect("served from the cache");
+    let soon_after = wait_for_requests(&emulator, &contoso, 3).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = engine.token(tenant).await.expect("still served");
+    let still = token_requests(&emulator, &contoso).await;
+    clock.advance(Duration::from_secs(31));
+    engine.token(tenant).await.expect("still served");
+    let later = wait_for_requests(&emulator, &contoso, 5).await;
+
+    assert!(Arc::ptr_eq(&first, &during));
+    assert!(
+        Arc::ptr_eq(&first, &after),
+        "the failed refresh kept the token"
+    );
+    assert_eq!(
+        soon_after, 3,
+        "1, then a refresh tried twice (a 500 is retried once)"
+    );
+    assert_eq!(still, 3, "no new refresh on the next call");
+    assert_eq!(later, 5, "30 s later the refresh is tried again");
+}
+
+/// Polls the emulator's count until it reaches `n` (or 2 s pass), and returns it.
+async fn wait_for_requests(emulator: &TestEmulator, tenant: &str, n: u64) -> u64 {
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = token_requests(emulator, tenant).await;
+        if seen >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen
+}
