@@ -1,0 +1,166 @@
+//! consentry's own credential: a certificate works end to end, and when Microsoft stops
+//! accepting it, operators get one app-wide alert and no tenant is blamed.
+
+use std::path::PathBuf;
+
+use reqwest::Method;
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use serde_json::json;
+
+use crate::app_helpers::{TestApp, spawn_app_with};
+
+/// A fresh RSA-2048 key and a self-signed certificate, as PEM files.
+fn certificate() -> (PathBuf, PathBuf, String) {
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
+    let pkcs8 = private.to_pkcs8_der().expect("pkcs8");
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &pkcs8.as_bytes().into(),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "consentry test");
+    let cert = params.self_signed(&key).expect("cert");
+    let dir = std::env::temp_dir().join(format!("consentry-cred-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(
+        &key_path,
+        private
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("pem")
+            .as_bytes(),
+    )
+    .expect("write");
+    (cert_path, key_path, cert.pem())
+}
+
+async fn spawn_with_certificate(cert: &std::path::Path, key: &std::path::Path) -> TestApp {
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    spawn_app_with(|raw, _| {
+        raw.set("CONSENTRY_CLIENT_SECRET", "");
+        raw.set("CONSENTRY_CLIENT_CERTIFICATE", cert);
+        raw.set("CONSENTRY_CLIENT_CERTIFICATE_KEY", key);
+        raw.set("CONSENTRY_VERIFY_INTERVAL", "1s");
+    })
+    .await
+}
+
+async fn register(app: &TestApp, pem: &str) {
+    let (status, body) = app
+        .emulator
+        .control(
+            Method::POST,
+            "/app/certificates",
+            Some(json!({ "pem": pem })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn a_certificate_credential_onboards_a_tenant() {
+    let (cert, key, pem) = certificate();
+    let app = spawn_with_certificate(&cert, &key).await;
+    register(&app, &pem).await;
+    let contoso = app.emulator.contoso();
+
+    let row = app.onboard(&app.browser(), &contoso).await;
+    let dashboard = app
+        .operator()
+        .await
+        .get("/admin")
+        .await
+        .text()
+        .await
+        .expect("html");
+
+    assert_eq!(row.status, "active", "{row:?}");
+    assert!(
+        dashboard.contains("App credential: certificate expires"),
+        "{dashboard}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_microsoft_does_not_know_leaves_the_tenant_pending_with_an_alert() {
+    let (cert, key, _) = certificate();
+    let (_, _, other_pem) = certificate();
+    let app = spawn_with_certificate(&cert, &key).await;
+    register(&app, &other_pem).await;
+    let contoso = app.emulator.contoso();
+
+    let browser = app.browser();
+    let callback = app.consent(&browser, &contoso).await;
+    browser.get(&callback).await;
+    let row = app
+        .poll("a refused check", 10, || async {
+            app.tenant(&contoso)
+                .await
+                .filter(|t| t.last_error_code.is_some())
+        })
+        .await;
+
+    assert_eq!(row.status, "pending");
+    assert_eq!(row.last_error_code.as_deref(), Some("AADSTS700027"));
+}
+
+#[tokio::test]
+async fn when_the_credential_stops_working_active_tenants_stay_active_and_operators_are_alerted() {
+    let (cert, key, pem) = certificate();
+    let app = spawn_with_certificate(&cert, &key).await;
+    register(&app, &pem).await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+
+    let (status, _) = app
+        .emulator
+        .control(Method::DELETE, "/app/certificates", None)
+        .await;
+    let rejected = app
+        .poll("the check with the removed certificate", 15, || async {
+            app.tenant(&contoso)
+                .await
+                .filter(|t| t.last_error_code.as_deref() == Some("AADSTS700027"))
+        })
+        .await;
+    let dashboard = app
+        .operator()
+        .await
+        .get("/admin")
+        .await
+        .text()
+        .await
+        .expect("html");
+
+    assert_eq!(status, 204);
+    assert_eq!(
+        rejected.status, "active",
+        "no tenant is blamed for the app's credential"
+    );
+    assert!(
+        app.tenant_event_kinds(&contoso)
+            .await
+            .contains(&"app_credential_rejected".to_owned())
+    );
+    let moves: Vec<String> = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "status_changed")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(
+        moves,
+        ["Status: Verifying → Active."],
+        "the only move was onboarding"
+    );
+    assert!(
+        dashboard.contains(r#"id="credential-alert""#),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("AADSTS700027"), "{dashboard}");
+}
