@@ -269,7 +269,9 @@ fn main() {
             .arg(&emulator.ca)
             .arg(o.concurrency.to_string())
             .arg(&list)
+            // Where set, these override the `verify` the script passes (requests's rules).
             .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE")
             .output()
             .await
             .expect("python runs");
