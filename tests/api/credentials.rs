@@ -164,3 +164,140 @@ async fn when_the_credential_stops_working_active_tenants_stay_active_and_operat
     );
     assert!(dashboard.contains("AADSTS700027"), "{dashboard}");
 }
+
+/// A workload-identity style assertion signed RS256 by `key` (PKCS#8 DER).
+fn federated_assertion(key: &[u8], issuer: &str, subject: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let input = format!(
+        "{}.{}",
+        b64(json!({"alg": "RS256", "typ": "JWT"})),
+        b64(
+            json!({"iss": issuer, "sub": subject, "aud": "api://AzureADTokenExchange", "iat": now, "nbf": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()})
+        )
+    );
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(key).expect("key");
+    let mut sig = vec![0u8; pair.public().modulus_len()];
+    pair.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .expect("sign");
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+#[tokio::test]
+async fn a_federated_assertion_file_is_read_on_every_request() {
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
+    let pkcs8 = private.to_pkcs8_der().expect("pkcs8");
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &pkcs8.as_bytes().into(),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("key");
+    let issuer_cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (issuer, subject) = (
+        "https://kubernetes.example/cluster",
+        "system:serviceaccount:consentry:app",
+    );
+    let file = std::env::temp_dir().join(format!("consentry-assertion-{}", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        federated_assertion(pkcs8.as_bytes(), issuer, subject),
+    )
+    .expect("write");
+    let path = file.display().to_string();
+    let app = spawn_app_with(|raw, _| {
+        raw.set("CONSENTRY_CLIENT_SECRET", "");
+        raw.set("CONSENTRY_CLIENT_ASSERTION_FILE", path);
+        raw.set("CONSENTRY_VERIFY_INTERVAL", "1s");
+    })
+    .await;
+    let (status, body) = app
+        .emulator
+        .control(
+            Method::POST,
+            "/app/federated",
+            Some(json!({"issuer": issuer, "subject": subject, "pem": issuer_cert.pem()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let contoso = app.emulator.contoso();
+
+    let row = app.onboard(&app.browser(), &contoso).await;
+    // The workload's token is replaced by one for another subject: the next check uses it.
+    std::fs::write(
+        &file,
+        federated_assertion(pkcs8.as_bytes(), issuer, "system:serviceaccount:other:app"),
+    )
+    .expect("write");
+    let refused = app
+        .poll("a check with the new assertion", 15, || async {
+            app.tenant(&contoso)
+                .await
+                .filter(|t| t.last_error_code.as_deref() == Some("AADSTS70021"))
+        })
+        .await;
+
+    assert_eq!(row.status, "active", "{row:?}");
+    assert_eq!(
+        refused.status, "active",
+        "the app's credential, not the tenant"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test]
+async fn a_certificate_close_to_expiry_is_flagged_on_the_dashboard() {
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
+    let pkcs8 = private.to_pkcs8_der().expect("pkcs8");
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &pkcs8.as_bytes().into(),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    let cert = params.self_signed(&key).expect("cert");
+    let dir = std::env::temp_dir().join(format!("consentry-cred-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
+    std::fs::write(
+        dir.join("key.pem"),
+        private
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("pem")
+            .as_bytes(),
+    )
+    .expect("write");
+    let app = spawn_with_certificate(&dir.join("cert.pem"), &dir.join("key.pem")).await;
+
+    let dashboard = app
+        .operator()
+        .await
+        .get("/admin")
+        .await
+        .text()
+        .await
+        .expect("html");
+
+    assert!(
+        dashboard.contains(r#"<p class="flash error" id="credential">"#),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains("(in 9 days)") || dashboard.contains("(in 10 days)"),
+        "{dashboard}"
+    );
+}
