@@ -118,3 +118,36 @@ async fn the_tenant_page_shows_the_user_count_from_graph() {
 
     assert!(page.contains(r#"<dd id="users">36</dd>"#), "{page}");
 }
+
+#[tokio::test]
+async fn graph_throttling_is_waited_out_as_retry_after_says() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(WOODGROVE).await;
+    let graph = graph(&emulator);
+    let tenant = TenantId::parse(WOODGROVE).expect("guid");
+    let (status, body) = emulator
+        .control(
+            reqwest::Method::PUT,
+            "/faults",
+            Some(json!({"throttle_next": 1, "retry_after_seconds": 1, "endpoints": ["graph"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let started = std::time::Instant::now();
+    let users = graph
+        .list(tenant, "/v1.0/users?$top=100&$select=id")
+        .await
+        .expect("users after the wait");
+
+    assert_eq!(users.len(), 130);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "waited at least Retry-After"
+    );
+    let requests = emulator.requests().await;
+    assert_eq!(
+        requests["tenants"][WOODGROVE]["graph_users"], 3,
+        "the throttled page, again, then the last: {requests}"
+    );
+}

@@ -27,6 +27,8 @@ pub struct TenantView {
     pub last_token: String,
     pub last_ok: Option<String>,
     pub last_error: Option<String>,
+    pub last_failure: Option<String>,
+    pub consecutive_failures: i64,
     pub next_verify_at: Option<String>,
 }
 
@@ -55,6 +57,8 @@ fn view(t: &TenantRow, required: &[String]) -> TenantView {
         last_token,
         last_ok: t.last_token_ok_at.as_deref().map(short),
         last_error: t.last_error.clone(),
+        last_failure: t.last_failure_at.as_deref().map(short),
+        consecutive_failures: t.consecutive_failures,
         next_verify_at: t.next_verify_at.as_deref().map(short),
     }
 }
