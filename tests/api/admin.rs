@@ -396,7 +396,10 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_revoked() {
         "{page}"
     );
     assert!(page.contains("failed: AADSTS700016"), "{page}");
-    assert!(page.contains("(1 in a row)"), "consecutive failures: {page}");
+    assert!(
+        page.contains("(1 in a row)"),
+        "consecutive failures: {page}"
+    );
     assert!(
         page.contains(&format!("/reconsent/{contoso}")),
         "a re-consent link: {page}"
