@@ -8,8 +8,6 @@
 //! that matters, requests per second of the emulator's own CPU time (read from
 //! /proc/PID/stat), which does not depend on how busy the load generator kept the machine.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -45,59 +43,6 @@ fn options() -> Options {
         o.tenants = v;
     }
     o
-}
-
-/// The emulator process; killed on drop.
-struct EmulatorProcess {
-    child: Child,
-    base: String,
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_emulator() -> EmulatorProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args(["emulator", "--port", "0", "--workers", "1"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("consentry emulator starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut base = None;
-    for line in lines.by_ref() {
-        let line = line.expect("banner");
-        if let Some(url) = line.trim().strip_prefix("authority host") {
-            base = Some(url.trim().to_owned());
-            break;
-        }
-    }
-    // Keep reading: closing the pipe while the emulator is still printing its banner makes
-    // its next write fail with EPIPE, and `println!` panics on that.
-    std::thread::spawn(move || lines.for_each(drop));
-    EmulatorProcess {
-        child,
-        base: base.expect("the banner names the authority host"),
-    }
-}
-
-/// User plus system CPU seconds of a process, from /proc/PID/stat (Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat (Linux only)");
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    // USER_HZ, the unit of these fields, is 100 on Linux.
-    ticks / 100.0
 }
 
 struct Run {
@@ -157,12 +102,17 @@ fn report(name: &str, total: usize, run: &Run) {
     );
 }
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{cpu_seconds, start_emulator};
+
 fn main() {
     let o = options();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
-        let emulator = start_emulator();
+        let emulator = start_emulator(&["--workers", "1"]);
         let pid = emulator.child.id();
         let http = reqwest::Client::builder().pool_max_idle_per_host(o.concurrency).build().expect("client");
         let base = emulator.base.clone();

@@ -9,8 +9,7 @@
 //! `ConfidentialClientApplication` per tenant, a thread pool of C) against the same
 //! emulator, and the ratio of the two wall times.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,64 +45,6 @@ fn options() -> Options {
     }
 }
 
-/// The emulator process, killed on drop.
-struct EmulatorProcess {
-    child: Child,
-    base: String,
-    ca: std::path::PathBuf,
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_emulator(dir: &std::path::Path) -> EmulatorProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args([
-            "emulator",
-            "--https",
-            "--port",
-            "0",
-            "--users",
-            "1",
-            "--tls-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("consentry emulator starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut base = None;
-    for line in lines.by_ref() {
-        let line = line.expect("banner");
-        if let Some(url) = line.trim().strip_prefix("authority host") {
-            base = Some(url.trim().to_owned());
-            break;
-        }
-    }
-    // Keep reading, so the emulator never writes into a closed pipe.
-    std::thread::spawn(move || for _ in lines {});
-    EmulatorProcess {
-        child,
-        base: base.expect("the banner names the authority host"),
-        ca: dir.join("ca.pem"),
-    }
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc (Linux)");
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime + stime, in USER_HZ (100 on Linux).
-    (fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime")) / 100.0
-}
-
 /// This process's peak resident memory (VmHWM), in MiB.
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc (Linux)");
@@ -130,6 +71,11 @@ async fn counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
     )
 }
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{cpu_seconds, start_emulator};
+
 fn main() {
     let o = options();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -137,10 +83,12 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let emulator = start_emulator(&dir);
+        let tls_dir = dir.display().to_string();
+        let emulator = start_emulator(&["--https", "--users", "1", "--tls-dir", &tls_dir]);
+        let ca_path = dir.join("ca.pem");
         let pid = emulator.child.id();
         let base = emulator.base.clone();
-        let ca = std::fs::read(&emulator.ca).expect("ca.pem");
+        let ca = std::fs::read(&ca_path).expect("ca.pem");
         let http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("pem")])
             .build()
@@ -189,7 +137,7 @@ fn main() {
         raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
         raw.set("CONSENTRY_AUTHORITY_HOST", base.as_str());
         raw.set("CONSENTRY_GRAPH_HOST", base.as_str());
-        raw.set("CONSENTRY_CA_FILE", emulator.ca.display().to_string());
+        raw.set("CONSENTRY_CA_FILE", ca_path.display().to_string());
         raw.set(
             "CONSENTRY_SESSION_KEY",
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
@@ -269,7 +217,7 @@ fn main() {
                 &DEFAULT_CLIENT_ID.to_string(),
                 DEFAULT_CLIENT_SECRET,
             ])
-            .arg(&emulator.ca)
+            .arg(&ca_path)
             .arg(o.concurrency.to_string())
             .arg(&list)
             // Where set, these override the `verify` the script passes (requests's rules).

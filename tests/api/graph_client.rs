@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use consentry::config::RawSettings;
 use consentry::domain::TenantId;
-use consentry::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use consentry::entra::EntraClient;
 use consentry::graph::GraphClient;
 use serde_json::json;
@@ -13,15 +11,7 @@ use crate::helpers::{TestEmulator, WOODGROVE, spawn_emulator};
 use crate::token_engine::{clock, engine};
 
 fn graph(emulator: &TestEmulator) -> GraphClient {
-    let mut raw = RawSettings::default();
-    raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
-    raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
-    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
-    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
-    raw.set(
-        "CONSENTRY_SESSION_KEY",
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    );
+    let raw = crate::helpers::settings_for(emulator);
     let entra = Arc::new(EntraClient::new(&raw.parse().expect("settings")).expect("client"));
     GraphClient::new(entra, engine(emulator, clock()))
 }

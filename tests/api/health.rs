@@ -121,22 +121,8 @@ async fn a_newly_required_permission_makes_active_tenants_need_re_consent() {
     let app = spawn().await;
     let contoso = app.emulator.contoso();
     app.onboard(&app.browser(), &contoso).await;
-    let mut raw = consentry::config::RawSettings::default();
-    raw.set(
-        "CONSENTRY_CLIENT_ID",
-        consentry::emulator::DEFAULT_CLIENT_ID.to_string(),
-    );
-    raw.set(
-        "CONSENTRY_CLIENT_SECRET",
-        consentry::emulator::DEFAULT_CLIENT_SECRET,
-    );
-    raw.set("CONSENTRY_AUTHORITY_HOST", app.emulator.base.as_str());
-    raw.set("CONSENTRY_GRAPH_HOST", app.emulator.base.as_str());
+    let mut raw = crate::helpers::settings_for(&app.emulator);
     raw.set("CONSENTRY_DATABASE_URL", app.database_url.as_str());
-    raw.set(
-        "CONSENTRY_SESSION_KEY",
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    );
     raw.set(
         "CONSENTRY_REQUIRED_PERMISSIONS",
         "User.Read.All,Organization.Read.All,Mail.Read",

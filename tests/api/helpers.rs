@@ -438,3 +438,23 @@ pub async fn assert_graph_error(response: reqwest::Response, status: u16, code: 
     );
     body
 }
+
+/// consentry's settings pointed at `emulator`, with the emulated app's default credential.
+pub fn settings_for(emulator: &TestEmulator) -> consentry::config::RawSettings {
+    let mut raw = consentry::config::RawSettings::default();
+    raw.set(
+        "CONSENTRY_CLIENT_ID",
+        consentry::emulator::DEFAULT_CLIENT_ID.to_string(),
+    );
+    raw.set(
+        "CONSENTRY_CLIENT_SECRET",
+        consentry::emulator::DEFAULT_CLIENT_SECRET,
+    );
+    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
+    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
+    raw.set(
+        "CONSENTRY_SESSION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    raw
+}

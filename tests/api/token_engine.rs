@@ -4,24 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consentry::clock::ManualClock;
-use consentry::config::RawSettings;
 use consentry::domain::TenantId;
-use consentry::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use consentry::entra::EntraClient;
 use consentry::tokens::TokenEngine;
 
 use crate::helpers::{TestEmulator, spawn_emulator};
 
 pub(crate) fn engine(emulator: &TestEmulator, clock: Arc<ManualClock>) -> Arc<TokenEngine> {
-    let mut raw = RawSettings::default();
-    raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
-    raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
-    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
-    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
-    raw.set(
-        "CONSENTRY_SESSION_KEY",
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    );
+    let raw = crate::helpers::settings_for(emulator);
     let settings = raw.parse().expect("settings");
     let entra = Arc::new(EntraClient::new(&settings).expect("client"));
     Arc::new(TokenEngine::new(entra, clock, 1000).with_retry_pause(Duration::from_millis(50)))
@@ -202,15 +192,7 @@ async fn the_cache_stays_within_its_capacity() {
             Some(serde_json::json!({"count": 300, "consented": true, "users": 1})),
         )
         .await;
-    let mut raw = RawSettings::default();
-    raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
-    raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
-    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
-    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
-    raw.set(
-        "CONSENTRY_SESSION_KEY",
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    );
+    let raw = crate::helpers::settings_for(&emulator);
     let entra = Arc::new(EntraClient::new(&raw.parse().expect("settings")).expect("client"));
     let engine = Arc::new(TokenEngine::new(entra, clock(), 100));
 

@@ -1,0 +1,60 @@
+//! What both benchmarks need: `consentry emulator` as its own process (so its CPU time is
+//! its own), and that CPU time.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The emulator process; killed on drop.
+pub struct EmulatorProcess {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `consentry emulator --port 0 {extra}` and reads its URL from the banner.
+pub fn start_emulator(extra: &[&str]) -> EmulatorProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .args(["emulator", "--port", "0"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("consentry emulator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.expect("banner");
+        if let Some(url) = line.trim().strip_prefix("authority host") {
+            base = Some(url.trim().to_owned());
+            break;
+        }
+    }
+    // Keep reading: closing the pipe while the emulator is still printing its banner makes
+    // its next write fail with EPIPE, and `println!` panics on that.
+    std::thread::spawn(move || lines.for_each(drop));
+    EmulatorProcess {
+        child,
+        base: base.expect("the banner names the authority host"),
+    }
+}
+
+/// User plus system CPU seconds of a process, from /proc/PID/stat (Linux).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat (Linux only)");
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // USER_HZ, the unit of these fields, is 100 on Linux.
+    ticks / 100.0
+}
