@@ -9,33 +9,51 @@ use serde_json::json;
 
 use crate::app_helpers::{TestApp, spawn_app_with};
 
-/// A fresh RSA-2048 key and a self-signed certificate, as PEM files.
-fn certificate() -> (PathBuf, PathBuf, String) {
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
-    let pkcs8 = private.to_pkcs8_der().expect("pkcs8");
-    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-        &pkcs8.as_bytes().into(),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .expect("key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "consentry test");
-    let cert = params.self_signed(&key).expect("cert");
-    let dir = std::env::temp_dir().join(format!("consentry-cred-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).expect("write");
-    std::fs::write(
-        &key_path,
-        private
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("pem")
-            .as_bytes(),
-    )
-    .expect("write");
-    (cert_path, key_path, cert.pem())
+/// A fresh RSA-2048 key and a self-signed certificate, written as PEM files.
+struct TestCertificate {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    pem: String,
+    /// The private key, PKCS#8 DER, for signing assertions in the test.
+    pkcs8: Vec<u8>,
+}
+
+impl TestCertificate {
+    fn generate(not_after: Option<time::OffsetDateTime>) -> TestCertificate {
+        let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
+        let pkcs8 = private.to_pkcs8_der().expect("pkcs8");
+        let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &pkcs8.as_bytes().into(),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "consentry test");
+        if let Some(at) = not_after {
+            params.not_after = at;
+        }
+        let cert = params.self_signed(&key).expect("cert");
+        let dir = std::env::temp_dir().join(format!("consentry-cred-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).expect("write");
+        std::fs::write(
+            &key_path,
+            private
+                .to_pkcs8_pem(LineEnding::LF)
+                .expect("pem")
+                .as_bytes(),
+        )
+        .expect("write");
+        TestCertificate {
+            cert_path,
+            key_path,
+            pem: cert.pem(),
+            pkcs8: pkcs8.as_bytes().to_vec(),
+        }
+    }
 }
 
 async fn spawn_with_certificate(cert: &std::path::Path, key: &std::path::Path) -> TestApp {
@@ -63,9 +81,9 @@ async fn register(app: &TestApp, pem: &str) {
 
 #[tokio::test]
 async fn a_certificate_credential_onboards_a_tenant() {
-    let (cert, key, pem) = certificate();
-    let app = spawn_with_certificate(&cert, &key).await;
-    register(&app, &pem).await;
+    let cert = TestCertificate::generate(None);
+    let app = spawn_with_certificate(&cert.cert_path, &cert.key_path).await;
+    register(&app, &cert.pem).await;
     let contoso = app.emulator.contoso();
 
     let row = app.onboard(&app.browser(), &contoso).await;
@@ -87,10 +105,10 @@ async fn a_certificate_credential_onboards_a_tenant() {
 
 #[tokio::test]
 async fn a_certificate_microsoft_does_not_know_leaves_the_tenant_pending_with_an_alert() {
-    let (cert, key, _) = certificate();
-    let (_, _, other_pem) = certificate();
-    let app = spawn_with_certificate(&cert, &key).await;
-    register(&app, &other_pem).await;
+    let cert = TestCertificate::generate(None);
+    let other = TestCertificate::generate(None);
+    let app = spawn_with_certificate(&cert.cert_path, &cert.key_path).await;
+    register(&app, &other.pem).await;
     let contoso = app.emulator.contoso();
 
     let browser = app.browser();
@@ -110,9 +128,9 @@ async fn a_certificate_microsoft_does_not_know_leaves_the_tenant_pending_with_an
 
 #[tokio::test]
 async fn when_the_credential_stops_working_active_tenants_stay_active_and_operators_are_alerted() {
-    let (cert, key, pem) = certificate();
-    let app = spawn_with_certificate(&cert, &key).await;
-    register(&app, &pem).await;
+    let cert = TestCertificate::generate(None);
+    let app = spawn_with_certificate(&cert.cert_path, &cert.key_path).await;
+    register(&app, &cert.pem).await;
     let contoso = app.emulator.contoso();
     app.onboard(&app.browser(), &contoso).await;
 
@@ -196,17 +214,7 @@ fn federated_assertion(key: &[u8], issuer: &str, subject: &str) -> String {
 
 #[tokio::test]
 async fn a_federated_assertion_file_is_read_on_every_request() {
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
-    let pkcs8 = private.to_pkcs8_der().expect("pkcs8");
-    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-        &pkcs8.as_bytes().into(),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .expect("key");
-    let issuer_cert = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .self_signed(&key)
-        .expect("cert");
+    let issuer_key = TestCertificate::generate(None);
     let (issuer, subject) = (
         "https://kubernetes.example/cluster",
         "system:serviceaccount:consentry:app",
@@ -214,7 +222,7 @@ async fn a_federated_assertion_file_is_read_on_every_request() {
     let file = std::env::temp_dir().join(format!("consentry-assertion-{}", uuid::Uuid::new_v4()));
     std::fs::write(
         &file,
-        federated_assertion(pkcs8.as_bytes(), issuer, subject),
+        federated_assertion(&issuer_key.pkcs8, issuer, subject),
     )
     .expect("write");
     let path = file.display().to_string();
@@ -229,7 +237,7 @@ async fn a_federated_assertion_file_is_read_on_every_request() {
         .control(
             Method::POST,
             "/app/federated",
-            Some(json!({"issuer": issuer, "subject": subject, "pem": issuer_cert.pem()})),
+            Some(json!({"issuer": issuer, "subject": subject, "pem": issuer_key.pem})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -239,7 +247,7 @@ async fn a_federated_assertion_file_is_read_on_every_request() {
     // The workload's token is replaced by one for another subject: the next check uses it.
     std::fs::write(
         &file,
-        federated_assertion(pkcs8.as_bytes(), issuer, "system:serviceaccount:other:app"),
+        federated_assertion(&issuer_key.pkcs8, issuer, "system:serviceaccount:other:app"),
     )
     .expect("write");
     let refused = app
@@ -260,28 +268,10 @@ async fn a_federated_assertion_file_is_read_on_every_request() {
 
 #[tokio::test]
 async fn a_certificate_close_to_expiry_is_flagged_on_the_dashboard() {
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("key");
-    let pkcs8 = private.to_pkcs8_der().expect("pkcs8");
-    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-        &pkcs8.as_bytes().into(),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .expect("key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
-    let cert = params.self_signed(&key).expect("cert");
-    let dir = std::env::temp_dir().join(format!("consentry-cred-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
-    std::fs::write(
-        dir.join("key.pem"),
-        private
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("pem")
-            .as_bytes(),
-    )
-    .expect("write");
-    let app = spawn_with_certificate(&dir.join("cert.pem"), &dir.join("key.pem")).await;
+    let cert = TestCertificate::generate(Some(
+        time::OffsetDateTime::now_utc() + time::Duration::days(10),
+    ));
+    let app = spawn_with_certificate(&cert.cert_path, &cert.key_path).await;
 
     let dashboard = app
         .operator()
