@@ -108,27 +108,16 @@ fn msal_python() -> &'static Path {
     })
 }
 
-/// Runs tests/python/msal_client_credentials.py with `secret` against `emulator`.
-async fn run_msal(emulator: &crate::helpers::TestEmulator, tenant: &str, secret: &str) -> Value {
-    let python = msal_python().to_owned();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/msal_client_credentials.py");
-    let args = [
-        format!("{}/{tenant}", emulator.base),
-        emulator.client_id.clone(),
-        secret.to_owned(),
-        emulator
-            .ca_pem
-            .as_ref()
-            .expect("https")
-            .display()
-            .to_string(),
-        emulator.base.clone(),
-    ];
-    let output = tokio::process::Command::new(python)
+/// Runs `tests/python/{script}` with `args` in the MSAL virtualenv and returns the JSON
+/// it prints.
+async fn run_python(script: &str, args: &[std::ffi::OsString]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let output = tokio::process::Command::new(msal_python())
         .arg(script)
         .args(args)
-        // Where set, this would override MSAL's `verify`: the test names its CA itself.
+        // Where set, these would override MSAL's `verify`: the test names its CA itself.
         .env_remove("REQUESTS_CA_BUNDLE")
         .env_remove("CURL_CA_BUNDLE")
         .output()
@@ -140,6 +129,19 @@ async fn run_msal(emulator: &crate::helpers::TestEmulator, tenant: &str, secret:
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+}
+
+/// Runs tests/python/msal_client_credentials.py with `secret` against `emulator`.
+async fn run_msal(emulator: &crate::helpers::TestEmulator, tenant: &str, secret: &str) -> Value {
+    let ca = emulator.ca_pem.as_ref().expect("https");
+    let args = [
+        format!("{}/{tenant}", emulator.base).into(),
+        emulator.client_id.clone().into(),
+        secret.into(),
+        ca.into(),
+        emulator.base.clone().into(),
+    ];
+    run_python("msal_client_credentials.py", &args).await
 }
 
 #[tokio::test]
@@ -197,27 +199,14 @@ async fn run_msal_with_certificate(
     key_pem: &Path,
     cert_pem: &Path,
 ) -> Value {
-    let python = msal_python().to_owned();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/msal_certificate_credential.py");
-    let output = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(format!("{}/{tenant}", emulator.base))
-        .arg(&emulator.client_id)
-        .arg(key_pem)
-        .arg(cert_pem)
-        .arg(emulator.ca_pem.as_ref().expect("https"))
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE")
-        .output()
-        .await
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "MSAL script failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+    let args = [
+        format!("{}/{tenant}", emulator.base).into(),
+        emulator.client_id.clone().into(),
+        key_pem.into(),
+        cert_pem.into(),
+        emulator.ca_pem.as_ref().expect("https").into(),
+    ];
+    run_python("msal_certificate_credential.py", &args).await
 }
 
 #[tokio::test]
