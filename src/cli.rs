@@ -277,7 +277,6 @@ async fn list_tenants(database: &str, json: bool) -> anyhow::Result<()> {
                     "id": t.id,
                     "status": t.status,
                     "display_name": t.display_name,
-                    "organisation_name": t.organisation_name,
                     "consented_at": t.consented_at,
                     "verified_at": t.verified_at,
                     "granted_roles": t.granted_roles(),

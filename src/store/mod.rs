@@ -17,7 +17,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Sqlite};
 use time::OffsetDateTime;
 
-pub use consent::{ConsentOutcome, ConsentRejection, NewConsentRequest};
+pub use consent::{
+    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, NewConsentRequest, Onboarding,
+    PurgeReport,
+};
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};
 pub use tenant::{CheckOutcome, CheckResult, TenantFilter, TenantRow};
