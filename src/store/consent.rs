@@ -330,8 +330,8 @@ impl Store {
 
         let inserted = sqlx::query(
             "insert into tenant (id, status, consent_request_id, consented_at, verify_attempts, \
-             next_verify_at, forced_check_at, created_at, updated_at) \
-             values ($1, 'pending', $2, $3, 0, $3, $3, $3, $3) on conflict (id) do nothing",
+             next_verify_at, created_at, updated_at) \
+             values ($1, 'pending', $2, $3, 0, $3, $3, $3) on conflict (id) do nothing",
         )
         .bind(&tenant)
         .bind(&request_id)
@@ -376,7 +376,7 @@ impl Store {
                 sqlx::query(
                     "update tenant set status = 'pending', consent_request_id = $2, consented_at = $3, \
                      verify_attempts = 0, consecutive_failures = 0, last_error_code = null, last_error = null, \
-                     next_verify_at = $3, forced_check_at = $3, updated_at = $3 where id = $1",
+                     next_verify_at = $3, forced_check_at = null, updated_at = $3 where id = $1",
                 )
                 .bind(&tenant)
                 .bind(&request_id)

@@ -18,8 +18,9 @@ use sqlx::{Pool, Sqlite};
 use time::OffsetDateTime;
 
 pub use consent::{
-    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, NewConsentRequest, Onboarding,
-    PurgeReport,
+    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, MAX_PENDING_PER_ADDRESS,
+    MAX_PENDING_PER_NETWORK, MAX_PENDING_REQUESTS, MAX_TENANTS_PER_ADDRESS,
+    MAX_TENANTS_PER_BROWSER, NewConsentRequest, Onboarding, PurgeReport,
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};

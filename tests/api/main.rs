@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 
 mod admin;
+mod attacks;
 mod callback;
 mod credentials;
 mod emulator_certificates;

@@ -231,10 +231,48 @@ pub struct ClaimView {
     pub contact_email: Option<String>,
     pub domain_hint: Option<String>,
     pub client_addr: Option<String>,
-    /// Its callback is the one after which the consent was first confirmed.
+    /// What the evidence says about it, in words.
+    pub evidence: &'static str,
+    /// Its callback is the latest before Microsoft first confirmed the consent.
     pub confirming: bool,
-    /// Its callback came after the tenant was first verified (it proved nothing).
-    pub after_verification: bool,
+}
+
+/// Claims with what Microsoft's answers say of each. The confirming claim is the latest
+/// callback before the first successful check; when several callbacks fell in the same
+/// verification window (the callback's `tenant` is typed by anyone, and consent takes a
+/// while to propagate), the page says the window was contested rather than pretend to know.
+fn claim_views(tenant: &TenantRow, claims: Vec<crate::store::ClaimRow>) -> Vec<ClaimView> {
+    let window_end = tenant.verified_at.as_deref().unwrap_or("9999");
+    let in_window = |at: &str| at >= tenant.consented_at.as_str() && at <= window_end;
+    let contested = claims.iter().filter(|c| in_window(&c.consumed_at)).count() > 1;
+    claims
+        .into_iter()
+        .map(|c| {
+            let confirming = tenant.verified_at.is_some()
+                && tenant.consent_request_id.as_deref() == Some(c.id.as_str());
+            let evidence = if confirming && contested {
+                "confirmed the consent (contested: other sign-ups named this tenant in the same window)"
+            } else if confirming {
+                "confirmed the consent: Microsoft first confirmed it after this callback"
+            } else if tenant.verified_at.as_deref().is_some_and(|v| v < c.consumed_at.as_str()) {
+                "after verification: proved nothing"
+            } else if in_window(&c.consumed_at) {
+                "in the verification window; not confirmed by Microsoft"
+            } else {
+                "not confirmed by Microsoft"
+            };
+            ClaimView {
+                evidence,
+                confirming,
+                signed_up_at: short(&c.created_at),
+                called_back_at: short(&c.consumed_at),
+                organisation_name: c.organisation_name,
+                contact_email: c.contact_email,
+                domain_hint: c.domain_hint,
+                client_addr: c.client_addr,
+            }
+        })
+        .collect()
 }
 
 pub async fn show(
@@ -245,26 +283,7 @@ pub async fn show(
     let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
     let tenant = state.store.tenant(id).await?.ok_or(WebError::NotFound)?;
     let events = state.store.events_for(id, 200).await?;
-    let claims = state
-        .store
-        .claims_for(id)
-        .await?
-        .into_iter()
-        .map(|c| ClaimView {
-            confirming: tenant.verified_at.is_some()
-                && tenant.consent_request_id.as_deref() == Some(c.id.as_str()),
-            after_verification: tenant
-                .verified_at
-                .as_deref()
-                .is_some_and(|v| v < c.consumed_at.as_str()),
-            signed_up_at: short(&c.created_at),
-            called_back_at: short(&c.consumed_at),
-            organisation_name: c.organisation_name,
-            contact_email: c.contact_email,
-            domain_hint: c.domain_hint,
-            client_addr: c.client_addr,
-        })
-        .collect();
+    let claims = claim_views(&tenant, state.store.claims_for(id).await?);
     let users = match tenant.status() {
         Some(TenantStatus::Active | TenantStatus::MissingPermissions | TenantStatus::Failing) => {
             match tokio::time::timeout(
