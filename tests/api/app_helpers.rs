@@ -219,7 +219,7 @@ impl TestApp {
 impl Browser {
     /// The same browser (same cookie jar) on another network: its requests come from the
     /// loopback address `ip` (any of 127.0.0.0/8), as a laptop moving between networks.
-    pub fn from_address(&self, ip: std::net::IpAddr) -> Browser {
+    pub fn on_address(&self, ip: std::net::IpAddr) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .cookie_provider(self.jar.clone())

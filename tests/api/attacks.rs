@@ -366,7 +366,7 @@ async fn one_browser_names_at_most_ten_tenants_a_day_whatever_its_address() {
     // Each sign-up comes from another loopback address, so no per-address limit applies.
     let mut last = None;
     for i in 0..11u8 {
-        let roaming = attacker.from_address(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 10 + i)));
+        let roaming = attacker.on_address(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 10 + i)));
         let tenant = uuid::Uuid::new_v4().to_string();
         last = Some(forge_callback(&roaming, &tenant).await);
         if i < 10 {
@@ -552,7 +552,7 @@ async fn the_pending_cap_holds_under_concurrent_sign_ups() {
         .map(|i| {
             let browser = app
                 .browser()
-                .from_address(IpAddr::V4(Ipv4Addr::new(127, 0, 2, 10 + i)));
+                .on_address(IpAddr::V4(Ipv4Addr::new(127, 0, 2, 10 + i)));
             tokio::spawn(async move { browser.signup_response(&[]).await.status().as_u16() })
         })
         .collect();
