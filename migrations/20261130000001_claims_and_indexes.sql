@@ -5,8 +5,8 @@
 -- The client's network (an IPv4 address, an IPv6 /48) beside its address (IPv4, IPv6 /64):
 -- pending sign-ups are bounded per address and per network.
 alter table consent_request add column client_net text;
--- How many callbacks were refused for this request: only the first writes an event, so a
--- replayed callback URL costs no row.
+-- 1 once a callback for this request was refused: only that first refusal writes an event,
+-- so a replayed callback URL costs no row.
 alter table consent_request add column refusals integer not null default 0;
 
 -- The last time a callback forced an early check of the tenant: at most one a minute.

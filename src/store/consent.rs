@@ -465,13 +465,15 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let refusals: Option<i64> = sqlx::query_scalar(
-            "update consent_request set refusals = refusals + 1 where state_hash = $1 returning refusals",
+        // Only the first refusal writes (later ones match no row): a replayed URL costs no
+        // page either.
+        let first: Option<String> = sqlx::query_scalar(
+            "update consent_request set refusals = 1 where state_hash = $1 and refusals = 0 returning id",
         )
         .bind(state_hash)
         .fetch_optional(&mut *tx)
         .await?;
-        if refusals != Some(1) {
+        if first.is_none() {
             tx.rollback().await?;
             return Ok(false);
         }
