@@ -26,12 +26,22 @@ pub enum Endpoint {
 pub enum FaultKind {
     Throttled,
     Error,
+    /// Graph's injected 401 (`unauthorized_next`).
+    Unauthorized,
 }
 
 #[derive(Debug, Default, Serialize)]
 struct FaultCounts {
     throttled: u64,
     errors: u64,
+    /// Left out while zero, so that the shape stays the same for the token endpoints,
+    /// which never answer it.
+    #[serde(skip_serializing_if = "is_zero")]
+    unauthorized: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FaultCounts {
@@ -39,6 +49,7 @@ impl FaultCounts {
         match kind {
             FaultKind::Throttled => self.throttled += 1,
             FaultKind::Error => self.errors += 1,
+            FaultKind::Unauthorized => self.unauthorized += 1,
         }
     }
 }

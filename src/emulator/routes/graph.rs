@@ -228,7 +228,10 @@ async fn respond(
 /// Graph's answer to an injected fault: 429 `TooManyRequests`, or a 5xx.
 fn fault_error(fault: Injected) -> GraphError {
     match fault {
-        Injected::Throttled { retry_after_secs } => GraphError::throttled(retry_after_secs),
+        Injected::Throttled {
+            retry_after_secs, ..
+        } => GraphError::throttled(retry_after_secs),
+        Injected::Unauthorized => GraphError::no_longer_accepted(),
         Injected::Failed {
             status,
             retry_after_secs,
