@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::certificate::ClientCertificate;
 use super::permissions;
+use super::stats::TenantKey;
 
 /// The multi-tenant application registered in the emulator (one per emulator).
 #[derive(Debug, Clone)]
@@ -200,10 +201,11 @@ impl Directory {
 
     /// How request counts name the tenant of a `{tenant}` segment: its GUID when the
     /// segment names a known tenant, else the segment itself, in lower case.
-    pub fn stats_key(&self, segment: &str) -> String {
-        self.tenant_id(segment)
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| segment.to_ascii_lowercase())
+    pub fn stats_key(&self, segment: &str) -> TenantKey {
+        match self.tenant_id(segment) {
+            Some(id) => TenantKey::Known(id.to_string()),
+            None => TenantKey::Unknown(segment.to_ascii_lowercase()),
+        }
     }
 
     /// A number no tenant created so far has used, for naming generated tenants.
