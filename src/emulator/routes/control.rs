@@ -606,6 +606,9 @@ async fn advance_clock(body: web::Json<AdvanceClock>, state: web::Data<EmulatorS
             "advance_seconds must be at most {MAX_CLOCK_STEP}"
         )));
     }
-    state.clock.advance(body.advance_seconds);
+    state
+        .clock
+        .advance(body.advance_seconds)
+        .map_err(|e| ControlError::BadRequest(e.to_string()))?;
     Ok(HttpResponse::Ok().json(clock_view(&state)))
 }
