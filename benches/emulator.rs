@@ -7,6 +7,10 @@
 //! concurrent connections in this process. Prints wall-clock throughput and, the figure
 //! that matters, requests per second of the emulator's own CPU time (read from
 //! /proc/PID/stat), which does not depend on how busy the load generator kept the machine.
+//!
+//! Then creates B more tenants in one request (`--bulk B`, default 100,000) while sending
+//! Graph requests one after another, and prints how many were answered before the create
+//! was, and the longest any of them waited.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +22,7 @@ struct Options {
     requests: usize,
     concurrency: usize,
     tenants: usize,
+    bulk: usize,
 }
 
 fn options() -> Options {
@@ -25,6 +30,7 @@ fn options() -> Options {
         requests: 20_000,
         concurrency: 32,
         tenants: 1_000,
+        bulk: 100_000,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -41,6 +47,9 @@ fn options() -> Options {
     }
     if let Some(v) = value("--tenants") {
         o.tenants = v;
+    }
+    if let Some(v) = value("--bulk") {
+        o.bulk = v;
     }
     o
 }
@@ -170,6 +179,7 @@ fn main() {
             access.push(v["access_token"].as_str().expect("token").to_owned());
         }
         let access = Arc::new(access);
+        let bulk_token = access[0].clone();
         let (h, b) = (http.clone(), base.clone());
         let graph = drive(pid, o.requests, o.concurrency, move |i| {
             let (h, b, a) = (h.clone(), b.clone(), access.clone());
@@ -183,5 +193,39 @@ fn main() {
         })
         .await;
         report("graph", o.requests, &graph);
+
+        // Graph requests one after another while one request creates `bulk` tenants.
+        let create = {
+            let (h, b, bulk) = (http.clone(), base.clone(), o.bulk);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let created = h
+                    .post(format!("{b}/_emulator/tenants"))
+                    .json(&serde_json::json!({"count": bulk, "users": 1}))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 201);
+                (created, started.elapsed())
+            })
+        };
+        let (mut answered, mut longest) = (0usize, Duration::ZERO);
+        while !create.is_finished() {
+            let started = Instant::now();
+            let ok = http
+                .get(format!("{base}/v1.0/organization"))
+                .bearer_auth(&bulk_token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            longest = longest.max(started.elapsed());
+            if ok && !create.is_finished() {
+                answered += 1;
+            }
+        }
+        let (created, create_took) = create.await.expect("create task");
+        println!("bulk_create_tenants: {} ({})", o.bulk, if created { "created" } else { "FAILED" });
+        println!("bulk_create_wall_seconds: {:.3}", create_took.as_secs_f64());
+        println!("bulk_create_graph_answered_meanwhile: {answered}");
+        println!("bulk_create_graph_longest_wait_ms: {:.1}", longest.as_secs_f64() * 1000.0);
     });
 }

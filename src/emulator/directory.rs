@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::certificate::ClientCertificate;
 use super::permissions;
+use super::stats::TenantKey;
 
 /// The multi-tenant application registered in the emulator (one per emulator).
 #[derive(Debug, Clone)]
@@ -69,7 +70,35 @@ pub struct ServicePrincipal {
     pub consented_at: OffsetDateTime,
 }
 
+impl ServicePrincipal {
+    /// The app's service principal as a consent creates it, holding `roles`.
+    pub fn new(roles: impl IntoIterator<Item = String>, now: OffsetDateTime) -> ServicePrincipal {
+        ServicePrincipal {
+            object_id: Uuid::new_v4(),
+            roles: roles.into_iter().collect(),
+            consented_at: now,
+        }
+    }
+}
+
 impl Tenant {
+    /// A tenant ready for [`Directory::insert_tenant`], built without touching the directory
+    /// (and so without its lock); `consent` is its service principal, if consented already.
+    pub fn new(new: NewTenant, now: OffsetDateTime, consent: Option<ServicePrincipal>) -> Tenant {
+        Tenant {
+            id: new.id,
+            display_name: new.display_name,
+            initial_domain: new.initial_domain,
+            custom_domains: new.custom_domains,
+            country_letter_code: new.country_letter_code,
+            city: new.city,
+            created_at: now,
+            user_count: new.user_count,
+            consent,
+            seq: 0,
+        }
+    }
+
     /// The initial domain first, then the custom ones.
     pub fn domains(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.initial_domain.as_str())
@@ -200,15 +229,22 @@ impl Directory {
 
     /// How request counts name the tenant of a `{tenant}` segment: its GUID when the
     /// segment names a known tenant, else the segment itself, in lower case.
-    pub fn stats_key(&self, segment: &str) -> String {
-        self.tenant_id(segment)
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| segment.to_ascii_lowercase())
+    pub fn stats_key(&self, segment: &str) -> TenantKey {
+        match self.tenant_id(segment) {
+            Some(id) => TenantKey::Known(id.to_string()),
+            None => TenantKey::Unknown(segment.to_ascii_lowercase()),
+        }
     }
 
-    /// A number no tenant created so far has used, for naming generated tenants.
-    pub fn next_number(&self) -> u64 {
-        self.next_seq
+    /// Reserves `count` numbers no other tenant will be named with, for generated tenants
+    /// built outside the lock, and makes room for that many tenants. Returns the first.
+    pub fn reserve_numbers(&mut self, count: u64) -> u64 {
+        let first = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(count);
+        let room = usize::try_from(count).unwrap_or(0);
+        self.tenants.reserve(room);
+        self.by_domain.reserve(room);
+        first
     }
 
     /// Tenants in the order they were created.
@@ -218,17 +254,19 @@ impl Directory {
         all
     }
 
-    /// Checks a new tenant against the directory without changing it.
-    pub fn check_new(&self, new: &NewTenant) -> Result<(), DirectoryError> {
-        if self.tenants.contains_key(&new.id) {
-            return Err(DirectoryError::TenantExists(new.id));
+    /// Checks a new tenant against the directory (and its own domains against each other)
+    /// without changing anything.
+    pub fn check_new(&self, tenant: &Tenant) -> Result<(), DirectoryError> {
+        if self.tenants.contains_key(&tenant.id) {
+            return Err(DirectoryError::TenantExists(tenant.id));
         }
-        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
+        let mut seen = BTreeSet::new();
+        for domain in tenant.domains() {
             if !is_dns_name(domain) {
-                return Err(DirectoryError::InvalidDomain(domain.clone()));
+                return Err(DirectoryError::InvalidDomain(domain.to_owned()));
             }
-            if self.by_domain.contains_key(domain) {
-                return Err(DirectoryError::DomainTaken(domain.clone()));
+            if self.by_domain.contains_key(domain) || !seen.insert(domain) {
+                return Err(DirectoryError::DomainTaken(domain.to_owned()));
             }
         }
         Ok(())
@@ -239,30 +277,17 @@ impl Directory {
         new: NewTenant,
         now: OffsetDateTime,
     ) -> Result<&Tenant, DirectoryError> {
-        self.check_new(&new)?;
-        let mut seen = BTreeSet::new();
-        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
-            if !seen.insert(domain.as_str()) {
-                return Err(DirectoryError::DomainTaken(domain.clone()));
-            }
+        self.insert_tenant(Tenant::new(new, now, None))
+    }
+
+    /// Adds a tenant built with [`Tenant::new`], after the checks of [`Directory::check_new`].
+    pub fn insert_tenant(&mut self, mut tenant: Tenant) -> Result<&Tenant, DirectoryError> {
+        self.check_new(&tenant)?;
+        for domain in tenant.domains() {
+            self.by_domain.insert(domain.to_owned(), tenant.id);
         }
-        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
-            self.by_domain.insert(domain.clone(), new.id);
-        }
-        let seq = self.next_seq;
+        tenant.seq = self.next_seq;
         self.next_seq += 1;
-        let tenant = Tenant {
-            id: new.id,
-            display_name: new.display_name,
-            initial_domain: new.initial_domain,
-            custom_domains: new.custom_domains,
-            country_letter_code: new.country_letter_code,
-            city: new.city,
-            created_at: now,
-            user_count: new.user_count,
-            consent: None,
-            seq,
-        };
         Ok(self.tenants.entry(tenant.id).or_insert(tenant))
     }
 

@@ -560,6 +560,12 @@ impl GraphError {
         Self::unauthenticated("Lifetime validation failed, the token is not yet valid.")
     }
 
+    /// What Graph answers for a token it stopped accepting before its `exp` (an injected
+    /// `unauthorized_next`): the wording Graph uses for tokens outside their lifetime.
+    pub fn no_longer_accepted() -> GraphError {
+        Self::unauthenticated("Access token has expired or is not yet valid.")
+    }
+
     pub fn wrong_audience() -> GraphError {
         Self::unauthenticated("Access token validation failure. Invalid audience.")
     }

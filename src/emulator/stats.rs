@@ -1,5 +1,9 @@
 //! Request counters, so tests can assert how often a client called each endpoint
 //! (`GET /_emulator/requests`).
+//!
+//! Memory stays bounded whatever clients send: known tenants are as many as the directory
+//! holds, and segments that name no tenant (which anyone can invent) get a key of their own
+//! only up to [`MAX_UNKNOWN_SEGMENTS`] of them; the rest are counted under [`OTHER_UNKNOWN`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,17 +25,43 @@ pub enum Endpoint {
     GraphUsersCount,
 }
 
+/// Distinct unknown segments counted under their own key; enough for any test.
+pub const MAX_UNKNOWN_SEGMENTS: usize = 1000;
+/// Longer unknown segments are never a key of their own (the longest DNS name is 253).
+const MAX_SEGMENT_KEY: usize = 253;
+/// Where unknown segments beyond those limits are counted.
+pub const OTHER_UNKNOWN: &str = "(other unknown tenants)";
+
+/// How a request names its tenant in the counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantKey {
+    /// A tenant's GUID (or a multi-tenant alias): bounded by the directory.
+    Known(String),
+    /// A segment, in lower case, that names no tenant: unbounded, so counted with care.
+    Unknown(String),
+}
+
 /// What an injected fault answered (see `faults`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
     Throttled,
     Error,
+    /// Graph's injected 401 (`unauthorized_next`).
+    Unauthorized,
 }
 
 #[derive(Debug, Default, Serialize)]
 struct FaultCounts {
     throttled: u64,
     errors: u64,
+    /// Left out while zero, so that the shape stays the same for the token endpoints,
+    /// which never answer it.
+    #[serde(skip_serializing_if = "is_zero")]
+    unauthorized: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FaultCounts {
@@ -39,6 +69,7 @@ impl FaultCounts {
         match kind {
             FaultKind::Throttled => self.throttled += 1,
             FaultKind::Error => self.errors += 1,
+            FaultKind::Unauthorized => self.unauthorized += 1,
         }
     }
 }
@@ -53,6 +84,27 @@ struct Counts {
     faults: BTreeMap<Endpoint, FaultCounts>,
     /// Injected faults per tenant, keyed as `tenants` is.
     tenant_faults: BTreeMap<String, BTreeMap<Endpoint, FaultCounts>>,
+    /// How many keys of `tenants` are unknown segments.
+    #[serde(skip)]
+    unknown_segments: usize,
+}
+
+impl Counts {
+    /// The key `tenant` is counted under: a new unknown segment gets one of its own while
+    /// there is room (the caller then inserts it).
+    fn key<'k>(&mut self, tenant: &'k TenantKey) -> &'k str {
+        match tenant {
+            TenantKey::Known(k) => k,
+            TenantKey::Unknown(k) if self.tenants.contains_key(k.as_str()) => k,
+            TenantKey::Unknown(k)
+                if self.unknown_segments < MAX_UNKNOWN_SEGMENTS && k.len() <= MAX_SEGMENT_KEY =>
+            {
+                self.unknown_segments += 1;
+                k
+            }
+            TenantKey::Unknown(_) => OTHER_UNKNOWN,
+        }
+    }
 }
 
 /// Counts per endpoint and per tenant. One mutex: a few hundred nanoseconds per request
@@ -63,11 +115,12 @@ pub struct RequestStats {
 }
 
 impl RequestStats {
-    pub fn record(&self, endpoint: Endpoint, tenant: Option<&str>) {
+    pub fn record(&self, endpoint: Endpoint, tenant: Option<&TenantKey>) {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         c.total += 1;
         *c.endpoints.entry(endpoint).or_default() += 1;
         if let Some(t) = tenant {
+            let t = c.key(t);
             let per = match c.tenants.get_mut(t) {
                 Some(per) => per,
                 None => c.tenants.entry(t.to_owned()).or_default(),
@@ -76,11 +129,16 @@ impl RequestStats {
         }
     }
 
-    /// Counts an injected fault, on top of the request's own count.
-    pub fn record_fault(&self, endpoint: Endpoint, tenant: Option<&str>, kind: FaultKind) {
+    /// Counts an injected fault, on top of the request's own count (recorded first, so an
+    /// unknown segment already has its key or is counted under [`OTHER_UNKNOWN`]).
+    pub fn record_fault(&self, endpoint: Endpoint, tenant: Option<&TenantKey>, kind: FaultKind) {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         c.faults.entry(endpoint).or_default().add(kind);
         if let Some(t) = tenant {
+            let t = match t {
+                TenantKey::Unknown(k) if !c.tenants.contains_key(k.as_str()) => OTHER_UNKNOWN,
+                TenantKey::Known(k) | TenantKey::Unknown(k) => k.as_str(),
+            };
             c.tenant_faults
                 .entry(t.to_owned())
                 .or_default()
@@ -107,8 +165,9 @@ mod tests {
     #[test]
     fn counts_per_endpoint_and_tenant() {
         let stats = RequestStats::default();
-        stats.record(Endpoint::TokenV2, Some("t1"));
-        stats.record(Endpoint::TokenV2, Some("t1"));
+        let t1 = TenantKey::Known("t1".into());
+        stats.record(Endpoint::TokenV2, Some(&t1));
+        stats.record(Endpoint::TokenV2, Some(&t1));
         stats.record(Endpoint::GraphUsers, None);
         let s = stats.snapshot();
         assert_eq!(s["total"], 3);
@@ -122,8 +181,9 @@ mod tests {
     #[test]
     fn counts_faults_per_endpoint_and_tenant() {
         let stats = RequestStats::default();
-        stats.record_fault(Endpoint::TokenV2, Some("t1"), FaultKind::Throttled);
-        stats.record_fault(Endpoint::TokenV2, Some("t1"), FaultKind::Error);
+        let t1 = TenantKey::Known("t1".into());
+        stats.record_fault(Endpoint::TokenV2, Some(&t1), FaultKind::Throttled);
+        stats.record_fault(Endpoint::TokenV2, Some(&t1), FaultKind::Error);
         stats.record_fault(Endpoint::GraphUsers, None, FaultKind::Throttled);
         let s = stats.snapshot();
         assert_eq!(
@@ -133,5 +193,38 @@ mod tests {
         assert_eq!(s["faults"]["graph_users"]["throttled"], 1);
         assert_eq!(s["tenant_faults"]["t1"]["token_v2"]["errors"], 1);
         assert!(s["tenant_faults"].get("graph_users").is_none());
+    }
+
+    #[test]
+    fn unknown_segments_beyond_the_limit_share_one_key() {
+        let stats = RequestStats::default();
+        for n in 0..MAX_UNKNOWN_SEGMENTS + 50 {
+            let key = TenantKey::Unknown(format!("nobody{n}.example"));
+            stats.record(Endpoint::TokenV2, Some(&key));
+            stats.record_fault(Endpoint::TokenV2, Some(&key), FaultKind::Error);
+        }
+        let long = TenantKey::Unknown("a".repeat(MAX_SEGMENT_KEY + 1));
+        stats.record(Endpoint::Discovery, Some(&long));
+        stats.record(Endpoint::Discovery, Some(&TenantKey::Known("t1".into())));
+
+        let s = stats.snapshot();
+        let tenants = s["tenants"].as_object().unwrap();
+        assert_eq!(
+            tenants.len(),
+            MAX_UNKNOWN_SEGMENTS + 2,
+            "known keys are not limited"
+        );
+        assert_eq!(s["tenants"]["nobody0.example"]["token_v2"], 1);
+        assert_eq!(s["tenants"][OTHER_UNKNOWN]["token_v2"], 50);
+        assert_eq!(s["tenants"][OTHER_UNKNOWN]["discovery"], 1);
+        assert_eq!(s["tenant_faults"][OTHER_UNKNOWN]["token_v2"]["errors"], 50);
+        assert_eq!(s["total"], MAX_UNKNOWN_SEGMENTS as u64 + 52);
+
+        stats.reset();
+        stats.record(
+            Endpoint::TokenV2,
+            Some(&TenantKey::Unknown("fresh.example".into())),
+        );
+        assert_eq!(stats.snapshot()["tenants"]["fresh.example"]["token_v2"], 1);
     }
 }

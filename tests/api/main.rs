@@ -14,6 +14,7 @@ mod emulator_consent;
 mod emulator_control;
 mod emulator_faults;
 mod emulator_graph;
+mod emulator_hardening;
 mod emulator_https;
 mod emulator_token;
 mod graph_client;
