@@ -1,5 +1,6 @@
 //! Per-client token buckets, in memory (one instance; a shared store comes with
 //! PostgreSQL). The map is pruned of full buckets so it cannot grow without bound.
+//! [`client_key`] says what one client is (an IPv6 client is its /64).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -68,6 +69,24 @@ impl RateLimiter {
     }
 }
 
+/// What one client is, for a per-address limit: an IPv4 address; for IPv6, the /64 it is in
+/// (RFC 4291 §2.5.4: a /64 is one subnet, and an ISP hands each customer at least one, so
+/// keying on the full address would give every client 2^64 budgets); an IPv4-mapped IPv6
+/// address (a dual-stack socket's IPv4 peer) as the IPv4 address it maps.
+pub fn client_key(ip: std::net::IpAddr) -> String {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !(u128::from(u64::MAX));
+                format!("{}/64", Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +101,28 @@ mod tests {
         assert!(limiter.try_acquire_at("b", t0), "buckets are per key");
         assert!(limiter.try_acquire_at("a", t0 + Duration::from_millis(1100)));
         assert!(!limiter.try_acquire_at("a", t0 + Duration::from_millis(1200)));
+    }
+
+    fn key(addr: &str) -> String {
+        client_key(addr.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::1"), "::/64");
+        assert_eq!(key("fe80::1"), "fe80::/64");
+    }
+
+    #[test]
+    fn ipv4_clients_are_keyed_by_their_address_mapped_or_not() {
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_ne!(key("203.0.113.7"), key("203.0.113.8"));
     }
 }
