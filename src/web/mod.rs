@@ -41,6 +41,8 @@ pub struct AppState {
     pub keyed: Keyed,
     pub signup_limit: rate_limit::RateLimiter,
     pub login_limit: rate_limit::RateLimiter,
+    /// Argon2 checks of sign-ins, bounded (19 MiB each).
+    pub password_checks: crate::domain::password::PasswordChecks,
 }
 
 /// The verifier `serve` runs in the background and `tenants verify` runs once.
@@ -117,6 +119,7 @@ impl Application {
             signup_limit: rate_limit::RateLimiter::new(5, 10.0 / 60.0),
             // Failed logins: 5 at once, then one a minute, per address and per name.
             login_limit: rate_limit::RateLimiter::new(5, 1.0 / 60.0),
+            password_checks: crate::domain::password::PasswordChecks::for_sign_ins(),
         });
         let server = HttpServer::new(move || {
             App::new()
