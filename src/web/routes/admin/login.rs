@@ -114,7 +114,7 @@ pub async fn submit(
         }
     };
     let Some(operator) = operator.filter(|_| verified) else {
-        tracing::warn!(operator = %name.chars().take(MAX_NAME_CHARS).collect::<String>(), "failed operator login");
+        tracing::warn!(operator = %for_log(&name), "failed operator login");
         return render(
             &req,
             &state,
@@ -158,6 +158,17 @@ pub async fn submit(
         .finish())
 }
 
+/// A name as typed, made safe for one log line: at most [`MAX_NAME_CHARS`] characters, with
+/// line breaks, quotes, control and invisible characters escaped as in Rust's `{:?}` (a name
+/// with a newline must not be able to write a log line of its own).
+fn for_log(name: &str) -> String {
+    name.chars()
+        .take(MAX_NAME_CHARS)
+        .collect::<String>()
+        .escape_debug()
+        .to_string()
+}
+
 #[derive(Deserialize)]
 pub struct CsrfForm {
     pub csrf: Option<String>,
@@ -178,4 +189,24 @@ pub async fn logout(
             state.settings.secure_cookies(),
         ))
         .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_cannot_write_a_log_line_of_its_own() {
+        let forged = "ops\n2026-11-30T20:00:00Z  INFO operator signed in operator=admin\r\u{1b}[2J";
+
+        let logged = for_log(forged);
+
+        assert!(!logged.contains(['\n', '\r', '\u{1b}']), "{logged}");
+        assert_eq!(
+            logged,
+            "ops\\n2026-11-30T20:00:00Z  INFO operator signed in operator=admin\\r\\u{1b}[2J"
+        );
+        assert_eq!(for_log("alice@example.com"), "alice@example.com");
+        assert_eq!(for_log(&"x".repeat(10_000)).len(), MAX_NAME_CHARS);
+    }
 }
