@@ -214,3 +214,77 @@ fn emulator_with_a_missing_or_bad_certificate_file_names_it_and_exits_1() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn operators_add_for_an_existing_name_signs_out_their_sessions() {
+    let app = crate::app_helpers::spawn_app().await;
+    let signed_in = app.operator().await;
+    let hash = consentry::domain::password::hash_password("bob's own long password").expect("hash");
+    app.store
+        .upsert_operator("bob", &hash, time::OffsetDateTime::now_utc())
+        .await
+        .expect("bob");
+    let bob = app.browser();
+    let csrf = bob.csrf_of("/admin/login").await;
+    let bob_login = bob
+        .post_form(
+            "/admin/login",
+            &[
+                ("csrf", &csrf),
+                ("name", "bob"),
+                ("password", "bob's own long password"),
+            ],
+        )
+        .await;
+    assert_eq!(bob_login.status(), 303);
+    assert_eq!(signed_in.get("/admin").await.status(), 200);
+
+    // The password of `ops` is reset, e.g. because someone else learnt it.
+    let output = tokio::task::spawn_blocking({
+        let mut cmd = consentry();
+        cmd.args([
+            "operators",
+            "add",
+            crate::app_helpers::OPERATOR,
+            "--database",
+            &app.database_url,
+        ])
+        .env("CONSENTRY_OPERATOR_PASSWORD", "a brand new long password");
+        move || cmd.output().expect("runs")
+    })
+    .await
+    .expect("join");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("signed out their sessions"), "{stdout}");
+    let after = signed_in.get("/admin").await;
+    assert_eq!(after.status(), 303, "the old session ended");
+    assert_eq!(after.headers()["location"], "/admin/login");
+    assert_eq!(
+        bob.get("/admin").await.status(),
+        200,
+        "another operator's session is untouched"
+    );
+    let csrf = signed_in.csrf_of("/admin/login").await;
+    for (password, status) in [
+        (crate::app_helpers::OPERATOR_PASSWORD, 401),
+        ("a brand new long password", 303),
+    ] {
+        let answer = signed_in
+            .post_form(
+                "/admin/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", crate::app_helpers::OPERATOR),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status(), status, "{password}");
+    }
+}
