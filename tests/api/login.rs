@@ -1,6 +1,6 @@
-//! The operator sign-in under a flood: attempts are counted before their password is hashed
-//! (so concurrency buys an attacker nothing), the 429 says the real wait, and the right
-//! password is never charged.
+//! The operator sign-in under attack: attempts are counted before their password is hashed
+//! (so concurrency buys an attacker nothing), the 429 says the real wait, the right password
+//! is never charged, and a name typed into the form cannot forge a log line.
 
 use std::time::Instant;
 
@@ -109,4 +109,136 @@ async fn the_right_password_is_not_counted_as_a_failed_attempt() {
         "the fifth failure is still allowed"
     );
     assert_eq!(then.status(), 429, "after five failures, a wait");
+}
+
+/// `consentry serve` as a process of its own, so that its log (stderr) can be read; killed
+/// on drop, its database removed.
+struct ServeProcess {
+    _child: tokio::process::Child,
+    log: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    base: String,
+    db_path: std::path::PathBuf,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.db_path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl ServeProcess {
+    async fn start() -> ServeProcess {
+        let db_path =
+            std::env::temp_dir().join(format!("consentry-serve-{}.db", uuid::Uuid::new_v4()));
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_consentry"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CONSENTRY_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve")
+            .env(
+                "CONSENTRY_CLIENT_ID",
+                consentry::emulator::DEFAULT_CLIENT_ID.to_string(),
+            )
+            .env("CONSENTRY_CLIENT_SECRET", "not used: no tenant is checked")
+            .env(
+                "CONSENTRY_SESSION_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
+            .env(
+                "CONSENTRY_DATABASE_URL",
+                format!("sqlite://{}", db_path.display()),
+            )
+            .env("CONSENTRY_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("consentry serve starts");
+        let log = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stderr.take().expect("stderr"),
+        ));
+        let mut process = ServeProcess {
+            _child: child,
+            log,
+            base: String::new(),
+            db_path,
+        };
+        let serving = process.log_line_with("consentry is serving").await;
+        let port = serving
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("port="))
+            .expect("the log names the port");
+        process.base = format!("http://127.0.0.1:{port}");
+        process
+    }
+
+    /// Reads the log up to the first line containing `needle` (30 s at most); returns it.
+    async fn log_line_with(&mut self, needle: &str) -> String {
+        self.log_until(needle).await.pop().expect("a line")
+    }
+
+    /// Every log line up to and including the first containing `needle`.
+    async fn log_until(&mut self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line =
+                tokio::time::timeout(std::time::Duration::from_secs(30), self.log.next_line())
+                    .await
+                    .unwrap_or_else(|_| panic!("no log line with {needle:?} after {lines:#?}"))
+                    .expect("stderr")
+                    .unwrap_or_else(|| panic!("the log ended before {needle:?}: {lines:#?}"));
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                return lines;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_name_with_a_line_break_cannot_forge_a_log_line() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut serve = ServeProcess::start().await;
+    let browser = Browser {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        base: serve.base.clone(),
+        jar: Default::default(),
+    };
+    let csrf = browser.csrf_of("/admin/login").await;
+    let forged = "2026-11-30T20:00:00.000000Z  INFO operator signed in operator=admin";
+
+    let answer = post_login(
+        &browser,
+        &csrf,
+        &format!("nobody\n{forged}\r\n{forged}"),
+        "a wrong password",
+    )
+    .await;
+
+    assert_eq!(answer.status(), 401);
+    let log = serve.log_until("status=401").await;
+    let failed = log
+        .iter()
+        .find(|l| l.contains("failed operator login"))
+        .unwrap_or_else(|| panic!("no failed login logged: {log:#?}"));
+    assert!(
+        failed.contains(&format!("operator=nobody\\n{forged}\\r\\n")),
+        "the name is logged escaped, on its own line: {failed}"
+    );
+    assert!(
+        !log.iter().any(|l| l.starts_with("2026-11-30T20:00:00")),
+        "a forged line: {log:#?}"
+    );
 }
