@@ -45,6 +45,8 @@ pub struct AppState {
     pub callback_limit: rate_limit::RateLimiter,
     /// Refused callbacks that wrote nothing, by reason.
     pub refused_callbacks: routes::RefusedCallbacks,
+    /// Argon2 checks of sign-ins, bounded (19 MiB each).
+    pub password_checks: crate::domain::password::PasswordChecks,
 }
 
 /// The verifier `serve` runs in the background and `tenants verify` runs once.
@@ -124,6 +126,7 @@ impl Application {
             // A burst of 10, then 10 a minute: far above a person's, far below a flood's.
             callback_limit: rate_limit::RateLimiter::new(10, 10.0 / 60.0),
             refused_callbacks: routes::RefusedCallbacks::default(),
+            password_checks: crate::domain::password::PasswordChecks::for_sign_ins(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -334,6 +334,7 @@ async fn a_flood_of_refused_callbacks_writes_no_row_and_is_rate_limited() {
     let contoso = app.emulator.contoso();
 
     let mut statuses = std::collections::BTreeMap::new();
+    let mut retry_after = None;
     for _ in 0..60 {
         let response = attacker
             .get(&callback_url(&[
@@ -342,6 +343,9 @@ async fn a_flood_of_refused_callbacks_writes_no_row_and_is_rate_limited() {
                 ("state", &random_token()),
             ]))
             .await;
+        if response.status() == 429 {
+            retry_after = response.headers().get("retry-after").cloned();
+        }
         *statuses.entry(response.status().as_u16()).or_insert(0) += 1;
     }
 
@@ -351,6 +355,16 @@ async fn a_flood_of_refused_callbacks_writes_no_row_and_is_rate_limited() {
         "a burst of ten: {statuses:?}"
     );
     assert_eq!(statuses.get(&429), Some(&50), "then 429: {statuses:?}");
+    let wait: u64 = retry_after
+        .expect("a Retry-After on the 429")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(
+        (1..=6).contains(&wait),
+        "the real wait for the next token (one every 6 s): {wait}"
+    );
     assert_eq!(app.count_rows("tenant_event").await, 0);
     assert_eq!(app.count_rows("tenant").await, 0);
     assert_eq!(refused_count(&app, "unknown_state").await, 10);

@@ -19,6 +19,7 @@ mod emulator_https;
 mod emulator_token;
 mod graph_client;
 mod health;
+mod login;
 mod onboarding;
 mod signup;
 mod token_engine;

@@ -186,9 +186,9 @@ pub async fn callback(
 ) -> Result<HttpResponse, WebError> {
     let now = OffsetDateTime::now_utc();
     let rid = request_id(&req);
-    if !state.callback_limit.try_acquire(&client_addr(&req)) {
+    if let Err(retry_after) = state.callback_limit.acquire(&client_addr(&req)) {
         state.refused_callbacks.count("rate_limited");
-        return Err(WebError::TooManyRequests);
+        return Err(WebError::TooManyRequests { retry_after });
     }
     let params = match parse_query(req.query_string()) {
         Ok(p) => p,

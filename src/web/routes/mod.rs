@@ -40,10 +40,10 @@ fn request_id(req: &HttpRequest) -> String {
 }
 
 /// The client's address, for rate limits (the peer: consentry does not trust forwarding
-/// headers it cannot authenticate).
+/// headers it cannot authenticate), as `rate_limit::client_key` names it.
 fn client_addr(req: &HttpRequest) -> String {
     req.peer_addr()
-        .map(|a| a.ip().to_string())
+        .map(|a| super::rate_limit::client_key(a.ip()))
         .unwrap_or_else(|| "unknown".into())
 }
 

@@ -151,9 +151,10 @@ pub async fn submit(
         return Err(WebError::Csrf);
     }
     let client = client_addr(&req);
-    if !state.signup_limit.try_acquire(&client) {
-        return Err(WebError::TooManyRequests);
-    }
+    state
+        .signup_limit
+        .acquire(&client)
+        .map_err(|retry_after| WebError::TooManyRequests { retry_after })?;
     let context = parse_form(form)?;
     start_consent(&req, &state, context).await
 }
@@ -168,9 +169,10 @@ pub async fn reconsent(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     let tenant = crate::domain::TenantId::parse(&tenant).ok_or(WebError::NotFound)?;
-    if !state.signup_limit.try_acquire(&client_addr(&req)) {
-        return Err(WebError::TooManyRequests);
-    }
+    state
+        .signup_limit
+        .acquire(&client_addr(&req))
+        .map_err(|retry_after| WebError::TooManyRequests { retry_after })?;
     let context = SignupContext {
         organisation_name: None,
         contact_email: None,
