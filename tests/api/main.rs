@@ -7,6 +7,7 @@ mod helpers;
 
 mod admin;
 mod callback;
+mod crash;
 mod credentials;
 mod emulator_certificates;
 mod emulator_consent;
