@@ -18,6 +18,7 @@ mod emulator_https;
 mod emulator_token;
 mod graph_client;
 mod health;
+mod logs;
 mod onboarding;
 mod signup;
 mod token_engine;
