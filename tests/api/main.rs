@@ -16,6 +16,7 @@ mod emulator_faults;
 mod emulator_graph;
 mod emulator_https;
 mod emulator_token;
+mod fuzz;
 mod graph_client;
 mod health;
 mod logs;
