@@ -141,12 +141,11 @@ pub struct Violation {
 #[derive(Debug, Default)]
 pub struct Report {
     pub requests: usize,
-    pub per_route: BTreeMap<&'static str, usize>,
+    /// Per route, the answers it got ("200", "closed", ...).
+    pub per_route: BTreeMap<&'static str, BTreeMap<String, usize>>,
     /// "200", "404", ..., "closed", "timed out", "failed".
     pub statuses: BTreeMap<String, usize>,
     pub documented_503: usize,
-    /// Connections closed without an answer, per route.
-    pub closed: BTreeMap<&'static str, usize>,
     /// Panics on the servers' worker threads during the run (the connection is dropped).
     pub panics: Vec<String>,
     pub violations: Vec<Violation>,
@@ -188,18 +187,14 @@ impl Report {
     pub fn print(&self) {
         println!("requests sent: {}", self.requests);
         println!("\nrequests per route:");
-        for (route, n) in &self.per_route {
-            println!("  {n:>7}  {route}");
+        for (route, answers) in &self.per_route {
+            let total: usize = answers.values().sum();
+            let answers: Vec<String> = answers.iter().map(|(a, n)| format!("{a}:{n}")).collect();
+            println!("  {total:>7}  {route:<40} {}", answers.join(" "));
         }
         println!("\nanswers:");
         for (status, n) in &self.statuses {
             println!("  {n:>7}  {status}");
-        }
-        if !self.closed.is_empty() {
-            println!("\nclosed without an answer, per route:");
-            for (route, n) in &self.closed {
-                println!("  {n:>7}  {route}");
-            }
         }
         println!("panics on server threads: {}", self.panics.len());
         println!(
@@ -625,6 +620,21 @@ fn params(rng: &mut Rng, ctx: &Context, names: &[&str]) -> Vec<u8> {
     if rng.chance(3) {
         // Thousands of empty parameters.
         pairs.push("&".repeat(1 + rng.below(5000)).into_bytes());
+    }
+    if rng.chance(2) {
+        // Thousands of distinct ones, or one name thousands of times.
+        let n = 1 + rng.below(3000);
+        let distinct = rng.chance(50);
+        let many: Vec<String> = (0..n)
+            .map(|i| {
+                if distinct {
+                    format!("p{i}=1")
+                } else {
+                    "p=1".to_owned()
+                }
+            })
+            .collect();
+        pairs.push(many.join("&").into_bytes());
     }
     let mut out = Vec::new();
     for (i, p) in pairs.iter().enumerate() {
@@ -1362,9 +1372,9 @@ pub fn check(case: &Case, answer: &Answer) -> Option<String> {
     if has(INJECTED_HEADER) {
         return Some("a header was injected through an input".to_owned());
     }
-    let html = headers
-        .iter()
-        .any(|(n, v)| n == "content-type" && v.to_ascii_lowercase().starts_with("text/html"));
+    // HTML, or no type at all (which a browser may sniff as HTML).
+    let content_type = headers.iter().find(|(n, _)| n == "content-type");
+    let html = content_type.is_none_or(|(_, v)| v.to_ascii_lowercase().starts_with("text/html"));
     if html {
         let text = String::from_utf8_lossy(body);
         for needle in MARKER_NEEDLES {
@@ -1431,7 +1441,7 @@ pub async fn run(ctx: &Context, requests: usize, seed: u64, concurrency: usize) 
             };
             async move {
                 let answer = exchange(to, case.source, &case.bytes).await;
-                let label = match &answer {
+                let (label, short) = match &answer {
                     Answer::Response {
                         status, headers, ..
                     } => {
@@ -1441,26 +1451,23 @@ pub async fn run(ctx: &Context, requests: usize, seed: u64, concurrency: usize) 
                                 .unwrap_or_else(|e| e.into_inner())
                                 .documented_503 += 1;
                         }
-                        status.to_string()
+                        (status.to_string(), status.to_string())
                     }
-                    Answer::Closed => {
-                        *report
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .closed
-                            .entry(case.route)
-                            .or_default() += 1;
-                        "closed without an answer".to_owned()
-                    }
-                    Answer::TimedOut => {
-                        format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs())
-                    }
-                    Answer::Failed(e) => format!("not sent: {e}"),
+                    Answer::Closed => ("closed without an answer".to_owned(), "closed".to_owned()),
+                    Answer::TimedOut => (
+                        format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs()),
+                        "timeout".to_owned(),
+                    ),
+                    Answer::Failed(e) => (format!("not sent: {e}"), "not-sent".to_owned()),
                 };
                 let violation = check(&case, &answer);
                 let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
                 r.requests += 1;
-                *r.per_route.entry(case.route).or_default() += 1;
+                *r.per_route
+                    .entry(case.route)
+                    .or_default()
+                    .entry(short)
+                    .or_default() += 1;
                 *r.statuses.entry(label).or_default() += 1;
                 if let Some(what) = violation {
                     r.violations.push(Violation {
