@@ -573,11 +573,11 @@ fn hostile_value(rng: &mut Rng, ctx: &Context) -> Vec<u8> {
 /// Encodes `value` for a query string or form body: mostly percent-encoded, sometimes raw
 /// (bytes as they are, which may break the request line), sometimes half-encoded.
 fn encode(rng: &mut Rng, value: &[u8]) -> Vec<u8> {
-    match rng.below(25) {
-        0..=19 => percent_encoding::percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+    match rng.below(50) {
+        0..=45 => percent_encoding::percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
             .to_string()
             .into_bytes(),
-        20..=21 => value.to_vec(),
+        46..=47 => value.to_vec(),
         _ => value
             .iter()
             .flat_map(|&b| {
@@ -649,7 +649,7 @@ fn params(rng: &mut Rng, ctx: &Context, names: &[&str]) -> Vec<u8> {
 /// A path segment: hostile, encoded so that it mostly stays one segment.
 fn segment(rng: &mut Rng, ctx: &Context) -> Vec<u8> {
     let value = hostile_value(rng, ctx);
-    if rng.chance(70) {
+    if rng.chance(90) {
         percent_encoding::percent_encode(&value, percent_encoding::NON_ALPHANUMERIC)
             .to_string()
             .into_bytes()
@@ -1252,7 +1252,7 @@ fn serialize(rng: &mut Rng, parts: &Parts, host: SocketAddr) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     let body = &parts.body;
-    match rng.below(25) {
+    match rng.below(60) {
         0 => {
             // Chunked, sometimes with broken chunk sizes.
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
@@ -1443,7 +1443,9 @@ pub async fn run(ctx: &Context, requests: usize, seed: u64, concurrency: usize) 
                 let answer = exchange(to, case.source, &case.bytes).await;
                 let (label, short) = match &answer {
                     Answer::Response {
-                        status, headers, ..
+                        status,
+                        headers,
+                        body,
                     } => {
                         if *status == 503 && headers.iter().any(|(n, _)| n == "retry-after") {
                             report
@@ -1451,13 +1453,30 @@ pub async fn run(ctx: &Context, requests: usize, seed: u64, concurrency: usize) 
                                 .unwrap_or_else(|e| e.into_inner())
                                 .documented_503 += 1;
                         }
-                        (status.to_string(), status.to_string())
+                        // The HTTP parser's own refusal: no type, no body (ours have both).
+                        let parser = *status == 400
+                            && body.is_empty()
+                            && !headers.iter().any(|(n, _)| n == "content-type");
+                        if std::env::var_os("FUZZ_SHOW_PARSER_400").is_some() && parser {
+                            eprintln!("{}", excerpt(&case.bytes, 400));
+                        }
+                        let label = if parser {
+                            "400 (HTTP parser)".to_owned()
+                        } else {
+                            status.to_string()
+                        };
+                        (label.clone(), label)
                     }
                     Answer::Closed => ("closed without an answer".to_owned(), "closed".to_owned()),
-                    Answer::TimedOut => (
-                        format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs()),
-                        "timeout".to_owned(),
-                    ),
+                    Answer::TimedOut => {
+                        if std::env::var_os("FUZZ_SHOW_PARSER_400").is_some() {
+                            eprintln!("TIMEOUT {}", excerpt(&case.bytes, 600));
+                        }
+                        (
+                            format!("no answer within {} s", EXCHANGE_TIMEOUT.as_secs()),
+                            "timeout".to_owned(),
+                        )
+                    }
                     Answer::Failed(e) => (format!("not sent: {e}"), "not-sent".to_owned()),
                 };
                 let violation = check(&case, &answer);
