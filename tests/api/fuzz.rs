@@ -46,3 +46,49 @@ async fn hostile_requests_get_no_5xx_and_no_reflected_markup() {
         failures.join("\n")
     );
 }
+
+/// The checks catch what they are for (so that "0 violations" means something).
+#[test]
+fn the_checks_flag_5xx_reflected_markup_and_injected_headers() {
+    let answer = |status: u16, headers: &[(&str, &str)], body: &str| hostile::Answer::Response {
+        status,
+        headers: headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect(),
+        body: body.as_bytes().to_vec(),
+    };
+    let html = ("content-type", "text/html; charset=utf-8");
+
+    assert!(hostile::check(&answer(500, &[html], "oops")).is_some());
+    assert!(hostile::check(&answer(502, &[], "")).is_some());
+    assert!(hostile::check(&answer(503, &[html], "busy")).is_some());
+    assert!(hostile::check(&answer(503, &[html, ("retry-after", "5")], "busy")).is_none());
+    assert!(
+        hostile::check(&answer(
+            400,
+            &[html],
+            "<p>You sent <script>fz1</script></p>"
+        ))
+        .is_some()
+    );
+    assert!(hostile::check(&answer(200, &[], "\"><img src=x onerror=fz2>")).is_some());
+    assert!(
+        hostile::check(&answer(
+            400,
+            &[html],
+            "<p>&lt;script&gt;fz1&lt;/script&gt;</p>"
+        ))
+        .is_none()
+    );
+    assert!(
+        hostile::check(&answer(
+            400,
+            &[("content-type", "application/json")],
+            "<script>fz1"
+        ))
+        .is_none()
+    );
+    assert!(hostile::check(&answer(302, &[("x-fuzz-injected", "1")], "")).is_some());
+    assert!(hostile::check(&hostile::Answer::Closed).is_none());
+}
