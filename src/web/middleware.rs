@@ -129,6 +129,13 @@ pub async fn error_pages(
     };
     match page.as_ref().and_then(|p| p.cause.as_deref()) {
         Some(cause) => tracing::error!(%request_id, cause, "request failed"),
+        // A documented 503 (busy database, every password check taken) tells the client
+        // when to come back; it is load, not a failure of ours.
+        None if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+            && response.headers().contains_key(header::RETRY_AFTER) =>
+        {
+            tracing::warn!(%request_id, status = status.as_u16(), "request refused for now")
+        }
         None if status.is_server_error() => {
             tracing::error!(%request_id, status = status.as_u16(), "request failed")
         }
