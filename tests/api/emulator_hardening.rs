@@ -453,8 +453,8 @@ async fn send(emulator: &TestEmulator, case: &Case) -> Outcome {
 }
 
 /// How many generated requests the sweep sends, and from which seed: 3,000 from seed 7 in
-/// CI; `EMULATOR_SWEEP_REQUESTS=100000 EMULATOR_SWEEP_SEED=8 cargo test --release --test api
-/// hostile` for a long run.
+/// CI; `EMULATOR_SWEEP_REQUESTS=100000 EMULATOR_SWEEP_SEED=8 cargo test --test api hostile`
+/// for a long run.
 fn sweep_size_and_seed() -> (usize, u64) {
     let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
     (
