@@ -109,10 +109,11 @@ pub enum ConsentOutcome {
 /// What this browser's latest callback may see of its tenant.
 #[derive(Debug)]
 pub enum Onboarding {
-    /// Its claim is the one that (so far uncontested) confirms the tenant: show progress.
+    /// Its claim (this one or an earlier one of the same browser) is the one that confirms
+    /// the tenant, uncontested: show progress.
     Owner(Box<TenantRow>),
-    /// The tenant was verified before this callback, or another sign-up named it in the
-    /// same verification window: show nothing about it.
+    /// Another browser's claim confirms the tenant (it was verified before this callback,
+    /// say), or another browser named it in the same verification window: show nothing.
     Bystander { tenant_id: String },
 }
 
@@ -507,17 +508,18 @@ impl Store {
     }
 
     /// The tenant this browser's latest callback named, and what the browser may see of
-    /// it. Only the claim that confirms the tenant, uncontested, sees it: a tenant verified
-    /// before the callback, or named by another sign-up in the same verification window,
-    /// shows nothing (the `tenant` parameter could be anyone's).
+    /// it: only the browser whose claim confirms the tenant, uncontested by another browser
+    /// in the same verification window, sees it. A tenant confirmed by another browser's
+    /// claim (verified before this callback, say) shows nothing: the `tenant` parameter
+    /// could be anyone's.
     pub async fn onboarding_for_binding(
         &self,
         binding_hashes: &[String],
     ) -> Result<Option<Onboarding>, StoreError> {
-        let mut latest: Option<(String, String, String)> = None;
+        let mut latest: Option<(String, String)> = None;
         for binding in binding_hashes {
-            let row: Option<(String, String, String)> = sqlx::query_as(
-                "select id, tenant_id, consumed_at from consent_request \
+            let row: Option<(String, String)> = sqlx::query_as(
+                "select tenant_id, consumed_at from consent_request \
                  where binding_hash = $1 and consumed_at is not null and tenant_id is not null \
                  order by consumed_at desc limit 1",
             )
@@ -525,12 +527,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
             if let Some(row) = row
-                && latest.as_ref().is_none_or(|l| row.2 > l.2)
+                && latest.as_ref().is_none_or(|l| row.1 > l.1)
             {
                 latest = Some(row);
             }
         }
-        let Some((request_id, tenant_id, called_back_at)) = latest else {
+        let Some((tenant_id, _)) = latest else {
             return Ok(None);
         };
         let tenant: Option<TenantRow> = sqlx::query_as("select * from tenant where id = $1")
@@ -540,17 +542,24 @@ impl Store {
         let Some(tenant) = tenant else {
             return Ok(None);
         };
-        let verified_before = tenant
-            .verified_at
-            .as_deref()
-            .is_some_and(|v| v < called_back_at.as_str());
-        let confirming = tenant.consent_request_id.as_deref() == Some(request_id.as_str());
+        // The browser owns the tenant when the claim that confirms it is one of its own
+        // (so an administrator's own re-consent still shows them their tenant) and no other
+        // browser named the tenant in the same verification window.
+        let confirming_binding: Option<String> = match &tenant.consent_request_id {
+            Some(id) => {
+                sqlx::query_scalar("select binding_hash from consent_request where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => None,
+        };
         let window_end = tenant
             .verified_at
             .clone()
             .unwrap_or_else(|| "9999".to_owned());
-        let claims_in_window: i64 = sqlx::query_scalar(
-            "select count(*) from consent_request where tenant_id = $1 \
+        let browsers_in_window: i64 = sqlx::query_scalar(
+            "select count(distinct binding_hash) from consent_request where tenant_id = $1 \
              and consumed_at >= $2 and consumed_at <= $3",
         )
         .bind(&tenant_id)
@@ -558,13 +567,13 @@ impl Store {
         .bind(&window_end)
         .fetch_one(&self.pool)
         .await?;
-        Ok(Some(
-            if confirming && !verified_before && claims_in_window <= 1 {
-                Onboarding::Owner(Box::new(tenant))
-            } else {
-                Onboarding::Bystander { tenant_id }
-            },
-        ))
+        let owns = confirming_binding.is_some_and(|b| binding_hashes.contains(&b))
+            && browsers_in_window <= 1;
+        Ok(Some(if owns {
+            Onboarding::Owner(Box::new(tenant))
+        } else {
+            Onboarding::Bystander { tenant_id }
+        }))
     }
 
     /// Every claim that named `tenant`, newest first, and the id of the one that

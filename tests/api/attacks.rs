@@ -237,15 +237,26 @@ async fn a_forged_callback_during_propagation_does_not_take_over_the_status_page
 }
 
 #[tokio::test]
-async fn the_administrator_alone_sees_their_onboarding() {
+async fn the_administrators_browser_alone_sees_the_tenant_even_after_re_consent() {
     let app = spawn_app().await;
     let contoso = app.emulator.contoso();
     let victim = app.browser();
 
     app.onboard(&victim, &contoso).await;
+    let attacker = app.browser();
+    forge_callback(&attacker, &contoso).await;
+
+    // The administrator consents again from the same browser ("Consent again").
+    let to_microsoft = victim.signup(&[("tenant_domain", &contoso)]).await;
+    let back = app
+        .emulator_decision(&to_microsoft, "accept", Some(&contoso))
+        .await;
+    assert_eq!(victim.get(&back).await.status(), 303);
 
     let seen = html(&victim, "/consent/status").await;
     assert!(seen.contains("Contoso Ltd is connected"), "{seen}");
+    let seen = html(&attacker, "/consent/status").await;
+    assert!(!seen.contains("Contoso Ltd"), "{seen}");
 }
 
 #[tokio::test]
