@@ -17,6 +17,7 @@ mod emulator_https;
 mod emulator_token;
 mod graph_client;
 mod health;
+mod monitoring;
 mod onboarding;
 mod signup;
 mod token_engine;
