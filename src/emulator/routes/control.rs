@@ -663,8 +663,14 @@ async fn set_roles(
     Ok(HttpResponse::Ok().json(tenant_view(dir.set_roles(id, roles.into_inner())?)))
 }
 
-async fn requests(state: web::Data<EmulatorState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.stats.snapshot())
+/// The counts are copied under their mutex, which every request takes to count itself, and
+/// converted to JSON after it is released, off the worker.
+async fn requests(state: web::Data<EmulatorState>) -> Reply {
+    let counts = state.stats.copy();
+    let view = web::block(move || counts.to_json())
+        .await
+        .map_err(|_| ControlError::ShuttingDown)?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn reset_requests(state: web::Data<EmulatorState>) -> HttpResponse {
