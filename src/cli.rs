@@ -101,8 +101,9 @@ enum TenantsCommand {
 
 #[derive(Debug, Subcommand)]
 enum OperatorsCommand {
-    /// Create an operator, or set a new password for an existing one. The password comes
-    /// from CONSENTRY_OPERATOR_PASSWORD, else from the first line of standard input.
+    /// Create an operator, or set a new password for an existing one (which signs out
+    /// their sessions). The password comes from CONSENTRY_OPERATOR_PASSWORD, else from the
+    /// first line of standard input.
     Add {
         /// Letters, digits and . _ @ -
         name: String,
@@ -277,7 +278,6 @@ async fn list_tenants(database: &str, json: bool) -> anyhow::Result<()> {
                     "id": t.id,
                     "status": t.status,
                     "display_name": t.display_name,
-                    "organisation_name": t.organisation_name,
                     "consented_at": t.consented_at,
                     "verified_at": t.verified_at,
                     "granted_roles": t.granted_roles(),
@@ -413,13 +413,10 @@ async fn add_operator(database: &str, name: &str) -> anyhow::Result<()> {
         )
         .await?;
     store.close().await;
-    println!(
-        "{} operator {name}",
-        if created {
-            "created"
-        } else {
-            "updated the password of"
-        }
-    );
+    if created {
+        println!("created operator {name}");
+    } else {
+        println!("updated the password of operator {name} and signed out their sessions");
+    }
     Ok(())
 }

@@ -611,10 +611,15 @@ impl Verifier {
                 }
             }
             if last_purge.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                match self.store.purge_consent_requests(self.clock.now()).await {
-                    Ok(n) if n > 0 => tracing::info!(purged = n, "purged old consent requests"),
+                match self.store.purge_stale(self.clock.now()).await {
+                    Ok(r) if r.total() > 0 => tracing::info!(
+                        consent_requests = r.consent_requests,
+                        tenants = r.tenants,
+                        events = r.events,
+                        "purged stale rows"
+                    ),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "purging consent requests failed"),
+                    Err(e) => tracing::warn!(error = %e, "purging stale rows failed"),
                 }
                 last_purge = Some(std::time::Instant::now());
             }

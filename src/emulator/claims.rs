@@ -9,10 +9,13 @@ use uuid::Uuid;
 
 use super::directory::{AppRegistration, ServicePrincipal, Tenant};
 
-/// Audiences Graph accepts: its resource URIs in the three clouds and its app id.
+/// Audiences Graph accepts: its resource URIs in the public, US Government (L4 and L5) and
+/// China clouds (ENTRA.md, Hosts), and its app id. Microsoft's Graph of one cloud refuses
+/// the others' tokens; the emulator's one Graph stands in for all of them.
 pub const GRAPH_AUDIENCES: &[&str] = &[
     "https://graph.microsoft.com",
     "https://graph.microsoft.us",
+    "https://dod-graph.microsoft.us",
     "https://microsoftgraph.chinacloudapi.cn",
     GRAPH_APP_ID,
 ];

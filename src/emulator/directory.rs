@@ -4,12 +4,14 @@
 //! Everything here is plain data and pure methods; locking and HTTP live in the routes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::certificate::ClientCertificate;
 use super::permissions;
+use super::stats::TenantKey;
 
 /// The multi-tenant application registered in the emulator (one per emulator).
 #[derive(Debug, Clone)]
@@ -69,7 +71,35 @@ pub struct ServicePrincipal {
     pub consented_at: OffsetDateTime,
 }
 
+impl ServicePrincipal {
+    /// The app's service principal as a consent creates it, holding `roles`.
+    pub fn new(roles: impl IntoIterator<Item = String>, now: OffsetDateTime) -> ServicePrincipal {
+        ServicePrincipal {
+            object_id: Uuid::new_v4(),
+            roles: roles.into_iter().collect(),
+            consented_at: now,
+        }
+    }
+}
+
 impl Tenant {
+    /// A tenant ready for [`Directory::insert_tenant`], built without touching the directory
+    /// (and so without its lock); `consent` is its service principal, if consented already.
+    pub fn new(new: NewTenant, now: OffsetDateTime, consent: Option<ServicePrincipal>) -> Tenant {
+        Tenant {
+            id: new.id,
+            display_name: new.display_name,
+            initial_domain: new.initial_domain,
+            custom_domains: new.custom_domains,
+            country_letter_code: new.country_letter_code,
+            city: new.city,
+            created_at: now,
+            user_count: new.user_count,
+            consent,
+            seq: 0,
+        }
+    }
+
     /// The initial domain first, then the custom ones.
     pub fn domains(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.initial_domain.as_str())
@@ -161,7 +191,9 @@ pub struct NewTenant {
 #[derive(Debug)]
 pub struct Directory {
     pub app: AppRegistration,
-    tenants: HashMap<Uuid, Tenant>,
+    /// Shared, so that [`Directory::snapshot`] copies pointers, not tenants; a change to a
+    /// tenant that a snapshot still holds copies that one tenant ([`Arc::make_mut`]).
+    tenants: HashMap<Uuid, Arc<Tenant>>,
     /// Lower-case domain → tenant, for `/{domain}/...` URLs.
     by_domain: HashMap<String, Uuid>,
     next_seq: u64,
@@ -178,15 +210,15 @@ impl Directory {
     }
 
     pub fn tenant(&self, id: Uuid) -> Option<&Tenant> {
-        self.tenants.get(&id)
+        self.tenants.get(&id).map(|t| &**t)
     }
 
     /// The tenant a GUID or domain names; `None` for unknown ones and for the
     /// multi-tenant aliases.
     pub fn resolve(&self, tenant: &TenantRef) -> Option<&Tenant> {
         match tenant {
-            TenantRef::Id(id) => self.tenants.get(id),
-            TenantRef::Domain(d) => self.by_domain.get(d).and_then(|id| self.tenants.get(id)),
+            TenantRef::Id(id) => self.tenant(*id),
+            TenantRef::Domain(d) => self.by_domain.get(d).and_then(|id| self.tenant(*id)),
             _ => None,
         }
     }
@@ -200,35 +232,56 @@ impl Directory {
 
     /// How request counts name the tenant of a `{tenant}` segment: its GUID when the
     /// segment names a known tenant, else the segment itself, in lower case.
-    pub fn stats_key(&self, segment: &str) -> String {
-        self.tenant_id(segment)
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| segment.to_ascii_lowercase())
+    pub fn stats_key(&self, segment: &str) -> TenantKey {
+        match self.tenant_id(segment) {
+            Some(id) => TenantKey::Known(id.to_string()),
+            None => TenantKey::Unknown(segment.to_ascii_lowercase()),
+        }
     }
 
-    /// A number no tenant created so far has used, for naming generated tenants.
-    pub fn next_number(&self) -> u64 {
-        self.next_seq
+    /// Reserves `count` numbers no other tenant will be named with, for generated tenants
+    /// built outside the lock, and makes room for that many tenants. Returns the first.
+    pub fn reserve_numbers(&mut self, count: u64) -> u64 {
+        let first = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(count);
+        let room = usize::try_from(count).unwrap_or(0);
+        self.tenants.reserve(room);
+        self.by_domain.reserve(room);
+        first
     }
 
-    /// Tenants in the order they were created.
+    /// Tenants in the order they were created. Work proportional to all of them: under
+    /// a lock every request takes, use [`Directory::snapshot`] or check
+    /// [`Directory::tenant_count`] first.
     pub fn tenants(&self) -> Vec<&Tenant> {
-        let mut all: Vec<&Tenant> = self.tenants.values().collect();
+        let mut all: Vec<&Tenant> = self.tenants.values().map(|t| &**t).collect();
         all.sort_by_key(|t| t.seq);
         all
     }
 
-    /// Checks a new tenant against the directory without changing it.
-    pub fn check_new(&self, new: &NewTenant) -> Result<(), DirectoryError> {
-        if self.tenants.contains_key(&new.id) {
-            return Err(DirectoryError::TenantExists(new.id));
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// Every tenant as it is now, in no particular order, for work done after the lock is
+    /// released (sort by `seq` for creation order): one pointer copied per tenant.
+    pub fn snapshot(&self) -> Vec<Arc<Tenant>> {
+        self.tenants.values().cloned().collect()
+    }
+
+    /// Checks a new tenant against the directory (and its own domains against each other)
+    /// without changing anything.
+    pub fn check_new(&self, tenant: &Tenant) -> Result<(), DirectoryError> {
+        if self.tenants.contains_key(&tenant.id) {
+            return Err(DirectoryError::TenantExists(tenant.id));
         }
-        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
+        let mut seen = BTreeSet::new();
+        for domain in tenant.domains() {
             if !is_dns_name(domain) {
-                return Err(DirectoryError::InvalidDomain(domain.clone()));
+                return Err(DirectoryError::InvalidDomain(domain.to_owned()));
             }
-            if self.by_domain.contains_key(domain) {
-                return Err(DirectoryError::DomainTaken(domain.clone()));
+            if self.by_domain.contains_key(domain) || !seen.insert(domain) {
+                return Err(DirectoryError::DomainTaken(domain.to_owned()));
             }
         }
         Ok(())
@@ -239,31 +292,26 @@ impl Directory {
         new: NewTenant,
         now: OffsetDateTime,
     ) -> Result<&Tenant, DirectoryError> {
-        self.check_new(&new)?;
-        let mut seen = BTreeSet::new();
-        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
-            if !seen.insert(domain.as_str()) {
-                return Err(DirectoryError::DomainTaken(domain.clone()));
-            }
+        self.insert_tenant(Tenant::new(new, now, None))
+    }
+
+    /// Adds a tenant built with [`Tenant::new`], after the checks of [`Directory::check_new`].
+    pub fn insert_tenant(&mut self, mut tenant: Tenant) -> Result<&Tenant, DirectoryError> {
+        self.check_new(&tenant)?;
+        for domain in tenant.domains() {
+            self.by_domain.insert(domain.to_owned(), tenant.id);
         }
-        for domain in std::iter::once(&new.initial_domain).chain(&new.custom_domains) {
-            self.by_domain.insert(domain.clone(), new.id);
-        }
-        let seq = self.next_seq;
+        tenant.seq = self.next_seq;
         self.next_seq += 1;
-        let tenant = Tenant {
-            id: new.id,
-            display_name: new.display_name,
-            initial_domain: new.initial_domain,
-            custom_domains: new.custom_domains,
-            country_letter_code: new.country_letter_code,
-            city: new.city,
-            created_at: now,
-            user_count: new.user_count,
-            consent: None,
-            seq,
-        };
-        Ok(self.tenants.entry(tenant.id).or_insert(tenant))
+        Ok(&**self.tenants.entry(tenant.id).or_insert(Arc::new(tenant)))
+    }
+
+    /// A tenant to change in place (copied first if a snapshot still holds it).
+    fn tenant_mut(&mut self, id: Uuid) -> Result<&mut Tenant, DirectoryError> {
+        self.tenants
+            .get_mut(&id)
+            .map(Arc::make_mut)
+            .ok_or(DirectoryError::NoSuchTenant(id))
     }
 
     /// Deletes a tenant, as when an organisation leaves Microsoft Entra.
@@ -275,7 +323,7 @@ impl Directory {
         for domain in tenant.domains() {
             self.by_domain.remove(domain);
         }
-        Ok(tenant)
+        Ok(Arc::unwrap_or_clone(tenant))
     }
 
     /// What "Accept" on the consent page does: creates the service principal if needed and
@@ -287,10 +335,7 @@ impl Directory {
         now: OffsetDateTime,
     ) -> Result<&Tenant, DirectoryError> {
         let required = self.app.required_roles.clone();
-        let tenant = self
-            .tenants
-            .get_mut(&id)
-            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let tenant = self.tenant_mut(id)?;
         let sp = tenant.consent.get_or_insert_with(|| ServicePrincipal {
             object_id: Uuid::new_v4(),
             roles: BTreeSet::new(),
@@ -303,10 +348,7 @@ impl Directory {
 
     /// Deletes the service principal: tokens for this tenant answer AADSTS700016 again.
     pub fn revoke_consent(&mut self, id: Uuid) -> Result<&Tenant, DirectoryError> {
-        let tenant = self
-            .tenants
-            .get_mut(&id)
-            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let tenant = self.tenant_mut(id)?;
         tenant.consent = None;
         Ok(tenant)
     }
@@ -316,10 +358,7 @@ impl Directory {
         if let Some(bad) = roles.iter().find(|r| !permissions::is_well_formed(r)) {
             return Err(DirectoryError::InvalidPermission(bad.clone()));
         }
-        let tenant = self
-            .tenants
-            .get_mut(&id)
-            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let tenant = self.tenant_mut(id)?;
         let sp = tenant
             .consent
             .as_mut()
@@ -423,5 +462,28 @@ mod tests {
             ["Mail.Read", "User.Read.All"]
         );
         assert!(dir.revoke_consent(id).unwrap().consent.is_none());
+    }
+
+    #[test]
+    fn a_snapshot_keeps_what_it_saw_while_the_directory_changes() {
+        let mut dir = directory();
+        let now = OffsetDateTime::now_utc();
+        let a = dir.insert(new_tenant("a.onmicrosoft.com"), now).unwrap().id;
+        let b = dir.insert(new_tenant("b.onmicrosoft.com"), now).unwrap().id;
+        let snapshot = dir.snapshot();
+
+        dir.grant_consent(a, now).unwrap();
+        dir.remove(b).unwrap();
+        dir.insert(new_tenant("c.onmicrosoft.com"), now).unwrap();
+
+        let mut seen: Vec<_> = snapshot
+            .iter()
+            .map(|t| (t.seq, t.id, t.consent.is_some()))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, [(0, a, false), (1, b, false)]);
+        assert!(dir.tenant(a).unwrap().consent.is_some());
+        assert!(dir.tenant(b).is_none());
+        assert_eq!(dir.tenant_count(), 2);
     }
 }

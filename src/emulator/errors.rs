@@ -96,9 +96,10 @@ impl StsError {
     /// AADSTS90033, as reported in Azure/azure-sdk-for-python#14241). Its 429s are another
     /// matter: MSAL.NET's AzureAD/microsoft-authentication-library-for-dotnet#2855 shows a
     /// 429 with `Retry-After: 60` and the plain-text body "Too Many Requests", which MSAL
-    /// could not parse. The emulator answers its 429s in the same JSON as the 5xx instead,
-    /// so that clients can branch on `error` and `error_codes` as they do for every other
-    /// answer; clients must still honour the status and `Retry-After` before the body.
+    /// could not parse. By default the emulator answers its 429s in the same JSON as the
+    /// 5xx, so that clients can branch on `error` and `error_codes` as they do for every
+    /// other answer; the fault field `throttle_body: "text"` gives the plain text instead,
+    /// to test that clients honour the status and `Retry-After` before the body.
     pub fn transient(status: StatusCode, retry_after_secs: Option<u32>) -> StsError {
         StsError {
             status,
@@ -558,6 +559,12 @@ impl GraphError {
 
     pub fn not_yet_valid() -> GraphError {
         Self::unauthenticated("Lifetime validation failed, the token is not yet valid.")
+    }
+
+    /// What Graph answers for a token it stopped accepting before its `exp` (an injected
+    /// `unauthorized_next`): the wording Graph uses for tokens outside their lifetime.
+    pub fn no_longer_accepted() -> GraphError {
+        Self::unauthenticated("Access token has expired or is not yet valid.")
     }
 
     pub fn wrong_audience() -> GraphError {

@@ -3,8 +3,10 @@
 //! tested against the emulator (ENTRA.md §6, §7).
 //!
 //! One set of faults applies to every tenant; a tenant may have its own set, which replaces
-//! the global one for that tenant. Counters (`fail_next`, `throttle_next`) make tests
-//! deterministic; rates draw a random number per request.
+//! the global one for that tenant. Counters (`throttle_next`, `fail_next`,
+//! `unauthorized_next`) make tests deterministic; rates draw a random number per request.
+//! Besides faults, a set can make successful token answers claim an odd `expires_in`, and
+//! make throttled token answers plain text, as Microsoft has been seen to do.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,6 +38,18 @@ pub enum FaultTarget {
     Graph,
 }
 
+/// The body of a throttled token answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThrottleBody {
+    /// The identity platform's error JSON (`temporarily_unavailable`, AADSTS90033).
+    #[default]
+    Json,
+    /// `text/plain` "Too Many Requests", as a real 429 has been seen to answer
+    /// (AzureAD/microsoft-authentication-library-for-dotnet#2855).
+    Text,
+}
+
 /// `PUT /_emulator/faults` and `PUT /_emulator/tenants/{id}/faults`, as sent.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +61,10 @@ pub struct FaultRequest {
     pub retry_after_seconds: Option<u32>,
     pub fail_next: Option<u32>,
     pub throttle_next: Option<u32>,
+    pub throttle_body: Option<ThrottleBody>,
+    pub unauthorized_next: Option<u32>,
+    /// Any `u64`: clients must clamp what the wire claims (ENTRA.md §3).
+    pub expires_in: Option<u64>,
     pub endpoints: Option<Vec<FaultTarget>>,
 }
 
@@ -65,9 +83,15 @@ pub enum FaultError {
     Count(&'static str),
     #[error("endpoints must name at least one of \"token\" and \"graph\"")]
     NoEndpoints,
+    /// A field that acts on one family only, while `endpoints` leaves that family out.
+    #[error("{field} acts on {family} requests only: endpoints must include \"{family}\"")]
+    NotTargeted {
+        field: &'static str,
+        family: &'static str,
+    },
 }
 
-/// A validated set of faults; `fail_next` and `throttle_next` count down as they fire.
+/// A validated set of faults; the `*_next` counters count down as they fire.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Faults {
     latency: Duration,
@@ -77,6 +101,9 @@ pub struct Faults {
     retry_after_secs: u32,
     fail_next: u32,
     throttle_next: u32,
+    throttle_body: ThrottleBody,
+    unauthorized_next: u32,
+    expires_in: Option<u64>,
     token: bool,
     graph: bool,
 }
@@ -110,6 +137,8 @@ impl TryFrom<FaultRequest> for Faults {
         };
         let fail_next = count(r.fail_next, "fail_next")?;
         let throttle_next = count(r.throttle_next, "throttle_next")?;
+        let unauthorized_next = count(r.unauthorized_next, "unauthorized_next")?;
+        let throttle_body = r.throttle_body.unwrap_or_default();
         let (token, graph) = match r.endpoints {
             None => (true, true),
             Some(list) if list.is_empty() => return Err(FaultError::NoEndpoints),
@@ -118,6 +147,17 @@ impl TryFrom<FaultRequest> for Faults {
                 list.contains(&FaultTarget::Graph),
             ),
         };
+        // A field that could never act is a mistake in the test that set it.
+        let not_targeted = |field, family| FaultError::NotTargeted { field, family };
+        if !token && r.expires_in.is_some() {
+            return Err(not_targeted("expires_in", "token"));
+        }
+        if !token && throttle_body == ThrottleBody::Text {
+            return Err(not_targeted("throttle_body", "token"));
+        }
+        if !graph && unauthorized_next > 0 {
+            return Err(not_targeted("unauthorized_next", "graph"));
+        }
         Ok(Faults {
             latency: Duration::from_millis(latency_ms),
             error_rate,
@@ -126,6 +166,9 @@ impl TryFrom<FaultRequest> for Faults {
             retry_after_secs,
             fail_next,
             throttle_next,
+            throttle_body,
+            unauthorized_next,
+            expires_in: r.expires_in,
             token,
             graph,
         })
@@ -135,13 +178,18 @@ impl TryFrom<FaultRequest> for Faults {
 /// A fault to answer with instead of doing the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Injected {
-    /// 429 with `Retry-After`.
-    Throttled { retry_after_secs: u32 },
+    /// 429 with `Retry-After`; `body` says how a token endpoint words it.
+    Throttled {
+        retry_after_secs: u32,
+        body: ThrottleBody,
+    },
     /// A 5xx; `retry_after_secs` only with 503, the status that promises recovery.
     Failed {
         status: u16,
         retry_after_secs: Option<u32>,
     },
+    /// Graph's 401 `InvalidAuthenticationToken`, as for a token it no longer accepts.
+    Unauthorized,
 }
 
 impl Injected {
@@ -149,6 +197,7 @@ impl Injected {
         match self {
             Injected::Throttled { .. } => FaultKind::Throttled,
             Injected::Failed { .. } => FaultKind::Error,
+            Injected::Unauthorized => FaultKind::Unauthorized,
         }
     }
 }
@@ -159,6 +208,8 @@ pub struct Decision {
     /// Slept before answering, whatever the answer.
     pub delay: Duration,
     pub fault: Option<Injected>,
+    /// What a successful token answer claims as `expires_in` and `ext_expires_in`.
+    pub expires_in: Option<u64>,
 }
 
 impl Faults {
@@ -169,14 +220,16 @@ impl Faults {
         }
     }
 
-    /// Decides one request. Deterministic counters go first (throttling, then failures),
-    /// then the rates, each a draw from `random` (uniform in `[0, 1)`).
+    /// Decides one request. Deterministic counters go first (throttling, then failures,
+    /// then, on Graph, refused tokens), then the rates, each a draw from `random` (uniform
+    /// in `[0, 1)`).
     fn decide(&mut self, target: FaultTarget, random: &mut dyn FnMut() -> f64) -> Option<Decision> {
         if !self.applies_to(target) {
             return None;
         }
         let throttled = Injected::Throttled {
             retry_after_secs: self.retry_after_secs,
+            body: self.throttle_body,
         };
         let failed = Injected::Failed {
             status: self.error_status,
@@ -188,6 +241,9 @@ impl Faults {
         } else if self.fail_next > 0 {
             self.fail_next -= 1;
             Some(failed)
+        } else if target == FaultTarget::Graph && self.unauthorized_next > 0 {
+            self.unauthorized_next -= 1;
+            Some(Injected::Unauthorized)
         } else if self.throttle_rate > 0.0 && random() < self.throttle_rate {
             Some(throttled)
         } else if self.error_rate > 0.0 && random() < self.error_rate {
@@ -198,6 +254,7 @@ impl Faults {
         Some(Decision {
             delay: self.latency,
             fault,
+            expires_in: self.expires_in.filter(|_| target == FaultTarget::Token),
         })
     }
 
@@ -218,6 +275,9 @@ impl Faults {
             "retry_after_seconds": self.retry_after_secs,
             "fail_next": self.fail_next,
             "throttle_next": self.throttle_next,
+            "throttle_body": self.throttle_body,
+            "unauthorized_next": self.unauthorized_next,
+            "expires_in": self.expires_in,
             "endpoints": endpoints,
         })
     }
@@ -378,6 +438,46 @@ mod tests {
                 },
                 FaultError::NoEndpoints,
             ),
+            (
+                FaultRequest {
+                    unauthorized_next: Some(MAX_NEXT + 1),
+                    ..Default::default()
+                },
+                FaultError::Count("unauthorized_next"),
+            ),
+            (
+                FaultRequest {
+                    unauthorized_next: Some(1),
+                    endpoints: Some(vec![FaultTarget::Token]),
+                    ..Default::default()
+                },
+                FaultError::NotTargeted {
+                    field: "unauthorized_next",
+                    family: "graph",
+                },
+            ),
+            (
+                FaultRequest {
+                    expires_in: Some(0),
+                    endpoints: Some(vec![FaultTarget::Graph]),
+                    ..Default::default()
+                },
+                FaultError::NotTargeted {
+                    field: "expires_in",
+                    family: "token",
+                },
+            ),
+            (
+                FaultRequest {
+                    throttle_body: Some(ThrottleBody::Text),
+                    endpoints: Some(vec![FaultTarget::Graph]),
+                    ..Default::default()
+                },
+                FaultError::NotTargeted {
+                    field: "throttle_body",
+                    family: "token",
+                },
+            ),
         ];
         for (request, expected) in cases {
             assert_eq!(Faults::try_from(request).unwrap_err(), expected);
@@ -400,7 +500,8 @@ mod tests {
         assert_eq!(
             next(),
             Some(Injected::Throttled {
-                retry_after_secs: 1
+                retry_after_secs: 1,
+                body: ThrottleBody::Json,
             })
         );
         assert_eq!(
@@ -419,6 +520,43 @@ mod tests {
             }),
             "0.1 is below it"
         );
+    }
+
+    #[test]
+    fn unauthorized_next_fires_on_graph_only_after_the_other_counters() {
+        let mut f = faults(FaultRequest {
+            fail_next: Some(1),
+            unauthorized_next: Some(1),
+            ..Default::default()
+        });
+        let mut next = |target| f.decide(target, &mut || 0.9).unwrap().fault;
+
+        assert_eq!(
+            next(FaultTarget::Token),
+            Some(Injected::Failed {
+                status: 503,
+                retry_after_secs: Some(1)
+            })
+        );
+        assert_eq!(next(FaultTarget::Token), None, "tokens are never refused");
+        assert_eq!(next(FaultTarget::Graph), Some(Injected::Unauthorized));
+        assert_eq!(next(FaultTarget::Graph), None);
+    }
+
+    #[test]
+    fn expires_in_is_any_u64_and_reaches_token_decisions_only() {
+        let mut f = faults(FaultRequest {
+            expires_in: Some(u64::MAX),
+            throttle_body: Some(ThrottleBody::Text),
+            ..Default::default()
+        });
+        let token = f.decide(FaultTarget::Token, &mut || 0.9).unwrap();
+        let graph = f.decide(FaultTarget::Graph, &mut || 0.9).unwrap();
+
+        assert_eq!(token.expires_in, Some(u64::MAX));
+        assert_eq!(graph.expires_in, None);
+        assert_eq!(f.view()["expires_in"], serde_json::json!(u64::MAX));
+        assert_eq!(f.view()["throttle_body"], "text");
     }
 
     #[test]

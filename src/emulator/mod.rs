@@ -105,9 +105,9 @@ impl Emulator {
                     .context("seeding the directory")?;
             }
         }
-        for _ in 0..config.generate_tenants {
-            let tenant =
-                seed::generated_tenant(directory.next_number(), config.users_per_generated_tenant);
+        let first = directory.reserve_numbers(u64::from(config.generate_tenants));
+        for n in first..first + u64::from(config.generate_tenants) {
+            let tenant = seed::generated_tenant(n, config.users_per_generated_tenant);
             directory
                 .insert(tenant, now)
                 .context("generating tenants")?;

@@ -1,15 +1,44 @@
-//! Pending admin-consent requests and the atomic step that turns a callback into a tenant.
+//! Pending admin-consent requests, the atomic step that turns a callback into a tenant to
+//! verify, and the claims (what a sign-up said) kept with each request.
+//!
+//! The callback's `tenant` is typed by anyone (ENTRA.md §2). So a callback never writes
+//! over what a tenant is: a sign-up's organisation name, contact email and domain stay with
+//! its request as a *claim*; the tenant's name and domains come from Graph only. A callback
+//! for a tenant that was already verified writes one neutral event and at most one early
+//! check a minute; for a tenant never verified it joins the current verification window
+//! without extending its deadline.
 
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::event::{EventKind, NewEvent, insert_event};
 use super::tenant::TenantRow;
 use super::{Store, StoreError, ts};
 use crate::domain::TenantId;
 
-/// Pending sign-ups beyond this many (unexpired) are refused: with the per-client rate
-/// limit, this bounds what a flood from many addresses can write.
-pub const MAX_PENDING_REQUESTS: i64 = 10_000;
+/// Unexpired pending sign-ups, in all. With the caps per address and per network below, an
+/// attacker needs 1,000 networks at once to reach it; beyond it sign-ups answer 503.
+pub const MAX_PENDING_REQUESTS: i64 = 100_000;
+/// Pending sign-ups one address (IPv4 address, IPv6 /64) keeps; a newer one supersedes the
+/// oldest. A person needs one or two; a flood from one address only churns its own.
+pub const MAX_PENDING_PER_ADDRESS: i64 = 10;
+/// Pending sign-ups one network (IPv4 address, IPv6 /48) keeps: a /48 holds 65,536 /64s.
+pub const MAX_PENDING_PER_NETWORK: i64 = 100;
+/// Distinct tenants one browser may name in callbacks within a day: a consultant connecting
+/// several customers fits; naming victims in bulk does not.
+pub const MAX_TENANTS_PER_BROWSER: i64 = 10;
+/// Distinct tenants one address may name in callbacks within a day (an office shares one).
+pub const MAX_TENANTS_PER_ADDRESS: i64 = 30;
+/// A callback forces an early check of its tenant at most this often.
+pub const FORCED_CHECK_SPACING: Duration = Duration::minutes(1);
+/// Claims that did not confirm their tenant are kept this long (the confirming one is kept
+/// as long as the tenant).
+pub const CLAIM_RETENTION: Duration = Duration::days(90);
+/// A tenant never verified is deleted this long after its verification window opened, with
+/// its events and claims: forged callbacks leave nothing behind for good.
+pub const UNVERIFIED_TENANT_RETENTION: Duration = Duration::days(7);
+/// Events that name no tenant (refused callbacks of stored requests) are kept this long.
+pub const ORPHAN_EVENT_RETENTION: Duration = Duration::days(30);
 
 /// A sign-up about to be sent to Microsoft.
 #[derive(Debug)]
@@ -19,7 +48,10 @@ pub struct NewConsentRequest {
     pub organisation_name: Option<String>,
     pub contact_email: Option<String>,
     pub domain_hint: Option<String>,
-    pub client_addr: Option<String>,
+    /// The client's address key (IPv4 address, IPv6 /64).
+    pub client_addr: String,
+    /// The client's network key (IPv4 address, IPv6 /48).
+    pub client_net: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -34,6 +66,8 @@ pub enum ConsentRejection {
     Replayed,
     /// Issued to another browser (the binding cookie does not match).
     OtherBrowser,
+    /// This browser or address named too many distinct tenants today.
+    TooManyTenants,
 }
 
 impl ConsentRejection {
@@ -43,36 +77,101 @@ impl ConsentRejection {
             ConsentRejection::Expired => "expired_state",
             ConsentRejection::Replayed => "replayed_state",
             ConsentRejection::OtherBrowser => "other_browser",
+            ConsentRejection::TooManyTenants => "too_many_tenants",
         }
     }
 }
 
+/// A callback whose state and browser binding are to be checked.
+#[derive(Debug)]
+pub struct ConsentCallback<'a> {
+    pub state_hash: &'a str,
+    /// Every binding cookie the browser sent (an older one may still be around).
+    pub binding_hashes: &'a [String],
+    pub tenant: TenantId,
+    pub now: OffsetDateTime,
+    pub request_id: &'a str,
+}
+
 #[derive(Debug)]
 pub enum ConsentOutcome {
-    /// The state was consumed and the tenant recorded as pending, in one transaction.
+    /// The state was consumed and the callback recorded as a claim on the tenant, in one
+    /// transaction.
     Recorded {
-        tenant: Box<TenantRow>,
+        tenant: TenantId,
         consent_request_id: String,
+        /// The tenant is due for a check now (the verifier should look at once).
+        check_now: bool,
     },
     Rejected(ConsentRejection),
 }
 
+/// What this browser's latest callback may see of its tenant.
+#[derive(Debug)]
+pub enum Onboarding {
+    /// Its claim is the one that (so far uncontested) confirms the tenant: show progress.
+    Owner(Box<TenantRow>),
+    /// The tenant was verified before this callback, or another sign-up named it in the
+    /// same verification window: show nothing about it.
+    Bystander { tenant_id: String },
+}
+
+/// One claim: what a sign-up said, and what its callback named.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimRow {
+    pub id: String,
+    pub organisation_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub domain_hint: Option<String>,
+    pub client_addr: Option<String>,
+    /// When the sign-up started.
+    pub created_at: String,
+    /// When its callback arrived.
+    pub consumed_at: String,
+}
+
+/// What a purge removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub consent_requests: u64,
+    pub tenants: u64,
+    pub events: u64,
+}
+
+impl PurgeReport {
+    pub fn total(&self) -> u64 {
+        self.consent_requests + self.tenants + self.events
+    }
+}
+
 impl Store {
-    /// Stores a sign-up, unless too many are pending (`Ok(false)`).
+    /// Stores a sign-up, unless too many are pending (`Ok(false)`). Beyond the caps per
+    /// address and per network, the oldest pending request of that client is superseded.
+    /// The cap and the insert are one transaction whose first statement writes, so SQLite
+    /// serialises concurrent sign-ups on it.
     pub async fn insert_consent_request(&self, r: &NewConsentRequest) -> Result<bool, StoreError> {
         let now = ts(r.created_at);
-        let pending: i64 = sqlx::query_scalar(
-            "select count(*) from consent_request where consumed_at is null and expires_at > $1",
-        )
-        .bind(&now)
-        .fetch_one(&self.pool)
-        .await?;
-        if pending >= MAX_PENDING_REQUESTS {
-            return Ok(false);
+        let mut tx = self.pool.begin().await?;
+        for (column, key, keep) in [
+            ("client_addr", &r.client_addr, MAX_PENDING_PER_ADDRESS),
+            ("client_net", &r.client_net, MAX_PENDING_PER_NETWORK),
+        ] {
+            sqlx::query(&format!(
+                "delete from consent_request where id in (select id from consent_request \
+                 where {column} = $1 and consumed_at is null and expires_at > $2 \
+                 order by created_at desc limit 1000000 offset $3)"
+            ))
+            .bind(key)
+            .bind(&now)
+            .bind(keep - 1)
+            .execute(&mut *tx)
+            .await?;
         }
-        sqlx::query(
+        let inserted = sqlx::query(
             "insert into consent_request (id, state_hash, binding_hash, organisation_name, contact_email, \
-             domain_hint, client_addr, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             domain_hint, client_addr, client_net, created_at, expires_at) \
+             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             where (select count(*) from consent_request where consumed_at is null and expires_at > $9) < $11",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(&r.state_hash)
@@ -81,141 +180,313 @@ impl Store {
         .bind(&r.contact_email)
         .bind(&r.domain_hint)
         .bind(&r.client_addr)
+        .bind(&r.client_net)
         .bind(&now)
         .bind(ts(r.expires_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(true)
+        .bind(MAX_PENDING_REQUESTS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(inserted == 1)
     }
 
-    /// Deletes unused requests an hour after they expired (a late callback until then is
-    /// told "expired" rather than "unknown") and used ones after a day (replays are told
-    /// "already used" until then). Returns how many rows went.
-    pub async fn purge_consent_requests(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "delete from consent_request where (consumed_at is null and expires_at < $1) or consumed_at < $2",
+    /// Removes what has outlived its use: unused requests an hour after they expired (a
+    /// late callback until then is told "expired" rather than "unknown"), used ones that
+    /// named no tenant after a day (replays are told "already used" until then), claims
+    /// after [`CLAIM_RETENTION`] unless they confirmed their tenant, tenants never verified
+    /// after [`UNVERIFIED_TENANT_RETENTION`] (with their events and claims), and events of
+    /// no tenant after [`ORPHAN_EVENT_RETENTION`].
+    pub async fn purge_stale(&self, now: OffsetDateTime) -> Result<PurgeReport, StoreError> {
+        let mut report = PurgeReport::default();
+        let mut tx = self.pool.begin().await?;
+        let unverified = ts(now - UNVERIFIED_TENANT_RETENTION);
+        report.events += sqlx::query(
+            "delete from tenant_event where tenant_id in \
+             (select id from tenant where verified_at is null and consented_at < $1)",
         )
-        .bind(ts(now - time::Duration::hours(1)))
-        .bind(ts(now - time::Duration::days(1)))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .bind(&unverified)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        report.consent_requests += sqlx::query(
+            "delete from consent_request where tenant_id in \
+             (select id from tenant where verified_at is null and consented_at < $1)",
+        )
+        .bind(&unverified)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        report.tenants +=
+            sqlx::query("delete from tenant where verified_at is null and consented_at < $1")
+                .bind(&unverified)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        report.consent_requests += sqlx::query(
+            "delete from consent_request where (consumed_at is null and expires_at < $1) \
+             or (consumed_at < $2 and tenant_id is null) \
+             or (consumed_at < $3 and tenant_id is not null and id not in \
+                 (select consent_request_id from tenant where consent_request_id is not null))",
+        )
+        .bind(ts(now - Duration::hours(1)))
+        .bind(ts(now - Duration::days(1)))
+        .bind(ts(now - CLAIM_RETENTION))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        report.events +=
+            sqlx::query("delete from tenant_event where tenant_id is null and created_at < $1")
+                .bind(ts(now - ORPHAN_EVENT_RETENTION))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(report)
     }
 
-    /// Consumes the state and records the tenant as `pending`, atomically: of any number
-    /// of concurrent callbacks with one state, exactly one gets `Recorded`. The state must
-    /// exist, be unexpired, unused and bound to this browser; otherwise nothing is written.
+    /// Consumes the state and records the callback as a claim on its tenant, atomically: of
+    /// any number of concurrent callbacks with one state, exactly one gets `Recorded`. The
+    /// state must exist, be unexpired, unused and bound to this browser; otherwise nothing
+    /// is written.
     pub async fn complete_consent(
         &self,
-        state_hash: &str,
-        binding_hash: &str,
-        tenant: TenantId,
-        now: OffsetDateTime,
-        request_id: &str,
+        cb: &ConsentCallback<'_>,
     ) -> Result<ConsentOutcome, StoreError> {
-        let now_s = ts(now);
+        let now = ts(cb.now);
+        let tenant = cb.tenant.to_string();
         let mut tx = self.pool.begin().await?;
         // The first statement writes, so SQLite takes the write lock here and concurrent
         // callbacks queue behind it (busy timeout) instead of racing.
-        let consumed: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "update consent_request set consumed_at = $1, tenant_id = $4 \
-             where state_hash = $2 and binding_hash = $3 and consumed_at is null and expires_at > $1 \
-             returning id, organisation_name, contact_email",
+        let consumed: Option<(String, String, Option<String>)> = sqlx::query_as(
+            "update consent_request set consumed_at = $1, tenant_id = $3 \
+             where state_hash = $2 and consumed_at is null and expires_at > $1 \
+             returning id, binding_hash, client_addr",
         )
-        .bind(&now_s)
-        .bind(state_hash)
-        .bind(binding_hash)
-        .bind(tenant.to_string())
+        .bind(&now)
+        .bind(cb.state_hash)
+        .bind(&tenant)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((consent_request_id, organisation_name, contact_email)) = consumed else {
+        let Some((request_id, binding_hash, client_addr)) = consumed else {
             tx.rollback().await?;
             return Ok(ConsentOutcome::Rejected(
-                self.why_rejected(state_hash, binding_hash, &now_s).await?,
+                self.why_rejected(cb.state_hash, cb.binding_hashes, &now)
+                    .await?,
             ));
         };
-        // The callback's tenant is unauthenticated (ENTRA.md §2). A tenant never verified
-        // is (re)set to pending for this request; a verified one is only re-checked: its
-        // status, consent time, details and owning request stay, so a forged callback naming
-        // it changes nothing anyone sees. First-recorded contact details always win.
-        let tenant_row: TenantRow = sqlx::query_as(
-            "insert into tenant (id, status, organisation_name, contact_email, consent_request_id, consented_at, \
-             verify_attempts, next_verify_at, created_at, updated_at) \
-             values ($1, 'pending', $2, $3, $4, $5, 0, $5, $5, $5) \
-             on conflict (id) do update set \
-             status = case when tenant.verified_at is null then 'pending' else tenant.status end, \
-             organisation_name = coalesce(tenant.organisation_name, excluded.organisation_name), \
-             contact_email = coalesce(tenant.contact_email, excluded.contact_email), \
-             consent_request_id = case when tenant.verified_at is null then excluded.consent_request_id \
-             else tenant.consent_request_id end, \
-             consented_at = case when tenant.verified_at is null then excluded.consented_at else tenant.consented_at end, \
-             last_error_code = case when tenant.verified_at is null then null else tenant.last_error_code end, \
-             last_error = case when tenant.verified_at is null then null else tenant.last_error end, \
-             verify_attempts = 0, next_verify_at = excluded.next_verify_at, updated_at = excluded.updated_at \
-             returning *",
+        if !cb.binding_hashes.contains(&binding_hash) {
+            tx.rollback().await?;
+            return Ok(ConsentOutcome::Rejected(ConsentRejection::OtherBrowser));
+        }
+
+        // A bound on the distinct tenants one browser or address names a day (this one
+        // included, since the request above now names it).
+        let since = ts(cb.now - Duration::days(1));
+        let per_browser: i64 = sqlx::query_scalar(
+            "select count(distinct tenant_id) from consent_request \
+             where binding_hash = $1 and consumed_at > $2 and tenant_id is not null",
         )
-        .bind(tenant.to_string())
-        .bind(&organisation_name)
-        .bind(&contact_email)
-        .bind(&consent_request_id)
-        .bind(&now_s)
+        .bind(&binding_hash)
+        .bind(&since)
         .fetch_one(&mut *tx)
         .await?;
-        super::event::insert_event(
-            &mut *tx,
-            &super::NewEvent {
-                tenant_id: Some(tenant),
-                kind: super::EventKind::ConsentRecorded,
-                detail: "An administrator consented on Microsoft's page; verifying the consent."
+        let per_address: i64 = match &client_addr {
+            Some(addr) => {
+                sqlx::query_scalar(
+                    "select count(distinct tenant_id) from consent_request \
+                     where client_addr = $1 and consumed_at > $2 and tenant_id is not null",
+                )
+                .bind(addr)
+                .bind(&since)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+            None => 0,
+        };
+        if per_browser > MAX_TENANTS_PER_BROWSER || per_address > MAX_TENANTS_PER_ADDRESS {
+            // The state is spent (this answer is final), but no tenant is touched.
+            sqlx::query("update consent_request set tenant_id = null, refusals = 1 where id = $1")
+                .bind(&request_id)
+                .execute(&mut *tx)
+                .await?;
+            insert_event(
+                &mut *tx,
+                &NewEvent {
+                    tenant_id: None,
+                    kind: EventKind::CallbackRejected,
+                    detail: format!(
+                        "Callback refused: this browser or address already named {} organisations today; it named tenant {tenant}.",
+                        per_browser.max(per_address) - 1
+                    ),
+                    request_id: Some(cb.request_id.to_owned()),
+                },
+                cb.now,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(ConsentOutcome::Rejected(ConsentRejection::TooManyTenants));
+        }
+
+        let inserted = sqlx::query(
+            "insert into tenant (id, status, consent_request_id, consented_at, verify_attempts, \
+             next_verify_at, created_at, updated_at) \
+             values ($1, 'pending', $2, $3, 0, $3, $3, $3) on conflict (id) do nothing",
+        )
+        .bind(&tenant)
+        .bind(&request_id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+
+        let (kind, detail, check_now) = if inserted {
+            (
+                EventKind::ConsentRecorded,
+                "A consent callback named this tenant; verifying the consent with Microsoft."
                     .to_owned(),
-                request_id: Some(request_id.to_owned()),
+                true,
+            )
+        } else {
+            let (status, verified_at, forced_check_at): (String, Option<String>, Option<String>) =
+                sqlx::query_as(
+                    "select status, verified_at, forced_check_at from tenant where id = $1",
+                )
+                .bind(&tenant)
+                .fetch_one(&mut *tx)
+                .await?;
+            let may_force = forced_check_at
+                .as_deref()
+                .is_none_or(|at| at <= ts(cb.now - FORCED_CHECK_SPACING).as_str());
+            if verified_at.is_some() {
+                // Verified before this callback: nothing about it changes. One early check
+                // a minute at most (an administrator may have just re-consented).
+                if may_force {
+                    force_check(&mut tx, &tenant, &now).await?;
+                }
+                (
+                    EventKind::CallbackNamed,
+                    "A consent callback named this tenant. It proves nothing by itself; the tenant was already verified, so nothing about it changed.".to_owned(),
+                    may_force,
+                )
+            } else if status == "failed" {
+                // Its last verification window closed without a consent: a new callback
+                // opens a new one (an administrator trying again).
+                sqlx::query(
+                    "update tenant set status = 'pending', consent_request_id = $2, consented_at = $3, \
+                     verify_attempts = 0, consecutive_failures = 0, last_error_code = null, last_error = null, \
+                     next_verify_at = $3, forced_check_at = null, updated_at = $3 where id = $1",
+                )
+                .bind(&tenant)
+                .bind(&request_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                (
+                    EventKind::ConsentRecorded,
+                    "A consent callback named this tenant again; verifying the consent with Microsoft.".to_owned(),
+                    true,
+                )
+            } else {
+                // Still being verified: this claim joins the window, whose deadline stays.
+                // The confirming claim is the latest before the check that succeeds.
+                sqlx::query("update tenant set consent_request_id = $2 where id = $1")
+                    .bind(&tenant)
+                    .bind(&request_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if may_force {
+                    force_check(&mut tx, &tenant, &now).await?;
+                }
+                (
+                    EventKind::CallbackNamed,
+                    "Another consent callback named this tenant while it was being verified; the verification deadline is unchanged.".to_owned(),
+                    may_force,
+                )
+            }
+        };
+        insert_event(
+            &mut *tx,
+            &NewEvent {
+                tenant_id: Some(cb.tenant),
+                kind,
+                detail,
+                request_id: Some(cb.request_id.to_owned()),
             },
-            now,
+            cb.now,
         )
         .await?;
         tx.commit().await?;
         Ok(ConsentOutcome::Recorded {
-            tenant: Box::new(tenant_row),
-            consent_request_id,
+            tenant: cb.tenant,
+            consent_request_id: request_id,
+            check_now,
         })
     }
 
     /// A declined or failed consent: consumes the state when it matches this browser (so
-    /// it cannot be used again) and records the event, atomically. Returns whether the
-    /// state matched.
+    /// it cannot be used again) and then records the event, atomically. Without a match
+    /// nothing is written (anyone can type a declined callback). Returns whether the state
+    /// matched.
     pub async fn decline_consent(
         &self,
-        state_hash: Option<&str>,
-        binding_hash: Option<&str>,
-        event: &super::NewEvent,
+        state_hash: &str,
+        binding_hashes: &[String],
+        event: &NewEvent,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
-        let matched = match (state_hash, binding_hash) {
-            (Some(state), Some(binding)) => sqlx::query(
-                "update consent_request set consumed_at = $1 \
-                 where state_hash = $2 and binding_hash = $3 and consumed_at is null and expires_at > $1",
-            )
-            .bind(&now_s)
-            .bind(state)
-            .bind(binding)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0,
-            _ => false,
-        };
-        super::event::insert_event(&mut *tx, event, now).await?;
+        let consumed: Option<String> = sqlx::query_scalar(
+            "update consent_request set consumed_at = $1 \
+             where state_hash = $2 and consumed_at is null and expires_at > $1 returning binding_hash",
+        )
+        .bind(&now_s)
+        .bind(state_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if !consumed.is_some_and(|b| binding_hashes.contains(&b)) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_event(&mut *tx, event, now).await?;
         tx.commit().await?;
-        Ok(matched)
+        Ok(true)
+    }
+
+    /// A refused callback whose state is one we stored: the first refusal of that request
+    /// writes `event`, later ones only count. Returns whether the event was written. A
+    /// state we never stored writes nothing, so a flood of forged callbacks costs no row.
+    pub async fn refuse_callback(
+        &self,
+        state_hash: &str,
+        event: &NewEvent,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Only the first refusal writes (later ones match no row): a replayed URL costs no
+        // page either.
+        let first: Option<String> = sqlx::query_scalar(
+            "update consent_request set refusals = 1 where state_hash = $1 and refusals = 0 returning id",
+        )
+        .bind(state_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if first.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_event(&mut *tx, event, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Why no pending request matched.
     async fn why_rejected(
         &self,
         state_hash: &str,
-        binding_hash: &str,
+        binding_hashes: &[String],
         now: &str,
     ) -> Result<ConsentRejection, StoreError> {
         let row: Option<(String, Option<String>, String)> =
@@ -226,38 +497,101 @@ impl Store {
         Ok(match row {
             None => ConsentRejection::UnknownState,
             Some((_, Some(_), _)) => ConsentRejection::Replayed,
-            Some((binding, None, _)) if binding != binding_hash => ConsentRejection::OtherBrowser,
+            Some((binding, None, _)) if !binding_hashes.contains(&binding) => {
+                ConsentRejection::OtherBrowser
+            }
             Some((_, None, expires)) if expires.as_str() <= now => ConsentRejection::Expired,
             // It matched a moment ago but another callback consumed it in between.
             Some(_) => ConsentRejection::Replayed,
         })
     }
 
-    /// The tenant this browser onboarded most recently, found through its binding cookie,
-    /// and whether this browser's request is the one that recorded it (only then may the
-    /// status page show the tenant's details).
+    /// The tenant this browser's latest callback named, and what the browser may see of
+    /// it. Only the claim that confirms the tenant, uncontested, sees it: a tenant verified
+    /// before the callback, or named by another sign-up in the same verification window,
+    /// shows nothing (the `tenant` parameter could be anyone's).
     pub async fn onboarding_for_binding(
         &self,
-        binding_hash: &str,
-    ) -> Result<Option<(TenantRow, bool)>, StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "select id, tenant_id from consent_request \
-             where binding_hash = $1 and consumed_at is not null and tenant_id is not null \
-             order by consumed_at desc limit 1",
-        )
-        .bind(binding_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((request_id, tenant_id)) = row else {
+        binding_hashes: &[String],
+    ) -> Result<Option<Onboarding>, StoreError> {
+        let mut latest: Option<(String, String, String)> = None;
+        for binding in binding_hashes {
+            let row: Option<(String, String, String)> = sqlx::query_as(
+                "select id, tenant_id, consumed_at from consent_request \
+                 where binding_hash = $1 and consumed_at is not null and tenant_id is not null \
+                 order by consumed_at desc limit 1",
+            )
+            .bind(binding)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row
+                && latest.as_ref().is_none_or(|l| row.2 > l.2)
+            {
+                latest = Some(row);
+            }
+        }
+        let Some((request_id, tenant_id, called_back_at)) = latest else {
             return Ok(None);
         };
         let tenant: Option<TenantRow> = sqlx::query_as("select * from tenant where id = $1")
             .bind(&tenant_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(tenant.map(|t| {
-            let owns = t.consent_request_id.as_deref() == Some(request_id.as_str());
-            (t, owns)
-        }))
+        let Some(tenant) = tenant else {
+            return Ok(None);
+        };
+        let verified_before = tenant
+            .verified_at
+            .as_deref()
+            .is_some_and(|v| v < called_back_at.as_str());
+        let confirming = tenant.consent_request_id.as_deref() == Some(request_id.as_str());
+        let window_end = tenant
+            .verified_at
+            .clone()
+            .unwrap_or_else(|| "9999".to_owned());
+        let claims_in_window: i64 = sqlx::query_scalar(
+            "select count(*) from consent_request where tenant_id = $1 \
+             and consumed_at >= $2 and consumed_at <= $3",
+        )
+        .bind(&tenant_id)
+        .bind(&tenant.consented_at)
+        .bind(&window_end)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(
+            if confirming && !verified_before && claims_in_window <= 1 {
+                Onboarding::Owner(Box::new(tenant))
+            } else {
+                Onboarding::Bystander { tenant_id }
+            },
+        ))
     }
+
+    /// Every claim that named `tenant`, newest first, and the id of the one that
+    /// confirms it (the latest callback before its first successful verification).
+    pub async fn claims_for(&self, tenant: TenantId) -> Result<Vec<ClaimRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "select id, organisation_name, contact_email, domain_hint, client_addr, created_at, consumed_at \
+             from consent_request where tenant_id = $1 and consumed_at is not null \
+             order by consumed_at desc limit 200",
+        )
+        .bind(tenant.to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// Makes the tenant due now and notes when, so the next callback cannot force another
+/// check within [`FORCED_CHECK_SPACING`].
+async fn force_check(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tenant: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("update tenant set next_verify_at = $2, forced_check_at = $2 where id = $1")
+        .bind(tenant)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

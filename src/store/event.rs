@@ -10,6 +10,9 @@ use crate::domain::TenantId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     ConsentRecorded,
+    /// A callback named a tenant that was already verified or being verified: a claim,
+    /// which proves nothing by itself.
+    CallbackNamed,
     ConsentDeclined,
     CallbackRejected,
     VerificationSucceeded,
@@ -26,6 +29,7 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::ConsentRecorded => "consent_recorded",
+            EventKind::CallbackNamed => "callback_named",
             EventKind::ConsentDeclined => "consent_declined",
             EventKind::CallbackRejected => "callback_rejected",
             EventKind::VerificationSucceeded => "verification_succeeded",

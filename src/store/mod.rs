@@ -17,7 +17,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Sqlite};
 use time::OffsetDateTime;
 
-pub use consent::{ConsentOutcome, ConsentRejection, NewConsentRequest};
+pub use consent::{
+    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, MAX_PENDING_PER_ADDRESS,
+    MAX_PENDING_PER_NETWORK, MAX_PENDING_REQUESTS, MAX_TENANTS_PER_ADDRESS,
+    MAX_TENANTS_PER_BROWSER, NewConsentRequest, Onboarding, PurgeReport,
+};
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};
 pub use tenant::{CheckOutcome, CheckResult, TenantFilter, TenantRow};

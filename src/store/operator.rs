@@ -21,17 +21,29 @@ pub struct SessionRow {
 }
 
 impl Store {
-    /// Creates an operator, or replaces the password of an existing one (returns false).
+    /// Creates an operator, or replaces the password of an existing one (returns false) and
+    /// ends every session of theirs: a password is reset because it may be known to someone
+    /// else, who may be signed in with it.
     pub async fn upsert_operator(
         &self,
         name: &str,
         password_hash: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A password reset ends that operator's sessions. This write comes first so that
+        // SQLite takes the write lock at once: a transaction that reads first and writes
+        // later fails with "database is locked" when another writer got in between.
+        sqlx::query(
+            "delete from operator_session where operator_id in (select id from operator where name = $1)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
         let existing: Option<String> =
             sqlx::query_scalar("select id from operator where name = $1")
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
         sqlx::query(
             "insert into operator (id, name, password_hash, created_at, updated_at) values ($1, $2, $3, $4, $4) \
@@ -41,8 +53,9 @@ impl Store {
         .bind(name)
         .bind(password_hash)
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(existing.is_none())
     }
 

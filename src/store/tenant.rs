@@ -15,8 +15,6 @@ pub struct TenantRow {
     pub verified_domains: String,
     /// JSON array of application permissions.
     pub granted_roles: String,
-    pub organisation_name: Option<String>,
-    pub contact_email: Option<String>,
     pub consent_request_id: Option<String>,
     pub consented_at: String,
     pub verified_at: Option<String>,
@@ -53,11 +51,10 @@ impl TenantRow {
         serde_json::from_str(&self.verified_domains).unwrap_or_default()
     }
 
-    /// The organisation's name from Graph once verified, else what the sign-up said.
+    /// The organisation's name, from Graph only: what a sign-up said is a claim (see
+    /// [`Store::claims_for`]), never the tenant's name.
     pub fn name(&self) -> Option<&str> {
-        self.display_name
-            .as_deref()
-            .or(self.organisation_name.as_deref())
+        self.display_name.as_deref()
     }
 }
 
@@ -65,8 +62,11 @@ impl TenantRow {
 #[derive(Debug, Default, Clone)]
 pub struct TenantFilter {
     pub status: Option<TenantStatus>,
-    /// Matched against id, names and domains.
+    /// Matched against id, name and domains.
     pub search: Option<String>,
+    /// Only tenants verified at least once: what the dashboard lists by default, so that
+    /// forged callbacks (never verified, purged after a week) do not bury real tenants.
+    pub verified_only: bool,
     pub limit: i64,
 }
 
@@ -115,12 +115,13 @@ impl Store {
         Ok(sqlx::query_as(
             "select * from tenant where ($1 is null or status = $1) and ($2 is null or \
              lower(id) like $2 escape '\\' or lower(coalesce(display_name, '')) like $2 escape '\\' or \
-             lower(coalesce(organisation_name, '')) like $2 escape '\\' or lower(verified_domains) like $2 escape '\\') \
+             lower(verified_domains) like $2 escape '\\') and ($4 = 0 or verified_at is not null) \
              order by consented_at desc limit $3",
         )
         .bind(filter.status.map(|s| s.as_str()))
         .bind(pattern)
         .bind(if filter.limit > 0 { filter.limit } else { 500 })
+        .bind(i64::from(filter.verified_only))
         .fetch_all(&self.pool)
         .await?)
     }

@@ -1,5 +1,6 @@
 //! Middleware every response passes through: a request id (logged, returned in
-//! `x-request-id`, shown on error pages), security headers, and the one error page.
+//! `x-request-id`, shown on error pages), security headers (HSTS too when the public URL is
+//! https), and the one error page.
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -52,10 +53,14 @@ pub async fn security_headers(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     // Sign-up's form redirects to Microsoft, and CSP's form-action covers that redirect.
-    let authority = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.authority_host.origin().ascii_serialization())
+    let settings = req.app_data::<web::Data<AppState>>().map(|s| &s.settings);
+    let authority = settings
+        .map(|s| s.authority_host.origin().ascii_serialization())
         .unwrap_or_default();
+    // Browsers reach us over https: they must never again try plain http, where a network
+    // attacker could strip TLS (RFC 6797). A year, the usual figure; no `preload`, which is
+    // a commitment for the whole domain that is its owner's to make.
+    let https = settings.is_some_and(|s| s.public_url.scheme() == "https");
     let private = req.path().starts_with("/admin") || req.path().starts_with("/consent");
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
@@ -80,6 +85,12 @@ pub async fn security_headers(
     );
     if private {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     Ok(response)
 }
@@ -118,6 +129,13 @@ pub async fn error_pages(
     };
     match page.as_ref().and_then(|p| p.cause.as_deref()) {
         Some(cause) => tracing::error!(%request_id, cause, "request failed"),
+        // A documented 503 (busy database, every password check taken) tells the client
+        // when to come back; it is load, not a failure of ours.
+        None if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+            && response.headers().contains_key(header::RETRY_AFTER) =>
+        {
+            tracing::warn!(%request_id, status = status.as_u16(), "request refused for now")
+        }
         None if status.is_server_error() => {
             tracing::error!(%request_id, status = status.as_u16(), "request failed")
         }

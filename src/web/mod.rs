@@ -47,6 +47,12 @@ pub struct AppState {
     pub keyed: Keyed,
     pub signup_limit: rate_limit::RateLimiter,
     pub login_limit: rate_limit::RateLimiter,
+    /// Callbacks per client: an administrator comes back once or twice.
+    pub callback_limit: rate_limit::RateLimiter,
+    /// Refused callbacks that wrote nothing, by reason.
+    pub refused_callbacks: routes::RefusedCallbacks,
+    /// Argon2 checks of sign-ins, bounded (19 MiB each).
+    pub password_checks: crate::domain::password::PasswordChecks,
     /// The background tasks and how each stands (for `/readyz`).
     pub background: Arc<Supervisor>,
 }
@@ -128,6 +134,10 @@ impl Application {
             signup_limit: rate_limit::RateLimiter::new(5, 10.0 / 60.0),
             // Failed logins: 5 at once, then one a minute, per address and per name.
             login_limit: rate_limit::RateLimiter::new(5, 1.0 / 60.0),
+            // A burst of 10, then 10 a minute: far above a person's, far below a flood's.
+            callback_limit: rate_limit::RateLimiter::new(10, 10.0 / 60.0),
+            refused_callbacks: routes::RefusedCallbacks::default(),
+            password_checks: crate::domain::password::PasswordChecks::for_sign_ins(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -217,6 +217,21 @@ impl TestApp {
 }
 
 impl Browser {
+    /// The same browser (same cookie jar) on another network: its requests come from the
+    /// loopback address `ip` (any of 127.0.0.0/8), as a laptop moving between networks.
+    pub fn on_address(&self, ip: std::net::IpAddr) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_provider(self.jar.clone())
+                .redirect(Policy::none())
+                .local_address(ip)
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+            jar: self.jar.clone(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_owned()

@@ -7,8 +7,50 @@ use crate::app_helpers::{
 };
 use crate::helpers::html_unescape;
 
-/// Asserts a refused callback: consentry's 400 error page, and one event for its request:
-/// `callback_rejected`, naming `reason`. Returns the page.
+/// Asserts a refused callback whose state we never stored: consentry's 400 error page, no
+/// row written for it, and one more refusal of `reason` on the dashboard's counter.
+async fn assert_refused_unstored(
+    app: &TestApp,
+    response: reqwest::Response,
+    reason: &str,
+    counted_before: u64,
+) -> String {
+    let (rid, html) = assert_error_page(response, 400).await;
+    let events = app.events().await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.request_id.as_deref() != Some(rid.as_str())),
+        "no event for request {rid}: {events:?}"
+    );
+    assert_eq!(
+        refused_count(app, reason).await,
+        counted_before + 1,
+        "{reason} is counted"
+    );
+    html
+}
+
+/// How many refused callbacks of `reason` the dashboard counts.
+pub async fn refused_count(app: &TestApp, reason: &str) -> u64 {
+    let html = app
+        .operator()
+        .await
+        .get("/admin")
+        .await
+        .text()
+        .await
+        .expect("html");
+    let line = section(&html, r#"<p class="small" id="refused-callbacks">"#, "</p>");
+    line.split(['(', ',', ')'])
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix(&format!("{reason} ")))
+        .map(|n| n.parse().expect("a count"))
+        .unwrap_or(0)
+}
+
+/// Asserts a refused callback whose state we stored: consentry's 400 error page, and one
+/// event for its request: `callback_rejected`, naming `reason`. Returns the page.
 async fn assert_refused(app: &TestApp, response: reqwest::Response, reason: &str) -> String {
     let (rid, html) = assert_error_page(response, 400).await;
     let events = app.events().await;
@@ -115,6 +157,7 @@ async fn admin_approval_required_is_explained() {
 async fn microsofts_error_text_is_escaped() {
     let app = spawn_app().await;
     let browser = app.browser();
+    let state = state_of(&browser.signup(&[]).await);
 
     let page = browser
         .get(&callback_url(&[
@@ -124,6 +167,7 @@ async fn microsofts_error_text_is_escaped() {
                 r#"AADSTS65004: <script>alert("x")</script><img src=x onerror=alert(1)>"#,
             ),
             ("admin_consent", "True"),
+            ("state", &state),
         ]))
         .await;
 
@@ -159,7 +203,7 @@ async fn an_unknown_state_is_refused() {
         ]))
         .await;
 
-    assert_refused(&app, response, "unknown_state").await;
+    assert_refused_unstored(&app, response, "unknown_state", 0).await;
     assert_eq!(app.tenant_count().await, 0);
 }
 
@@ -209,10 +253,11 @@ async fn a_callback_opened_in_another_browser_is_refused_and_burns_nothing() {
     other.signup(&[]).await; // a binding of its own
 
     let without_binding = cookieless.get(&callback).await;
-    let html = assert_refused(&app, without_binding, "no binding cookie").await;
+    let html = assert_refused(&app, without_binding, "no_binding").await;
     assert!(html.contains("another browser"), "{html}");
     let with_another_binding = other.get(&callback).await;
-    let html = assert_refused(&app, with_another_binding, "other_browser").await;
+    // The same stored request refused again: counted, no second row.
+    let html = assert_refused_unstored(&app, with_another_binding, "other_browser", 0).await;
     assert!(html.contains("another browser"), "{html}");
     assert_eq!(app.tenant_count().await, 0);
 
@@ -241,7 +286,7 @@ async fn a_callback_without_state_is_refused() {
         ]))
         .await;
 
-    assert_refused(&app, response, "the state is missing").await;
+    assert_refused_unstored(&app, response, "missing_state", 0).await;
     assert_eq!(app.tenant_count().await, 0);
 }
 
@@ -259,7 +304,7 @@ async fn a_malformed_state_is_refused() {
         ]))
         .await;
 
-    assert_refused(&app, response, "the state is malformed").await;
+    assert_refused_unstored(&app, response, "malformed_state", 0).await;
     assert_eq!(app.tenant_count().await, 0);
 }
 
@@ -276,7 +321,7 @@ async fn a_tenant_that_is_not_a_guid_is_refused_and_the_state_survives() {
         ]))
         .await;
 
-    assert_refused(&app, response, "not a GUID").await;
+    assert_refused(&app, response, "bad_tenant").await;
     assert_eq!(app.tenant_count().await, 0);
     assert_eq!(
         app.count_rows("consent_request where consumed_at is null")
@@ -295,7 +340,7 @@ async fn a_callback_without_admin_consent_is_refused() {
     let missing = browser
         .get(&callback_url(&[("tenant", &contoso), ("state", &state)]))
         .await;
-    assert_refused(&app, missing, "admin_consent is not True").await;
+    assert_refused(&app, missing, "not_consented").await;
     let falsy = browser
         .get(&callback_url(&[
             ("admin_consent", "False"),
@@ -303,7 +348,7 @@ async fn a_callback_without_admin_consent_is_refused() {
             ("state", &state),
         ]))
         .await;
-    assert_refused(&app, falsy, "admin_consent is not True").await;
+    assert_refused_unstored(&app, falsy, "not_consented", 0).await;
 
     assert_eq!(app.tenant_count().await, 0);
 }
@@ -323,7 +368,7 @@ async fn a_repeated_state_parameter_is_refused() {
         ]))
         .await;
 
-    let html = assert_refused(&app, response, "the query string is malformed").await;
+    let html = assert_refused_unstored(&app, response, "malformed_query", 0).await;
     assert!(html_unescape(&html).contains("repeats 'state'"), "{html}");
     assert_eq!(app.tenant_count().await, 0);
     assert_eq!(
@@ -349,7 +394,7 @@ async fn a_very_long_query_is_refused() {
         ]))
         .await;
 
-    let html = assert_refused(&app, response, "the query string is malformed").await;
+    let html = assert_refused_unstored(&app, response, "malformed_query", 0).await;
     assert!(html.contains("too long"), "{html}");
     assert!(!html.contains(&padding[..100]), "the query is not echoed");
     assert_eq!(app.tenant_count().await, 0);

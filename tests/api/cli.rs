@@ -214,3 +214,309 @@ fn emulator_with_a_missing_or_bad_certificate_file_names_it_and_exits_1() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn operators_add_for_an_existing_name_signs_out_their_sessions() {
+    let app = crate::app_helpers::spawn_app().await;
+    let signed_in = app.operator().await;
+    let hash = consentry::domain::password::hash_password("bob's own long password").expect("hash");
+    app.store
+        .upsert_operator("bob", &hash, time::OffsetDateTime::now_utc())
+        .await
+        .expect("bob");
+    let bob = app.browser();
+    let csrf = bob.csrf_of("/admin/login").await;
+    let bob_login = bob
+        .post_form(
+            "/admin/login",
+            &[
+                ("csrf", &csrf),
+                ("name", "bob"),
+                ("password", "bob's own long password"),
+            ],
+        )
+        .await;
+    assert_eq!(bob_login.status(), 303);
+    assert_eq!(signed_in.get("/admin").await.status(), 200);
+
+    // The password of `ops` is reset, e.g. because someone else learnt it.
+    let output = tokio::task::spawn_blocking({
+        let mut cmd = consentry();
+        cmd.args([
+            "operators",
+            "add",
+            crate::app_helpers::OPERATOR,
+            "--database",
+            &app.database_url,
+        ])
+        .env("CONSENTRY_OPERATOR_PASSWORD", "a brand new long password");
+        move || cmd.output().expect("runs")
+    })
+    .await
+    .expect("join");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("signed out their sessions"), "{stdout}");
+    let after = signed_in.get("/admin").await;
+    assert_eq!(after.status(), 303, "the old session ended");
+    assert_eq!(after.headers()["location"], "/admin/login");
+    assert_eq!(
+        bob.get("/admin").await.status(),
+        200,
+        "another operator's session is untouched"
+    );
+    let csrf = signed_in.csrf_of("/admin/login").await;
+    for (password, status) in [
+        (crate::app_helpers::OPERATOR_PASSWORD, 401),
+        ("a brand new long password", 303),
+    ] {
+        let answer = signed_in
+            .post_form(
+                "/admin/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", crate::app_helpers::OPERATOR),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status(), status, "{password}");
+    }
+}
+
+/// `consentry demo --port 0 --emulator-port 0` as a process of its own, with `env`; killed
+/// on drop.
+struct DemoProcess {
+    _child: tokio::process::Child,
+    banner: String,
+    site: String,
+    emulator: String,
+    database: String,
+    db_path: std::path::PathBuf,
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.db_path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn start_demo(env: &[(&str, &str)]) -> DemoProcess {
+    use tokio::io::AsyncBufReadExt;
+
+    // reqwest is built without a crypto provider; the process uses ring, like the server.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db_path = std::env::temp_dir().join(format!("consentry-demo-{}.db", uuid::Uuid::new_v4()));
+    let database = format!("sqlite://{}", db_path.display());
+    let mut cmd = tokio::process::Command::from(consentry());
+    cmd.args(["demo", "--port", "0", "--emulator-port", "0", "--database"])
+        .arg(&database)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("consentry demo starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = String::new();
+    while let Some(line) = lines.next_line().await.expect("banner") {
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Open the sign-up page") {
+            break;
+        }
+    }
+    // Keep the pipe open and drained while the demo runs.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url_after = |label: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label} in {banner}"))
+            .split_whitespace()
+            .next()
+            .expect("a URL")
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    let site = url_after("sign-up page");
+    let emulator = url_after("Microsoft (emulated)");
+    DemoProcess {
+        _child: child,
+        banner,
+        site,
+        emulator,
+        database,
+        db_path,
+    }
+}
+
+impl DemoProcess {
+    fn browser(&self) -> crate::app_helpers::Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        crate::app_helpers::Browser {
+            http: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: self.site.clone(),
+            jar,
+        }
+    }
+
+    /// Signs in as the demo's operator; the status of the answer.
+    async fn sign_in(&self, password: &str) -> u16 {
+        let browser = self.browser();
+        let csrf = browser.csrf_of("/admin/login").await;
+        browser
+            .post_form(
+                "/admin/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", consentry::demo::DEMO_OPERATOR),
+                    ("password", password),
+                ],
+            )
+            .await
+            .status()
+            .as_u16()
+    }
+
+    /// The tenant's status in the demo's database, polled until `wanted` (30 s at most).
+    async fn wait_for_status(&self, tenant: uuid::Uuid, wanted: &str) {
+        let store = consentry::store::Store::connect(&self.database)
+            .await
+            .expect("store");
+        let id = consentry::domain::TenantId::parse(&tenant.to_string()).expect("guid");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let status = store.tenant(id).await.expect("query").map(|t| t.status);
+            if status.as_deref() == Some(wanted) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{tenant} is {status:?}, never {wanted}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn demo_with_a_short_verify_interval_notices_a_revoked_consent_without_a_click() {
+    let demo = start_demo(&[
+        ("CONSENTRY_VERIFY_INTERVAL", "1s"),
+        ("CONSENTRY_TOKEN_VERSION", "v1"),
+    ])
+    .await;
+    let contoso = consentry::emulator::CONTOSO;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    // Onboard Contoso as the walk-through does: sign up, accept at "Microsoft", come back.
+    let browser = demo.browser();
+    let to_microsoft = url::Url::parse(&browser.signup(&[]).await).expect("absolute");
+    let decision = http
+        .post(format!("{}{}", demo.emulator, to_microsoft.path()))
+        .form(&[
+            ("request", to_microsoft.query().unwrap_or_default()),
+            ("decision", "accept"),
+            ("tenant", &contoso.to_string()),
+        ])
+        .send()
+        .await
+        .expect("the emulator answers");
+    assert_eq!(decision.status(), 302, "{}", demo.banner);
+    let callback = decision.headers()["location"].to_str().expect("ascii");
+    assert_eq!(browser.get(callback).await.status(), 303);
+    demo.wait_for_status(contoso, "active").await;
+
+    // The administrator revokes the consent; nobody clicks anything in consentry.
+    let revoked = http
+        .delete(format!(
+            "{}/_emulator/tenants/{contoso}/consent",
+            demo.emulator
+        ))
+        .send()
+        .await
+        .expect("control API");
+    assert_eq!(revoked.status(), 200);
+
+    demo.wait_for_status(contoso, "revoked").await;
+    assert!(
+        demo.banner.contains("CONSENTRY_VERIFY_INTERVAL=1s"),
+        "{}",
+        demo.banner
+    );
+    let requests: serde_json::Value = http
+        .get(format!("{}/_emulator/requests", demo.emulator))
+        .send()
+        .await
+        .expect("control API")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        requests["endpoints"]["token_v1"].as_u64() > Some(0)
+            && requests["endpoints"].get("token_v2").is_none(),
+        "CONSENTRY_TOKEN_VERSION=v1 is honoured: {requests}"
+    );
+}
+
+#[tokio::test]
+async fn demo_prints_the_operator_password_only_when_it_made_it_up() {
+    let chosen = "a password I chose myself";
+    let with_chosen = start_demo(&[("CONSENTRY_OPERATOR_PASSWORD", chosen)]).await;
+    let generated = start_demo(&[]).await;
+
+    assert!(
+        !with_chosen.banner.contains(chosen),
+        "{}",
+        with_chosen.banner
+    );
+    assert!(
+        with_chosen
+            .banner
+            .contains("password from CONSENTRY_OPERATOR_PASSWORD"),
+        "{}",
+        with_chosen.banner
+    );
+    assert_eq!(with_chosen.sign_in(chosen).await, 303);
+    let shown = generated
+        .banner
+        .split("password: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no password in {}", generated.banner))
+        .to_owned();
+    assert_eq!(generated.sign_in(&shown).await, 303);
+}
+
+#[test]
+fn demo_with_an_invalid_setting_names_it_and_exits_1() {
+    let output = consentry()
+        .args(["demo", "--port", "0", "--emulator-port", "0"])
+        .env("CONSENTRY_VERIFY_INTERVAL", "soon")
+        .output()
+        .expect("runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CONSENTRY_VERIFY_INTERVAL is invalid"),
+        "{stderr}"
+    );
+}

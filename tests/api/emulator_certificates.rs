@@ -251,13 +251,15 @@ async fn v1_endpoint_takes_an_assertion_for_its_own_url() {
 }
 
 #[tokio::test]
-async fn audience_may_name_the_tenant_by_domain_or_the_public_authority() {
+async fn audience_may_name_the_tenant_by_domain_or_any_clouds_authority() {
     let emulator = with_certificate().await;
     let contoso = emulator.contoso();
     let audiences = [
         emulator.token_endpoint("contoso.onmicrosoft.com"),
         format!("https://login.microsoftonline.com/{contoso}/oauth2/v2.0/token"),
         "https://login.microsoftonline.com/contoso.com/oauth2/token".to_owned(),
+        format!("https://login.microsoftonline.us/{contoso}/oauth2/v2.0/token"),
+        format!("https://login.chinacloudapi.cn/{contoso}/oauth2/token"),
     ];
 
     for aud in audiences {

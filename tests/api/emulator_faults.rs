@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    FABRIKAM, TestEmulator, assert_graph_error, assert_sts_error, spawn_emulator,
+    FABRIKAM, TestEmulator, assert_graph_error, assert_sts_error, claims, spawn_emulator,
 };
 
 impl TestEmulator {
@@ -158,6 +158,207 @@ async fn v1_token_endpoint_is_faulted_too() {
 
     assert_eq!(header.as_deref(), Some("30"));
     assert_eq!(then.status(), 200);
+}
+
+#[tokio::test]
+async fn throttle_body_text_answers_a_plain_text_429_on_both_token_endpoints() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(&emulator.contoso()).await;
+    emulator
+        .set_faults(
+            None,
+            json!({"throttle_next": 2, "throttle_body": "text", "retry_after_seconds": 60}),
+        )
+        .await;
+
+    let mut answers = Vec::new();
+    for throttled in [
+        emulator.token_v2(&emulator.contoso(), &[]).await,
+        emulator.token_v1(&emulator.contoso()).await,
+    ] {
+        let status = throttled.status().as_u16();
+        let content_type = throttled
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let header = retry_after(&throttled);
+        answers.push((
+            status,
+            content_type,
+            header,
+            throttled.text().await.unwrap(),
+        ));
+    }
+    let then = emulator.token_v2(&emulator.contoso(), &[]).await;
+
+    let expected = (
+        429,
+        Some("text/plain".to_owned()),
+        Some("60".to_owned()),
+        "Too Many Requests".to_owned(),
+    );
+    assert_eq!(answers, [expected.clone(), expected]);
+    assert_eq!(then.status(), 200);
+}
+
+#[tokio::test]
+async fn throttle_body_text_leaves_graph_429s_in_graphs_json() {
+    let (emulator, token, _) = two_tenants().await;
+    emulator
+        .set_faults(None, json!({"throttle_next": 1, "throttle_body": "text"}))
+        .await;
+
+    let throttled = emulator.graph("/v1.0/organization", Some(&token)).await;
+
+    assert_graph_error(throttled, 429, "TooManyRequests").await;
+}
+
+#[tokio::test]
+async fn unauthorized_next_refuses_that_many_graph_calls_then_serves_again() {
+    let (emulator, token, _) = two_tenants().await;
+    emulator
+        .set_faults(None, json!({"unauthorized_next": 3}))
+        .await;
+
+    let mut refused = Vec::new();
+    for path in ["/v1.0/organization", "/v1.0/users", "/v1.0/users/$count"] {
+        let response = emulator.graph(path, Some(&token)).await;
+        let challenge = response.headers().contains_key("www-authenticate");
+        let body = assert_graph_error(response, 401, "InvalidAuthenticationToken").await;
+        refused.push((
+            challenge,
+            body["error"]["innerError"]["request-id"].is_string(),
+        ));
+    }
+    let issued = emulator.token_v2(&emulator.contoso(), &[]).await;
+    let then = emulator.graph("/v1.0/organization", Some(&token)).await;
+    let stats = emulator.requests().await;
+
+    assert_eq!(refused, [(true, true); 3]);
+    assert_eq!(issued.status(), 200, "token requests are never refused");
+    assert_eq!(then.status(), 200);
+    assert_eq!(
+        stats["faults"]["graph_organization"],
+        json!({"throttled": 0, "errors": 0, "unauthorized": 1}),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn unauthorized_next_of_a_tenant_refuses_only_its_tokens() {
+    let (emulator, contoso, fabrikam) = two_tenants().await;
+    emulator
+        .set_faults(Some(FABRIKAM), json!({"unauthorized_next": 1}))
+        .await;
+
+    let contoso_answer = emulator.graph("/v1.0/organization", Some(&contoso)).await;
+    let fabrikam_answer = emulator.graph("/v1.0/organization", Some(&fabrikam)).await;
+
+    assert_eq!(contoso_answer.status(), 200);
+    assert_graph_error(fabrikam_answer, 401, "InvalidAuthenticationToken").await;
+}
+
+#[tokio::test]
+async fn expires_in_is_claimed_by_both_token_endpoints_while_the_jwt_stays_sane() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(&emulator.contoso()).await;
+    let absurd: u64 = 1_000_000_000_000_000;
+    emulator
+        .set_faults(None, json!({"expires_in": absurd}))
+        .await;
+
+    let v2: Value = emulator
+        .token_v2(&emulator.contoso(), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let v1: Value = emulator
+        .token_v1(&emulator.contoso())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = v2["access_token"].as_str().unwrap();
+    let jwt = claims(token);
+    let graph = emulator.graph("/v1.0/organization", Some(token)).await;
+
+    assert_eq!(v2["expires_in"], json!(absurd), "{v2}");
+    assert_eq!(v2["ext_expires_in"], json!(absurd), "{v2}");
+    assert!(
+        v2.get("refresh_in").is_none(),
+        "follows the real lifetime: {v2}"
+    );
+    assert_eq!(v1["expires_in"], absurd.to_string(), "{v1}");
+    assert_eq!(v1["ext_expires_in"], absurd.to_string(), "{v1}");
+    let lifetime = jwt["exp"].as_i64().unwrap() - jwt["iat"].as_i64().unwrap();
+    assert_eq!(
+        lifetime,
+        3599 + 300,
+        "the JWT keeps the configured lifetime"
+    );
+    assert_eq!(
+        v1["expires_on"].as_str().unwrap().parse::<i64>().unwrap()
+            - v1["not_before"].as_str().unwrap().parse::<i64>().unwrap(),
+        lifetime
+    );
+    assert_eq!(graph.status(), 200);
+}
+
+#[tokio::test]
+async fn expires_in_takes_the_whole_u64_range_and_zero() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(&emulator.contoso()).await;
+
+    let mut claimed = Vec::new();
+    for value in [0, u64::MAX] {
+        emulator
+            .set_faults(Some(&emulator.contoso()), json!({"expires_in": value}))
+            .await;
+        let body: Value = emulator
+            .token_v2(&emulator.contoso(), &[])
+            .await
+            .json()
+            .await
+            .unwrap();
+        claimed.push(body["expires_in"].clone());
+    }
+    emulator
+        .control(
+            Method::DELETE,
+            &faults_path(Some(&emulator.contoso())),
+            None,
+        )
+        .await;
+    let then: Value = emulator
+        .token_v2(&emulator.contoso(), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(claimed, [json!(0), json!(u64::MAX)]);
+    assert_eq!(then["expires_in"], 3599);
+}
+
+#[tokio::test]
+async fn expires_in_is_not_claimed_by_error_answers() {
+    let emulator = spawn_emulator().await;
+    emulator.set_faults(None, json!({"expires_in": 5})).await;
+
+    let refused: Value = emulator
+        .token_v2(&emulator.contoso(), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        refused["error"], "unauthorized_client",
+        "not consented: {refused}"
+    );
+    assert!(refused.get("expires_in").is_none());
 }
 
 #[tokio::test]
@@ -388,6 +589,9 @@ async fn faults_can_be_read_back_with_their_defaults_and_remaining_counters() {
             "retry_after_seconds": 1,
             "fail_next": 3,
             "throttle_next": 0,
+            "throttle_body": "json",
+            "unauthorized_next": 0,
+            "expires_in": null,
             "endpoints": ["token"],
         })
     );
@@ -461,6 +665,23 @@ async fn bad_fault_bodies_are_400_with_a_reason() {
         (json!({"endpoints": ["mail"]}), "unknown variant"),
         (json!({"endpoints": []}), "endpoints"),
         (json!(["token"]), "invalid JSON"),
+        (json!({"throttle_body": "html"}), "unknown variant"),
+        (json!({"unauthorized_next": 1_000_001}), "unauthorized_next"),
+        (
+            json!({"unauthorized_next": 1, "endpoints": ["token"]}),
+            "unauthorized_next acts on graph requests only",
+        ),
+        (
+            json!({"throttle_body": "text", "endpoints": ["graph"]}),
+            "throttle_body acts on token requests only",
+        ),
+        (
+            json!({"expires_in": 1, "endpoints": ["graph"]}),
+            "expires_in acts on token requests only",
+        ),
+        (json!({"expires_in": -1}), "invalid JSON"),
+        (json!({"expires_in": 1.5}), "invalid JSON"),
+        (json!({"expires_in": 1e20}), "invalid JSON"),
     ];
 
     for (body, reason) in cases {

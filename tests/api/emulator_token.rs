@@ -810,3 +810,87 @@ async fn error_uri_points_at_a_page_the_emulator_serves() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("text").contains("AADSTS50059"));
 }
+
+/// The Graph resource of each cloud (ENTRA.md, Hosts).
+const CLOUD_GRAPHS: [&str; 4] = [
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.us",
+    "https://dod-graph.microsoft.us",
+    "https://microsoftgraph.chinacloudapi.cn",
+];
+
+#[tokio::test]
+async fn v2_tokens_for_each_clouds_graph_have_that_audience_and_work_on_graph() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(&emulator.contoso()).await;
+
+    let mut audiences = Vec::new();
+    for graph in CLOUD_GRAPHS {
+        let scope = format!("{graph}/.default");
+        let response = emulator
+            .token_v2(&emulator.contoso(), &[("scope", &scope)])
+            .await;
+        assert_eq!(response.status(), 200, "{graph}");
+        let body: Value = response.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let organization = emulator.graph("/v1.0/organization", Some(token)).await;
+        audiences.push((claims(token)["aud"].clone(), organization.status().as_u16()));
+    }
+
+    let expected: Vec<(Value, u16)> = CLOUD_GRAPHS
+        .iter()
+        .map(|g| (Value::from(*g), 200))
+        .collect();
+    assert_eq!(audiences, expected);
+}
+
+#[tokio::test]
+async fn v1_tokens_for_each_clouds_graph_echo_the_resource_and_work_on_graph() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(&emulator.contoso()).await;
+
+    let mut answers = Vec::new();
+    for graph in CLOUD_GRAPHS {
+        let body = v1_body(&emulator.client_id, &emulator.client_secret, Some(graph));
+        let response = emulator.token_raw(&emulator.contoso(), "v1", body).await;
+        assert_eq!(response.status(), 200, "{graph}");
+        let body: Value = response.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let users = emulator.graph("/v1.0/users?$top=1", Some(token)).await;
+        answers.push((
+            body["resource"].clone(),
+            claims(token)["aud"].clone(),
+            users.status().as_u16(),
+        ));
+    }
+
+    let expected: Vec<(Value, Value, u16)> = CLOUD_GRAPHS
+        .iter()
+        .map(|g| (Value::from(*g), Value::from(*g), 200))
+        .collect();
+    assert_eq!(answers, expected);
+}
+
+#[tokio::test]
+async fn other_clouds_resources_are_still_unknown_resources() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(&emulator.contoso()).await;
+
+    let management = emulator
+        .token_v2(
+            &emulator.contoso(),
+            &[("scope", "https://management.usgovcloudapi.net/.default")],
+        )
+        .await;
+    let old_graph = v1_body(
+        &emulator.client_id,
+        &emulator.client_secret,
+        Some("https://graph.chinacloudapi.cn"),
+    );
+    let old_graph = emulator
+        .token_raw(&emulator.contoso(), "v1", old_graph)
+        .await;
+
+    assert_sts_error(management, 400, "invalid_resource", 500011).await;
+    assert_sts_error(old_graph, 400, "invalid_resource", 500011).await;
+}

@@ -78,7 +78,7 @@ async fn signup_sends_the_admin_to_microsoft_with_a_state_bound_to_the_browser()
 
     let binding = set_cookie(&response, "consentry_binding").expect("the binding cookie");
     let attributes = cookie_attributes(&binding);
-    for expected in ["httponly", "samesite=lax", "path=/consent"] {
+    for expected in ["httponly", "samesite=lax", "path=/"] {
         assert!(
             attributes.iter().any(|a| a == expected),
             "{expected} in {binding}"
@@ -138,11 +138,19 @@ async fn happy_path_ends_active_with_name_and_roles_in_the_database() {
     assert_eq!(back.headers()["location"], "/consent/status");
     assert_eq!(row.status, "active", "{row:?}");
     assert_eq!(row.display_name.as_deref(), Some("Contoso Ltd"));
+    let id = consentry::domain::TenantId::parse(&contoso).expect("guid");
+    let claims = app.store.claims_for(id).await.expect("claims");
+    assert_eq!(claims.len(), 1, "{claims:?}");
     assert_eq!(
-        row.organisation_name.as_deref(),
-        Some("Contoso (sign-up name)")
+        claims[0].organisation_name.as_deref(),
+        Some("Contoso (sign-up name)"),
+        "the sign-up's details are a claim"
     );
-    assert_eq!(row.contact_email.as_deref(), Some("it@contoso.com"));
+    assert_eq!(claims[0].contact_email.as_deref(), Some("it@contoso.com"));
+    assert_eq!(
+        row.consent_request_id.as_deref(),
+        Some(claims[0].id.as_str())
+    );
     let mut domains = row.verified_domains();
     domains.sort();
     assert_eq!(domains, ["contoso.com", "contoso.onmicrosoft.com"]);
@@ -366,13 +374,14 @@ async fn forged_callback_for_a_tenant_that_never_consented_ends_failed_never_act
 }
 
 #[tokio::test]
-async fn twenty_concurrent_callbacks_with_one_state_record_the_tenant_once() {
+async fn ten_concurrent_callbacks_with_one_state_record_the_tenant_once() {
     let app = spawn_app().await;
     let browser = app.browser();
     let contoso = app.emulator.contoso();
     let callback = app.consent(&browser, &contoso).await;
 
-    let tasks: Vec<_> = (0..20)
+    // Ten: the callback's per-client burst (more are answered 429 before any state check).
+    let tasks: Vec<_> = (0..10)
         .map(|_| {
             let http = browser.http.clone();
             let url = browser.url(&callback);
@@ -393,7 +402,7 @@ async fn twenty_concurrent_callbacks_with_one_state_record_the_tenant_once() {
 
     statuses.sort_unstable();
     let mut expected = vec![303];
-    expected.extend([400; 19]);
+    expected.extend([400; 9]);
     expected.sort_unstable();
     assert_eq!(statuses, expected);
     assert_eq!(app.tenant_count().await, 1);
@@ -405,8 +414,8 @@ async fn twenty_concurrent_callbacks_with_one_state_record_the_tenant_once() {
     );
     assert_eq!(
         kinds.iter().filter(|k| *k == "callback_rejected").count(),
-        19,
-        "{kinds:?}"
+        1,
+        "the request's first refusal writes an event; replays only count: {kinds:?}"
     );
     let events = app.events().await;
     assert!(
@@ -470,7 +479,12 @@ async fn a_rejected_client_secret_keeps_the_tenant_pending_and_alerts_operators(
         "the customer sees pending, not a failure: {status_page}"
     );
     let operator = app.operator().await;
-    let dashboard = operator.get("/admin").await.text().await.expect("html");
+    let dashboard = operator
+        .get("/admin?all=1")
+        .await
+        .text()
+        .await
+        .expect("html");
     let alert = section(&dashboard, r#"id="credential-alert""#, "</p>");
     assert!(alert.contains("credential"), "{alert}");
     assert!(alert.contains("AADSTS7000215"), "{alert}");
@@ -583,12 +597,10 @@ async fn a_forged_callback_naming_a_connected_tenant_changes_nothing_and_reveals
         after.status, "active",
         "a verified tenant is not reset to pending"
     );
-    assert_eq!(after.organisation_name.as_deref(), Some("Contoso"));
-    assert_eq!(after.contact_email.as_deref(), Some("it@contoso.com"));
     assert_eq!(after.consent_request_id, before.consent_request_id);
     assert_eq!(after.consented_at, before.consented_at);
     assert!(
-        attacker_status.contains("already connected"),
+        attacker_status.contains("nothing to show"),
         "{attacker_status}"
     );
     assert!(

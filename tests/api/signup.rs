@@ -58,7 +58,7 @@ async fn rapid_signups_from_one_client_are_limited_to_a_burst_of_five() {
     let last = last.expect("a response");
     assert!(last.headers().get("retry-after").is_some());
     let (_, html) = assert_error_page(last, 429).await;
-    assert!(html.contains("Too many attempts"), "{html}");
+    assert!(html.contains("Too many requests"), "{html}");
     assert_eq!(app.count_rows("consent_request").await, 5);
     // The limit is per client address: a fresh cookie jar from 127.0.0.1 does not get
     // around it.

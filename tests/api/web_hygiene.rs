@@ -1,7 +1,9 @@
 //! What every response carries (security headers, a request id), the error page for
 //! anything that fails, and what no page may ever contain.
 
-use crate::app_helpers::{TestApp, assert_error_page, callback_url, request_id, spawn_app};
+use crate::app_helpers::{
+    TestApp, assert_error_page, callback_url, request_id, spawn_app, spawn_app_with,
+};
 
 /// Asserts the headers every consentry response carries.
 fn assert_hygienic(what: &str, response: &reqwest::Response) {
@@ -176,6 +178,57 @@ async fn private_pages_are_not_cached() {
             Some("no-store"),
             "{}",
             response.url()
+        );
+    }
+}
+
+#[tokio::test]
+async fn behind_an_https_public_url_every_response_asks_for_https_only() {
+    // consentry serves plain http behind a TLS terminator; the public URL says https.
+    let app = spawn_app_with(|raw, _| {
+        raw.set("CONSENTRY_PUBLIC_URL", "https://onboarding.example.com");
+    })
+    .await;
+    let browser = app.browser();
+
+    let responses = [
+        ("landing", browser.get("/").await),
+        ("login", browser.get("/admin/login").await),
+        ("anonymous admin", browser.get("/admin").await),
+        ("not found", browser.get("/no/such/page").await),
+        (
+            "wrong method",
+            browser.request(reqwest::Method::DELETE, "/").await,
+        ),
+        ("stylesheet", browser.get("/static/consentry.css").await),
+        ("health", browser.get("/health").await),
+    ];
+
+    for (what, response) in &responses {
+        assert_eq!(
+            response
+                .headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().expect("ascii")),
+            Some("max-age=31536000"),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn over_plain_http_no_response_asks_for_https() {
+    let app = spawn_app().await;
+
+    let seen = tour(&app).await;
+
+    for (what, response) in &seen {
+        assert!(
+            response
+                .headers()
+                .get("strict-transport-security")
+                .is_none(),
+            "{what}"
         );
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! It has no authentication: the emulator is a test tool and listens on loopback by default.
 
+use std::sync::{Arc, RwLock};
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
@@ -13,13 +15,17 @@ use crate::emulator::EmulatorState;
 use crate::emulator::certificate::ClientCertificate;
 use crate::emulator::clock::rfc3339_seconds;
 use crate::emulator::directory::{
-    DirectoryError, FederatedCredential, NewTenant, Tenant, is_dns_name,
+    Directory, DirectoryError, FederatedCredential, NewTenant, ServicePrincipal, Tenant,
+    is_dns_name,
 };
 use crate::emulator::faults::{FaultRequest, Faults};
 use crate::emulator::seed;
 
 /// One request may create this many tenants (benchmarks use 10,000 and more).
 const MAX_CREATE: u32 = 100_000;
+/// Tenants added per hold of the directory's write lock: about a millisecond's work, so
+/// that token and Graph requests are served while 100,000 tenants are created.
+const INSERT_CHUNK: usize = 1000;
 const MAX_USERS: u32 = 100_000;
 const MAX_CLOCK_STEP: u32 = 10 * 365 * 24 * 3600;
 /// Enough certificates for any rotation scenario; bounded like everything else here.
@@ -117,6 +123,9 @@ enum ControlError {
     /// roles for a tenant that never consented).
     #[error("{0}")]
     Conflict(String),
+    /// 503: the emulator is stopping and its blocking-task pool no longer takes work.
+    #[error("the emulator is shutting down")]
+    ShuttingDown,
 }
 
 impl ResponseError for ControlError {
@@ -125,6 +134,7 @@ impl ResponseError for ControlError {
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
             ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -411,10 +421,30 @@ async fn clear_tenant_faults(id: web::Path<String>, state: web::Data<EmulatorSta
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_tenants(state: web::Data<EmulatorState>) -> HttpResponse {
-    let dir = state.directory();
-    let all: Vec<Value> = dir.tenants().into_iter().map(tenant_view).collect();
-    HttpResponse::Ok().json(all)
+/// Every tenant, in creation order. Under the directory's lock, which every token and Graph
+/// request takes, only a pointer per tenant is copied; the sorting and the JSON (most of a
+/// second at 100,000 tenants) are done after it is released, off the worker.
+async fn list_tenants(state: web::Data<EmulatorState>) -> Reply {
+    let tenants = snapshot(&state.directory);
+    let body = web::block(move || tenant_list(tenants))
+        .await
+        .map_err(|_| ControlError::ShuttingDown)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
+
+/// The directory's tenants as they are now; the lock is released on return.
+fn snapshot(lock: &RwLock<Directory>) -> Vec<Arc<Tenant>> {
+    lock.read().unwrap_or_else(|p| p.into_inner()).snapshot()
+}
+
+/// The JSON array `GET /_emulator/tenants` answers, from a [`snapshot`].
+fn tenant_list(mut tenants: Vec<Arc<Tenant>>) -> Vec<u8> {
+    tenants.sort_unstable_by_key(|t| t.seq);
+    let views: Vec<Value> = tenants.iter().map(|t| tenant_view(t)).collect();
+    // A `Value` always serialises.
+    serde_json::to_vec(&views).unwrap_or_default()
 }
 
 async fn get_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
@@ -443,13 +473,17 @@ struct CreateTenants {
 }
 
 impl CreateTenants {
-    fn into_new_tenants(self, first_number: u64) -> Result<Vec<NewTenant>, ControlError> {
-        let count = self.count.unwrap_or(1);
-        if count == 0 || count > MAX_CREATE {
-            return Err(ControlError::BadRequest(format!(
+    fn count(&self) -> Result<u32, ControlError> {
+        match self.count.unwrap_or(1) {
+            count @ 1..=MAX_CREATE => Ok(count),
+            _ => Err(ControlError::BadRequest(format!(
                 "count must be between 1 and {MAX_CREATE}"
-            )));
+            ))),
         }
+    }
+
+    fn into_new_tenants(self, first_number: u64) -> Result<Vec<NewTenant>, ControlError> {
+        let count = self.count()?;
         let users = self.users.unwrap_or(if count == 1 { 25 } else { 5 });
         if users > MAX_USERS {
             return Err(ControlError::BadRequest(format!(
@@ -509,39 +543,94 @@ impl CreateTenants {
 
 async fn create_tenants(body: web::Json<CreateTenants>, state: web::Data<EmulatorState>) -> Reply {
     let body = body.into_inner();
-    let consented = body.consented.unwrap_or(false) || body.roles.is_some();
-    let roles = body.roles.clone();
-    let now = state.clock.now();
-    let mut dir = state.directory_mut();
-    let new = body.into_new_tenants(dir.next_number())?;
-    // Check everything first so a failed request creates nothing.
-    for t in &new {
-        dir.check_new(t)?;
-    }
-    if let Some(bad) = roles
+    let count = body.count()?;
+    if let Some(bad) = body
+        .roles
         .iter()
         .flatten()
         .find(|r| !crate::emulator::permissions::is_well_formed(r))
     {
         return Err(DirectoryError::InvalidPermission(bad.clone()).into());
     }
-    let mut created = Vec::with_capacity(new.len());
-    for t in new {
-        let id = dir.insert(t, now)?.id;
-        if consented {
-            dir.grant_consent(id, now)?;
-            if let Some(roles) = &roles {
-                dir.set_roles(id, roles.clone())?;
-            }
-        }
-        created.push(id);
-    }
-    let views: Vec<Value> = created
-        .iter()
-        .filter_map(|id| dir.tenant(*id))
-        .map(tenant_view)
+    let now = state.clock.now();
+    let (first, app_roles) = {
+        let mut dir = state.directory_mut();
+        let first = dir.reserve_numbers(u64::from(count));
+        (first, dir.app.required_roles.clone())
+    };
+    // Building 100,000 tenants and their JSON takes a while: outside the lock, and off the
+    // worker, which keeps serving other requests meanwhile.
+    let (tenants, answer) = web::block(move || build_tenants(body, first, app_roles, now))
+        .await
+        .map_err(|_| ControlError::ShuttingDown)??;
+    insert_in_chunks(&state.directory, tenants, tokio::task::yield_now).await?;
+    Ok(HttpResponse::Created()
+        .content_type("application/json")
+        .body(answer))
+}
+
+/// The tenants a create request asks for, consented as asked, and the JSON that answers it.
+fn build_tenants(
+    body: CreateTenants,
+    first: u64,
+    app_roles: Vec<String>,
+    now: time::OffsetDateTime,
+) -> Result<(Vec<Tenant>, Vec<u8>), ControlError> {
+    let consented = body.consented.unwrap_or(false) || body.roles.is_some();
+    let roles = body.roles.clone().unwrap_or(app_roles);
+    let tenants: Vec<Tenant> = body
+        .into_new_tenants(first)?
+        .into_iter()
+        .map(|new| {
+            let consent = consented.then(|| ServicePrincipal::new(roles.iter().cloned(), now));
+            Tenant::new(new, now, consent)
+        })
         .collect();
-    Ok(HttpResponse::Created().json(views))
+    let views: Vec<Value> = tenants.iter().map(tenant_view).collect();
+    let answer = serde_json::to_vec(&views).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+    Ok((tenants, answer))
+}
+
+/// Adds `tenants` [`INSERT_CHUNK`] at a time, each chunk in one short hold of the lock,
+/// awaiting `between` after each (a yield, so that the worker serves other requests).
+/// Everything is checked first, so a request that fails creates nothing; should a request
+/// in between take one of the ids or domains, the tenants already added are removed again.
+async fn insert_in_chunks<F: std::future::Future<Output = ()>>(
+    lock: &RwLock<Directory>,
+    tenants: Vec<Tenant>,
+    mut between: impl FnMut() -> F,
+) -> Result<(), DirectoryError> {
+    let read = || lock.read().unwrap_or_else(|p| p.into_inner());
+    let write = || lock.write().unwrap_or_else(|p| p.into_inner());
+    for chunk in tenants.chunks(INSERT_CHUNK) {
+        {
+            let dir = read();
+            chunk.iter().try_for_each(|t| dir.check_new(t))?;
+        }
+        between().await;
+    }
+    let mut added = Vec::with_capacity(tenants.len());
+    let mut rest = tenants.into_iter().peekable();
+    while rest.peek().is_some() {
+        let outcome = {
+            let mut dir = write();
+            rest.by_ref().take(INSERT_CHUNK).try_for_each(|t| {
+                let id = dir.insert_tenant(t)?.id;
+                added.push(id);
+                Ok(())
+            })
+        };
+        if let Err(e) = outcome {
+            let mut dir = write();
+            for id in added {
+                // Any of them may have been deleted since.
+                let _ = dir.remove(id);
+            }
+            return Err(e);
+        }
+        between().await;
+    }
+    Ok(())
 }
 
 async fn delete_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
@@ -574,8 +663,14 @@ async fn set_roles(
     Ok(HttpResponse::Ok().json(tenant_view(dir.set_roles(id, roles.into_inner())?)))
 }
 
-async fn requests(state: web::Data<EmulatorState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.stats.snapshot())
+/// The counts are copied under their mutex, which every request takes to count itself, and
+/// converted to JSON after it is released, off the worker.
+async fn requests(state: web::Data<EmulatorState>) -> Reply {
+    let counts = state.stats.copy();
+    let view = web::block(move || counts.to_json())
+        .await
+        .map_err(|_| ControlError::ShuttingDown)?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn reset_requests(state: web::Data<EmulatorState>) -> HttpResponse {
@@ -606,6 +701,145 @@ async fn advance_clock(body: web::Json<AdvanceClock>, state: web::Data<EmulatorS
             "advance_seconds must be at most {MAX_CLOCK_STEP}"
         )));
     }
-    state.clock.advance(body.advance_seconds);
+    state
+        .clock
+        .advance(body.advance_seconds)
+        .map_err(|e| ControlError::BadRequest(e.to_string()))?;
     Ok(HttpResponse::Ok().json(clock_view(&state)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::ready;
+
+    use super::*;
+    use crate::emulator::directory::AppRegistration;
+
+    fn directory() -> RwLock<Directory> {
+        RwLock::new(Directory::new(AppRegistration {
+            client_id: Uuid::new_v4(),
+            display_name: "app".into(),
+            client_secret: "s".into(),
+            redirect_uris: vec![],
+            required_roles: vec![],
+            certificates: vec![],
+            federated: vec![],
+        }))
+    }
+
+    fn generated(numbers: std::ops::Range<u64>) -> Vec<Tenant> {
+        let now = time::OffsetDateTime::now_utc();
+        numbers
+            .map(|n| Tenant::new(seed::generated_tenant(n, 1), now, None))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_lock_is_free_between_chunks() {
+        let lock = directory();
+        let mut pauses = Vec::new();
+
+        insert_in_chunks(&lock, generated(0..2 * INSERT_CHUNK as u64 + 1), || {
+            let dir = lock
+                .try_write()
+                .expect("nobody holds the lock between chunks");
+            pauses.push(dir.tenants().len());
+            ready(())
+        })
+        .await
+        .unwrap();
+
+        let (n, last) = (INSERT_CHUNK, 2 * INSERT_CHUNK + 1);
+        assert_eq!(pauses, [0, 0, 0, n, 2 * n, last], "checked, then added");
+        assert_eq!(lock.read().unwrap().tenants().len(), last);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_found_while_adding_removes_what_was_added() {
+        let lock = directory();
+        let tenants = generated(0..3 * INSERT_CHUNK as u64);
+        let late = tenants[2 * INSERT_CHUNK].initial_domain.clone();
+        let intruder = {
+            let mut t = seed::generated_tenant(99_999, 1);
+            t.initial_domain = late;
+            t
+        };
+        let mut intruder = Some(intruder);
+        let mut pauses = 0;
+
+        let outcome = insert_in_chunks(&lock, tenants, || {
+            pauses += 1;
+            // After the checks and the first chunk, another request takes a later domain.
+            if pauses == 4 {
+                let mut dir = lock.write().unwrap();
+                let t = intruder.take().unwrap();
+                dir.insert(t, time::OffsetDateTime::now_utc()).unwrap();
+            }
+            ready(())
+        })
+        .await;
+
+        assert!(matches!(outcome, Err(DirectoryError::DomainTaken(_))));
+        let dir = lock.read().unwrap();
+        assert_eq!(dir.tenants().len(), 1, "only the intruder is left");
+    }
+
+    #[test]
+    fn the_list_is_built_from_a_copy_after_the_lock_is_released() {
+        let lock = directory();
+        let now = time::OffsetDateTime::now_utc();
+        let mut ids = Vec::new();
+        {
+            let mut dir = lock.write().unwrap();
+            for t in generated(0..300) {
+                ids.push(dir.insert_tenant(t).unwrap().id);
+            }
+            dir.grant_consent(ids[7], now).unwrap();
+        }
+        let expected: Vec<Value> = lock
+            .read()
+            .unwrap()
+            .tenants()
+            .into_iter()
+            .map(tenant_view)
+            .collect();
+
+        let tenants = snapshot(&lock);
+        {
+            let mut dir = lock
+                .try_write()
+                .expect("nobody holds the lock once the copy is taken");
+            dir.revoke_consent(ids[7]).unwrap();
+            dir.remove(ids[8]).unwrap();
+        }
+        let listed: Vec<Value> = serde_json::from_slice(&tenant_list(tenants)).unwrap();
+
+        assert_eq!(listed, expected, "as it was at the copy, in creation order");
+        assert_eq!(listed[7]["consented"], true);
+        assert_eq!(listed[8]["id"], json!(ids[8]));
+        assert_eq!(lock.read().unwrap().tenant_count(), 299);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_found_by_the_checks_adds_nothing() {
+        let lock = directory();
+        let tenants = generated(0..INSERT_CHUNK as u64 + 1);
+        let mut existing = seed::generated_tenant(99_999, 1);
+        existing.initial_domain = tenants[INSERT_CHUNK].initial_domain.clone();
+        lock.write()
+            .unwrap()
+            .insert(existing, time::OffsetDateTime::now_utc())
+            .unwrap();
+        let mut pauses = 0;
+
+        let outcome = insert_in_chunks(&lock, tenants, || {
+            pauses += 1;
+            ready(())
+        })
+        .await;
+
+        assert!(matches!(outcome, Err(DirectoryError::DomainTaken(_))));
+        assert_eq!(pauses, 1, "the second chunk's check failed");
+        assert_eq!(lock.read().unwrap().tenants().len(), 1);
+    }
 }

@@ -7,7 +7,7 @@ use super::base_url;
 use crate::emulator::EmulatorState;
 use crate::emulator::directory::TenantRef;
 use crate::emulator::errors::{RequestIds, StsError};
-use crate::emulator::stats::Endpoint;
+use crate::emulator::stats::{Endpoint, TenantKey};
 
 /// How a discovery document names the tenant: its GUID when the segment names a tenant,
 /// the alias itself for `organizations`/`common`/`consumers`.
@@ -40,8 +40,8 @@ fn discovery_tenant(
             .ok_or_else(|| StsError::tenant_not_found(segment)),
     };
     let key = match &outcome {
-        Ok(t) => t.segment.clone(),
-        Err(_) => segment.to_ascii_lowercase(),
+        Ok(t) => TenantKey::Known(t.segment.clone()),
+        Err(_) => TenantKey::Unknown(segment.to_ascii_lowercase()),
     };
     state.stats.record(endpoint, Some(&key));
     outcome

@@ -21,7 +21,7 @@ use crate::emulator::params::{ParamError, Params, encode_component};
 use crate::emulator::permissions::{READ_ORGANIZATION, READ_USERS};
 use crate::emulator::seed::{self, User};
 use crate::emulator::signing::TokenRejection;
-use crate::emulator::stats::Endpoint;
+use crate::emulator::stats::{Endpoint, TenantKey};
 
 /// Microsoft.IdentityModel's default clock skew, which Graph's token validation applies.
 const CLOCK_SKEW_SECS: i64 = 300;
@@ -182,7 +182,9 @@ async fn respond(
     // Each request is counted once: without a tenant when the token is refused, else
     // under the token's tenant (even one deleted since, which then answers 401).
     let tid = claims.as_ref().ok().map(|c| c.tid.as_str());
-    state.stats.record(endpoint, tid);
+    // Only the emulator's own signed tokens get here, so `tid` is one of its tenants.
+    let key = tid.map(|t| TenantKey::Known(t.to_owned()));
+    state.stats.record(endpoint, key.as_ref());
     // Faults are scoped by the token's tenant, so an unauthenticated request sees only the
     // global ones.
     let decision = state.faults.decide(FaultTarget::Graph, || {
@@ -190,7 +192,9 @@ async fn respond(
     });
     let outcome = match (decision.and_then(|d| d.fault), &claims) {
         (Some(fault), _) => {
-            state.stats.record_fault(endpoint, tid, fault.kind());
+            state
+                .stats
+                .record_fault(endpoint, key.as_ref(), fault.kind());
             Err(fault_error(fault))
         }
         (None, Err(e)) => Err(e.clone()),
@@ -228,7 +232,10 @@ async fn respond(
 /// Graph's answer to an injected fault: 429 `TooManyRequests`, or a 5xx.
 fn fault_error(fault: Injected) -> GraphError {
     match fault {
-        Injected::Throttled { retry_after_secs } => GraphError::throttled(retry_after_secs),
+        Injected::Throttled {
+            retry_after_secs, ..
+        } => GraphError::throttled(retry_after_secs),
+        Injected::Unauthorized => GraphError::no_longer_accepted(),
         Injected::Failed {
             status,
             retry_after_secs,

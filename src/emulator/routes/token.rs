@@ -13,7 +13,7 @@ use crate::emulator::assertion::{self, Expected};
 use crate::emulator::claims::{AccessTokenClaims, ClientAuthentication, GRAPH_APP_ID};
 use crate::emulator::directory::{Directory, Tenant, TenantRef};
 use crate::emulator::errors::{RequestIds, StsError};
-use crate::emulator::faults::{FaultTarget, Injected};
+use crate::emulator::faults::{FaultTarget, Injected, ThrottleBody};
 use crate::emulator::params::Params;
 use crate::emulator::stats::Endpoint;
 
@@ -105,22 +105,49 @@ async fn token(
             tokio::time::sleep(decision.delay).await;
         }
     }
+    if let Some(Injected::Throttled {
+        retry_after_secs,
+        body: ThrottleBody::Text,
+    }) = decision.and_then(|d| d.fault)
+    {
+        return HttpResponse::TooManyRequests()
+            .content_type("text/plain")
+            .insert_header(("Retry-After", retry_after_secs.to_string()))
+            .body("Too Many Requests");
+    }
     match outcome {
-        Ok(body) => HttpResponse::Ok()
-            .insert_header(("Cache-Control", "no-store, no-cache"))
-            .insert_header(("Pragma", "no-cache"))
-            .insert_header(("x-ms-request-id", ids.trace_id.to_string()))
-            .json(body),
+        Ok(mut body) => {
+            if let Some(claimed) = decision.and_then(|d| d.expires_in) {
+                claim_expires_in(&mut body, claimed, version);
+            }
+            HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store, no-cache"))
+                .insert_header(("Pragma", "no-cache"))
+                .insert_header(("x-ms-request-id", ids.trace_id.to_string()))
+                .json(body)
+        }
         Err(e) => e.to_json_response(&ids, &base_url(&req)),
     }
+}
+
+/// The injected `expires_in`: only the two lifetimes the answer states change. The token's
+/// own `exp` (and `refresh_in`, and v1's `expires_on`) keep the real lifetime, so nothing
+/// in the emulator computes a time from a number that may be absurd.
+fn claim_expires_in(body: &mut serde_json::Value, claimed: u64, version: Version) {
+    let value = match version {
+        Version::V2 => serde_json::json!(claimed),
+        Version::V1 => serde_json::json!(claimed.to_string()),
+    };
+    body["expires_in"] = value.clone();
+    body["ext_expires_in"] = value;
 }
 
 /// The identity platform's answer to an injected fault (see [`StsError::transient`]).
 fn fault_error(fault: Injected) -> StsError {
     match fault {
-        Injected::Throttled { retry_after_secs } => {
-            StsError::transient(StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs))
-        }
+        Injected::Throttled {
+            retry_after_secs, ..
+        } => StsError::transient(StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs)),
         Injected::Failed {
             status,
             retry_after_secs,
@@ -128,6 +155,8 @@ fn fault_error(fault: Injected) -> StsError {
             StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             retry_after_secs,
         ),
+        // Decided for Graph only; a token endpoint that got one would fail safe.
+        Injected::Unauthorized => StsError::transient(StatusCode::SERVICE_UNAVAILABLE, None),
     }
 }
 
@@ -252,12 +281,17 @@ fn issue(
     })
 }
 
-/// Microsoft's public authority host, which assertions may name whatever host they call.
-const PUBLIC_AUTHORITY: &str = "login.microsoftonline.com";
+/// Microsoft's authority hosts (public, US Government, China: ENTRA.md, Hosts), which
+/// assertions may name whatever host they call.
+const MICROSOFT_AUTHORITIES: &[&str] = &[
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+];
 
 /// Whether a client assertion's `aud` is a token endpoint (v2 or v1) of `tenant`: on the
-/// host the client called (`base`, `scheme://host[:port]`) or on Microsoft's public
-/// authority, naming the tenant by any of its GUID or domains.
+/// host the client called (`base`, `scheme://host[:port]`) or on one of Microsoft's
+/// authority hosts, naming the tenant by any of its GUID or domains.
 fn is_token_endpoint_of(aud: &str, base: &str, tenant: &Tenant, dir: &Directory) -> bool {
     let Ok(url) = url::Url::parse(aud) else {
         return false;
@@ -272,8 +306,9 @@ fn is_token_endpoint_of(aud: &str, base: &str, tenant: &Tenant, dir: &Directory)
         Some(port) => format!("{}://{host}:{port}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
     };
-    let public = url.scheme() == "https" && host == PUBLIC_AUTHORITY && url.port().is_none();
-    if !public && !authority.eq_ignore_ascii_case(base) {
+    let microsoft =
+        url.scheme() == "https" && MICROSOFT_AUTHORITIES.contains(&host) && url.port().is_none();
+    if !microsoft && !authority.eq_ignore_ascii_case(base) {
         return false;
     }
     let segments: Vec<&str> = url
@@ -293,6 +328,7 @@ fn graph_audience(resource: &str) -> Option<&'static str> {
     match resource.trim_end_matches('/').to_ascii_lowercase().as_str() {
         "https://graph.microsoft.com" => Some("https://graph.microsoft.com"),
         "https://graph.microsoft.us" => Some("https://graph.microsoft.us"),
+        "https://dod-graph.microsoft.us" => Some("https://dod-graph.microsoft.us"),
         "https://microsoftgraph.chinacloudapi.cn" => {
             Some("https://microsoftgraph.chinacloudapi.cn")
         }
@@ -333,6 +369,7 @@ fn graph_audience_from_scope(scope: &str, directory: &str) -> Result<&'static st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::claims::GRAPH_AUDIENCES;
 
     #[test]
     fn scopes_name_exactly_one_default_resource() {
@@ -352,6 +389,12 @@ mod tests {
             graph_audience_from_scope(&format!("{GRAPH_APP_ID}/.default"), "d"),
             Ok(GRAPH_APP_ID)
         );
+        for cloud in GRAPH_AUDIENCES {
+            assert_eq!(
+                graph_audience_from_scope(&format!("{cloud}/.default"), "d"),
+                Ok(*cloud)
+            );
+        }
         assert_eq!(
             graph_audience_from_scope("User.Read", "d")
                 .unwrap_err()

@@ -1,18 +1,26 @@
 //! `GET /consent/callback`: where Microsoft sends the administrator back (ENTRA.md §2).
 //!
 //! `error` is checked first. A success must carry a state that exists, is unexpired,
-//! unused and bound to this browser; it is consumed atomically with recording the tenant
-//! as `pending`. The `tenant` parameter is unauthenticated: it becomes a tenant to verify,
-//! never a verified one. Anything else is a clear 4xx that writes nothing but an event.
+//! unused and bound to this browser; it is consumed atomically with recording the callback
+//! as a claim on its tenant. The `tenant` parameter is unauthenticated: it becomes a tenant
+//! to verify, never a verified one, and never changes a tenant already verified.
+//!
+//! Anyone can type this URL, so a refusal costs us nothing durable: callbacks are
+//! rate-limited per client, and only a callback whose state we stored writes an event (once
+//! per stored request); the rest are counted ([`RefusedCallbacks`]) and logged as a summary.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use time::OffsetDateTime;
 
-use super::{page, request_id};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::{client_addr, page, request_id};
 use crate::domain::{RandomToken, TenantId};
-use crate::store::{ConsentOutcome, ConsentRejection, EventKind, NewEvent};
+use crate::store::{ConsentCallback, ConsentOutcome, ConsentRejection, EventKind, NewEvent};
 use crate::web::{AppState, WebError, cookies};
 
 /// Microsoft's callback parameters, each at most once.
@@ -60,7 +68,10 @@ fn parse_query(raw: &str) -> Result<CallbackParams, WebError> {
 struct Declined {
     title: &'static str,
     explanation: &'static str,
-    microsoft_says: String,
+    /// Microsoft's own words: only for a callback whose state this browser was issued.
+    microsoft_says: Option<String>,
+    /// The AADSTS code (or OAuth error) alone.
+    code: String,
 }
 
 /// What an AADSTS code on the callback means for the administrator.
@@ -112,83 +123,112 @@ fn clip(value: &str, n: usize) -> String {
     }
 }
 
+/// Refused callbacks that wrote nothing, counted by reason: a figure on the dashboard and
+/// a summary line in the log at most once a minute (a flood is one line, not one a request).
+#[derive(Debug)]
+pub struct RefusedCallbacks {
+    inner: Mutex<RefusedInner>,
+}
+
+#[derive(Debug)]
+struct RefusedInner {
+    total: BTreeMap<&'static str, u64>,
+    since_summary: BTreeMap<&'static str, u64>,
+    last_summary: Instant,
+}
+
+impl Default for RefusedCallbacks {
+    fn default() -> Self {
+        RefusedCallbacks {
+            inner: Mutex::new(RefusedInner {
+                total: BTreeMap::new(),
+                since_summary: BTreeMap::new(),
+                last_summary: Instant::now(),
+            }),
+        }
+    }
+}
+
+/// How often the log gets a summary of refused callbacks.
+const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl RefusedCallbacks {
+    pub fn count(&self, reason: &'static str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *inner.total.entry(reason).or_default() += 1;
+        *inner.since_summary.entry(reason).or_default() += 1;
+        if inner.last_summary.elapsed() >= SUMMARY_EVERY {
+            let counts = std::mem::take(&mut inner.since_summary);
+            let refused: u64 = counts.values().sum();
+            tracing::warn!(
+                refused,
+                by_reason = ?counts,
+                "consent callbacks refused since the last summary (no row written for them)"
+            );
+            inner.last_summary = Instant::now();
+        } else {
+            tracing::debug!(reason, "consent callback refused");
+        }
+    }
+
+    /// Every reason with its count since start, and the total.
+    pub fn totals(&self) -> (Vec<(&'static str, u64)>, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let all: Vec<_> = inner.total.iter().map(|(k, v)| (*k, *v)).collect();
+        let sum = all.iter().map(|(_, v)| v).sum();
+        (all, sum)
+    }
+}
+
 pub async fn callback(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     let now = OffsetDateTime::now_utc();
     let rid = request_id(&req);
+    if let Err(retry_after) = state.callback_limit.acquire(&client_addr(&req)) {
+        state.refused_callbacks.count("rate_limited");
+        return Err(WebError::TooManyRequests { retry_after });
+    }
     let params = match parse_query(req.query_string()) {
         Ok(p) => p,
         Err(e) => {
-            reject(&state, &rid, None, "the query string is malformed", now).await?;
+            state.refused_callbacks.count("malformed_query");
             return Err(e);
         }
     };
     let consent_state = params.state.as_deref().and_then(RandomToken::parse);
-    let binding = req
-        .cookie(cookies::BINDING)
-        .and_then(|c| RandomToken::parse(c.value()));
+    let binding_hashes: Vec<String> = cookies::bindings(&req)
+        .iter()
+        .map(|b| state.keyed.hash("binding", b))
+        .collect();
     let state_hash = consent_state.as_ref().map(|s| state.keyed.hash("state", s));
-    let binding_hash = binding.as_ref().map(|b| state.keyed.hash("binding", b));
 
     if let Some(error) = params.error.as_deref() {
-        let description = params.error_description.as_deref().unwrap_or_default();
-        let headline = description
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        let code = aadsts_code(description);
-        let claimed = params
-            .tenant
-            .as_deref()
-            .map(|t| format!(" (it named tenant {})", clip(t, 64)))
-            .unwrap_or_default();
-        let event = NewEvent {
-            tenant_id: None,
-            kind: EventKind::ConsentDeclined,
-            detail: format!(
-                "Microsoft returned {}: {}{claimed}",
-                clip(error, 64),
-                clip(&headline, 300)
-            ),
-            request_id: Some(rid.clone()),
-        };
-        state
-            .store
-            .decline_consent(state_hash.as_deref(), binding_hash.as_deref(), &event, now)
-            .await?;
-        let (title, explanation) = explain(code, error);
-        let microsoft_says = if headline.is_empty() {
-            clip(error, 64)
-        } else {
-            clip(&headline, 500)
-        };
-        return page(
-            StatusCode::OK,
-            Declined {
-                title,
-                explanation,
-                microsoft_says,
-            }
-            .render(),
-        );
+        return declined(
+            &state,
+            &params,
+            error,
+            state_hash,
+            &binding_hashes,
+            &rid,
+            now,
+        )
+        .await;
     }
 
     let tenant_raw = params.tenant.as_deref().unwrap_or_default();
     let failure = match (&params.state, &consent_state, TenantId::parse(tenant_raw)) {
         (None, _, _) => Some((
-            "the state is missing",
+            "missing_state",
             "This sign-in response has no state, so we cannot tell which sign-up it belongs to. Start again from the sign-up page.",
         )),
         (Some(_), None, _) => Some((
-            "the state is malformed",
+            "malformed_state",
             "This sign-in response does not carry a state we issued. Start again from the sign-up page.",
         )),
         (_, _, None) => Some((
-            "the tenant is missing or not a GUID",
+            "bad_tenant",
             "Microsoft's response should name your organisation's tenant ID, and this one does not. Start again from the sign-up page.",
         )),
         _ if !params
@@ -197,23 +237,21 @@ pub async fn callback(
             .is_some_and(|v| v.eq_ignore_ascii_case("true")) =>
         {
             Some((
-                "admin_consent is not True",
+                "not_consented",
                 "This response does not say that an administrator consented. Start again from the sign-up page.",
             ))
         }
-        _ if binding_hash.is_none() => Some((
-            "no binding cookie",
+        _ if binding_hashes.is_empty() => Some((
+            "no_binding",
             "This sign-up was started in another browser (or your browser dropped our cookie). Finish it in the browser where you started, or start again here.",
         )),
         _ => None,
     };
     if let Some((why, message)) = failure {
-        reject(&state, &rid, Some(tenant_raw), why, now).await?;
+        refuse(&state, &rid, state_hash.as_deref(), tenant_raw, why, now).await?;
         return Err(WebError::BadRequest(message.into()));
     }
-    let (Some(state_hash), Some(binding_hash), Some(tenant)) =
-        (state_hash, binding_hash, TenantId::parse(tenant_raw))
-    else {
+    let (Some(state_hash), Some(tenant)) = (state_hash, TenantId::parse(tenant_raw)) else {
         return Err(WebError::BadRequest(
             "This sign-in response is incomplete.".into(),
         ));
@@ -221,17 +259,37 @@ pub async fn callback(
 
     match state
         .store
-        .complete_consent(&state_hash, &binding_hash, tenant, now, &rid)
+        .complete_consent(&ConsentCallback {
+            state_hash: &state_hash,
+            binding_hashes: &binding_hashes,
+            tenant,
+            now,
+            request_id: &rid,
+        })
         .await?
     {
-        ConsentOutcome::Recorded { .. } => {
-            state.verifier.wake();
+        ConsentOutcome::Recorded { check_now, .. } => {
+            if check_now {
+                state.verifier.wake();
+            }
             Ok(HttpResponse::SeeOther()
                 .insert_header((actix_web::http::header::LOCATION, "/consent/status"))
                 .finish())
         }
         ConsentOutcome::Rejected(why) => {
-            reject(&state, &rid, Some(tenant_raw), why.as_str(), now).await?;
+            if why != ConsentRejection::TooManyTenants {
+                refuse(
+                    &state,
+                    &rid,
+                    Some(&state_hash),
+                    tenant_raw,
+                    why.as_str(),
+                    now,
+                )
+                .await?;
+            } else {
+                tracing::warn!(reason = why.as_str(), "consent callback refused");
+            }
             Err(WebError::BadRequest(
                 match why {
                     ConsentRejection::UnknownState => {
@@ -246,6 +304,9 @@ pub async fn callback(
                     ConsentRejection::OtherBrowser => {
                         "This sign-up was started in another browser. Finish it in the browser where you started, or start again here."
                     }
+                    ConsentRejection::TooManyTenants => {
+                        "This browser has connected many organisations today. If you really manage all of them, contact us and we will help."
+                    }
                 }
                 .into(),
             ))
@@ -253,26 +314,112 @@ pub async fn callback(
     }
 }
 
-/// Records a refused callback: the only thing such a request writes.
-async fn reject(
+/// `error` on the callback (ENTRA.md §2: checked first). Microsoft's free text is shown
+/// only when the state is one we issued to this browser; otherwise anyone could make our
+/// origin print any text, so the page is generic and names only the code.
+async fn declined(
     state: &AppState,
+    params: &CallbackParams,
+    error: &str,
+    state_hash: Option<String>,
+    binding_hashes: &[String],
     rid: &str,
-    tenant: Option<&str>,
-    why: &str,
     now: OffsetDateTime,
-) -> Result<(), WebError> {
-    let claimed = tenant
-        .filter(|t| !t.is_empty())
-        .map(|t| format!("; it named tenant {}", clip(t, 64)))
-        .unwrap_or_default();
+) -> Result<HttpResponse, WebError> {
+    let description = params.error_description.as_deref().unwrap_or_default();
+    let headline = description
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let code = aadsts_code(description);
     let event = NewEvent {
         tenant_id: None,
-        kind: EventKind::CallbackRejected,
-        detail: format!("Callback refused: {why}{claimed}."),
+        kind: EventKind::ConsentDeclined,
+        detail: format!(
+            "Microsoft returned {}: {}",
+            clip(error, 64),
+            clip(&headline, 300)
+        ),
         request_id: Some(rid.to_owned()),
     };
-    state.store.record_event(&event, now).await?;
-    tracing::warn!(reason = why, "consent callback refused");
+    let matched = match state_hash.as_deref() {
+        Some(hash) if !binding_hashes.is_empty() => {
+            state
+                .store
+                .decline_consent(hash, binding_hashes, &event, now)
+                .await?
+        }
+        _ => false,
+    };
+    if !matched {
+        state.refused_callbacks.count("declined_unmatched");
+    }
+    let (title, explanation) = explain(code, error);
+    let code_shown = match code {
+        Some(c) => format!("AADSTS{c}"),
+        None if is_oauth_error(error) => error.to_owned(),
+        None => "unknown".to_owned(),
+    };
+    let microsoft_says = matched.then(|| {
+        if headline.is_empty() {
+            clip(error, 64)
+        } else {
+            clip(&headline, 500)
+        }
+    });
+    page(
+        StatusCode::OK,
+        Declined {
+            title,
+            explanation,
+            microsoft_says,
+            code: code_shown,
+        }
+        .render(),
+    )
+}
+
+/// An OAuth error code as RFC 6749 §4.1.2.1 spells them (`access_denied`, ...).
+fn is_oauth_error(error: &str) -> bool {
+    !error.is_empty()
+        && error.len() <= 64
+        && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// A refused callback. With a state we stored, its first refusal writes an event (the
+/// operator may want to know that an administrator finished in the wrong browser);
+/// anything else is only counted.
+async fn refuse(
+    state: &AppState,
+    rid: &str,
+    state_hash: Option<&str>,
+    tenant: &str,
+    why: &'static str,
+    now: OffsetDateTime,
+) -> Result<(), WebError> {
+    let written = match state_hash {
+        Some(hash) => {
+            let claimed = Some(tenant)
+                .filter(|t| !t.is_empty())
+                .map(|t| format!("; it named tenant {}", clip(t, 64)))
+                .unwrap_or_default();
+            let event = NewEvent {
+                tenant_id: None,
+                kind: EventKind::CallbackRejected,
+                detail: format!("Callback refused: {why}{claimed}."),
+                request_id: Some(rid.to_owned()),
+            };
+            state.store.refuse_callback(hash, &event, now).await?
+        }
+        None => false,
+    };
+    if written {
+        tracing::warn!(reason = why, "consent callback refused");
+    } else {
+        state.refused_callbacks.count(why);
+    }
     Ok(())
 }
 

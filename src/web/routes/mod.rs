@@ -10,6 +10,8 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::middleware::RequestId;
 
+pub use callback::RefusedCallbacks;
+
 /// Routes go through `web::resource`, not `cfg.route`: the latter moves the method guard
 /// onto the resource, so a wrong method would fall through to a 404 instead of a 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -40,11 +42,27 @@ fn request_id(req: &HttpRequest) -> String {
 }
 
 /// The client's address, for rate limits (the peer: consentry does not trust forwarding
-/// headers it cannot authenticate).
+/// headers it cannot authenticate), as `rate_limit::client_key` names it.
 fn client_addr(req: &HttpRequest) -> String {
     req.peer_addr()
-        .map(|a| a.ip().to_string())
+        .map(|a| super::rate_limit::client_key(a.ip()))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The client's network, for bounds that a single address could dodge: an IPv4 address
+/// (an attacker rarely holds many), an IPv6 /48 (one site's allocation: 65,536 /64s).
+fn client_network(req: &HttpRequest) -> String {
+    match req.peer_addr().map(|a| a.ip()) {
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+        },
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        None => "unknown".into(),
+    }
 }
 
 /// Renders an askama template as a page of its own (not replaced by the error page).

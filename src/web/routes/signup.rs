@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{client_addr, page};
+use super::{client_addr, client_network, page};
 use crate::domain::RandomToken;
 use crate::store::NewConsentRequest;
 use crate::web::{AppState, WebError, cookies, csrf};
@@ -151,9 +151,10 @@ pub async fn submit(
         return Err(WebError::Csrf);
     }
     let client = client_addr(&req);
-    if !state.signup_limit.try_acquire(&client) {
-        return Err(WebError::TooManyRequests);
-    }
+    state
+        .signup_limit
+        .acquire(&client)
+        .map_err(|retry_after| WebError::TooManyRequests { retry_after })?;
     let context = parse_form(form)?;
     start_consent(&req, &state, context).await
 }
@@ -168,9 +169,10 @@ pub async fn reconsent(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     let tenant = crate::domain::TenantId::parse(&tenant).ok_or(WebError::NotFound)?;
-    if !state.signup_limit.try_acquire(&client_addr(&req)) {
-        return Err(WebError::TooManyRequests);
-    }
+    state
+        .signup_limit
+        .acquire(&client_addr(&req))
+        .map_err(|retry_after| WebError::TooManyRequests { retry_after })?;
     let context = SignupContext {
         organisation_name: None,
         contact_email: None,
@@ -186,10 +188,12 @@ async fn start_consent(
     context: SignupContext,
 ) -> Result<HttpResponse, WebError> {
     let client = client_addr(req);
-    // One binding per browser: several sign-ups from it all stay valid.
-    let binding = req
-        .cookie(cookies::BINDING)
-        .and_then(|c| RandomToken::parse(c.value()))
+    // One binding per browser, kept across sign-ups, re-consents and callbacks: a second
+    // tab, Back-and-submit-again or a re-consent link reuses it, so every flow this browser
+    // started stays valid (and a cross-site link to /reconsent cannot replace it).
+    let binding = cookies::bindings(req)
+        .into_iter()
+        .next()
         .unwrap_or_else(RandomToken::generate);
     let consent_state = RandomToken::generate();
     let now = OffsetDateTime::now_utc();
@@ -203,7 +207,8 @@ async fn start_consent(
             organisation_name: context.organisation_name,
             contact_email: context.contact_email,
             domain_hint: context.tenant_hint.clone(),
-            client_addr: Some(client),
+            client_addr: client,
+            client_net: client_network(req),
             created_at: now,
             expires_at: now + lifetime,
         })

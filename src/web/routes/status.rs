@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::page;
-use crate::domain::{RandomToken, TenantStatus};
+use crate::domain::TenantStatus;
+use crate::store::Onboarding;
 use crate::web::{AppState, WebError, cookies, csrf};
 
 #[derive(Template)]
@@ -31,29 +32,27 @@ pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(binding) = req
-        .cookie(cookies::BINDING)
-        .and_then(|c| RandomToken::parse(c.value()))
-    else {
+    let binding_hashes: Vec<String> = cookies::bindings(&req)
+        .iter()
+        .map(|b| state.keyed.hash("binding", b))
+        .collect();
+    if binding_hashes.is_empty() {
         return Err(WebError::NotFound);
-    };
-    let (tenant, owns) = state
+    }
+    let onboarding = state
         .store
-        .onboarding_for_binding(&state.keyed.hash("binding", &binding))
+        .onboarding_for_binding(&binding_hashes)
         .await?
         .ok_or(WebError::NotFound)?;
-    // This browser's callback named a tenant that another sign-up had already connected:
-    // say it is being re-checked, and show nothing about it (the callback's tenant is
-    // unauthenticated, so this may be anyone).
-    if !owns {
-        return page(
-            StatusCode::OK,
-            Recheck {
-                tenant_id: tenant.id.clone(),
-            }
-            .render(),
-        );
-    }
+    // This browser's callback named a tenant that was verified before it, or that another
+    // sign-up named in the same verification window: show nothing about it (the callback's
+    // tenant is unauthenticated, so this may be anyone), whatever its state.
+    let tenant = match onboarding {
+        Onboarding::Owner(tenant) => tenant,
+        Onboarding::Bystander { tenant_id } => {
+            return page(StatusCode::OK, Recheck { tenant_id }.render());
+        }
+    };
     let status = tenant.status().unwrap_or(TenantStatus::Failed);
     let granted = tenant.granted_roles();
     let missing = state

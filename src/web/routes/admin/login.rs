@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::Operator;
 use crate::domain::RandomToken;
-use crate::domain::password::{decoy_hash, verify_password};
+use crate::domain::password::CheckError;
 use crate::web::routes::{client_addr, page};
 use crate::web::{AppState, WebError, cookies, csrf};
 
@@ -58,6 +58,10 @@ pub struct LoginForm {
     password: String,
 }
 
+/// Longest operator name looked up (`consentry operators add` allows 100 characters); also
+/// the most of a name that reaches a rate-limit key or a log line.
+const MAX_NAME_CHARS: usize = 100;
+
 pub async fn submit(
     req: HttpRequest,
     form: web::Form<LoginForm>,
@@ -69,28 +73,48 @@ pub async fn submit(
     }
     let name = form.name.trim().to_owned();
     let by_addr = format!("addr:{}", client_addr(&req));
-    let by_name = format!("name:{}", name.to_lowercase());
-    if !state.login_limit.allows(&by_addr) || !state.login_limit.allows(&by_name) {
-        return Err(WebError::TooManyRequests);
-    }
-    let operator = if name.is_empty() || name.len() > 100 {
+    let by_name = format!(
+        "name:{}",
+        name.chars()
+            .take(MAX_NAME_CHARS)
+            .collect::<String>()
+            .to_lowercase()
+    );
+    // The attempt is charged before the password is hashed, in one step for both keys:
+    // checking first and charging after the hash let every concurrent attempt through.
+    let attempt = state
+        .login_limit
+        .reserve(&[&by_addr, &by_name])
+        .map_err(|retry_after| WebError::TooManyAttempts { retry_after })?;
+    let operator = if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         None
     } else {
-        state.store.operator_by_name(&name).await?
+        match state.store.operator_by_name(&name).await {
+            Ok(operator) => operator,
+            Err(e) => {
+                // Not an attempt: nothing was checked.
+                attempt.refund();
+                return Err(e.into());
+            }
+        }
     };
-    let phc = operator
-        .as_ref()
-        .map(|o| o.password_hash.clone())
-        .unwrap_or_else(|| decoy_hash().to_owned());
-    let password = form.password;
-    // Argon2 takes tens of milliseconds of CPU: off the async workers.
-    let verified = web::block(move || verify_password(&password, &phc))
-        .await
-        .map_err(|e| WebError::Internal(anyhow::Error::new(e)))?;
+    let phc = operator.as_ref().map(|o| o.password_hash.clone());
+    let verified = match state.password_checks.verify(form.password, phc).await {
+        Ok(verified) => verified,
+        Err(CheckError::Busy) => {
+            attempt.refund();
+            tracing::warn!("operator login refused: every password check is busy");
+            return Err(WebError::LoginBusy {
+                retry_after: state.password_checks.wait(),
+            });
+        }
+        Err(e @ CheckError::Failed(_)) => {
+            attempt.refund();
+            return Err(WebError::Internal(anyhow::Error::new(e)));
+        }
+    };
     let Some(operator) = operator.filter(|_| verified) else {
-        state.login_limit.try_acquire(&by_addr);
-        state.login_limit.try_acquire(&by_name);
-        tracing::warn!(operator = %name.chars().take(100).collect::<String>(), "failed operator login");
+        tracing::warn!(operator = %for_log(&name), "failed operator login");
         return render(
             &req,
             &state,
@@ -99,6 +123,8 @@ pub async fn submit(
             Some("Wrong name or password."),
         );
     };
+    // The right password is not a failed attempt: the operator's own sign-in costs nothing.
+    attempt.refund();
 
     // A new session at every login: whatever session id the browser had is dropped.
     if let Some(old) = req
@@ -132,6 +158,17 @@ pub async fn submit(
         .finish())
 }
 
+/// A name as typed, made safe for one log line: at most [`MAX_NAME_CHARS`] characters, with
+/// line breaks, quotes, control and invisible characters escaped as in Rust's `{:?}` (a name
+/// with a newline must not be able to write a log line of its own).
+fn for_log(name: &str) -> String {
+    name.chars()
+        .take(MAX_NAME_CHARS)
+        .collect::<String>()
+        .escape_debug()
+        .to_string()
+}
+
 #[derive(Deserialize)]
 pub struct CsrfForm {
     pub csrf: Option<String>,
@@ -152,4 +189,24 @@ pub async fn logout(
             state.settings.secure_cookies(),
         ))
         .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_cannot_write_a_log_line_of_its_own() {
+        let forged = "ops\n2026-11-30T20:00:00Z  INFO operator signed in operator=admin\r\u{1b}[2J";
+
+        let logged = for_log(forged);
+
+        assert!(!logged.contains(['\n', '\r', '\u{1b}']), "{logged}");
+        assert_eq!(
+            logged,
+            "ops\\n2026-11-30T20:00:00Z  INFO operator signed in operator=admin\\r\\u{1b}[2J"
+        );
+        assert_eq!(for_log("alice@example.com"), "alice@example.com");
+        assert_eq!(for_log(&"x".repeat(10_000)).len(), MAX_NAME_CHARS);
+    }
 }

@@ -23,7 +23,6 @@ pub struct TenantView {
     pub granted: Vec<String>,
     pub missing: Vec<String>,
     pub domains: Vec<String>,
-    pub contact: Option<String>,
     pub last_token: String,
     pub last_ok: Option<String>,
     pub last_error: Option<String>,
@@ -47,13 +46,12 @@ fn view(t: &TenantRow, required: &[String]) -> TenantView {
     };
     TenantView {
         id: t.id.clone(),
-        name: t.name().unwrap_or("(unnamed)").to_owned(),
+        name: t.name().unwrap_or("(not verified)").to_owned(),
         status,
         consented_at: short(&t.consented_at),
         granted,
         missing,
         domains: t.verified_domains(),
-        contact: t.contact_email.clone(),
         last_token,
         last_ok: t.last_token_ok_at.as_deref().map(short),
         last_error: t.last_error.clone(),
@@ -138,12 +136,18 @@ struct ListPage {
     alert: Option<String>,
     required: Vec<String>,
     events: Vec<EventView>,
+    /// Whether tenants never verified are listed too (`?all=1`, or a status filter).
+    all: bool,
+    /// Refused callbacks that wrote nothing, since start: total and by reason.
+    refused_total: u64,
+    refused: Vec<(&'static str, u64)>,
 }
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
     q: Option<String>,
+    all: Option<String>,
 }
 
 pub async fn list(
@@ -163,14 +167,19 @@ pub async fn list(
         .q
         .map(|q| q.trim().chars().take(200).collect::<String>())
         .filter(|q| !q.is_empty());
+    // Tenants never verified (a callback named them; Microsoft never confirmed) stay out
+    // of the default list: anyone can create them, and they are purged after a week.
+    let all = status.is_some() || query.all.as_deref().is_some_and(|a| !a.is_empty());
     let rows = state
         .store
         .list_tenants(&TenantFilter {
             status,
             search: search.clone(),
             limit: 500,
+            verified_only: !all,
         })
         .await?;
+    let (refused, refused_total) = state.refused_callbacks.totals();
     let events = state.store.recent_events(20).await?;
     let required = &state.settings.required_permissions;
     let (credential, credential_warning) = credential_line(&state);
@@ -193,6 +202,9 @@ pub async fn list(
             .map(|a| format!("{} (since {})", a.message, a.at)),
         required: required.clone(),
         events: events.iter().map(event_view).collect(),
+        all,
+        refused_total,
+        refused,
     };
     page(StatusCode::OK, template.render())
 }
@@ -208,6 +220,59 @@ struct TenantPage {
     events: Vec<EventView>,
     reconsent_link: String,
     alert: Option<String>,
+    claims: Vec<ClaimView>,
+}
+
+/// What a sign-up said about itself: a claim, never the tenant's record.
+pub struct ClaimView {
+    pub signed_up_at: String,
+    pub called_back_at: String,
+    pub organisation_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub domain_hint: Option<String>,
+    pub client_addr: Option<String>,
+    /// What the evidence says about it, in words.
+    pub evidence: &'static str,
+    /// Its callback is the latest before Microsoft first confirmed the consent.
+    pub confirming: bool,
+}
+
+/// Claims with what Microsoft's answers say of each. The confirming claim is the latest
+/// callback before the first successful check; when several callbacks fell in the same
+/// verification window (the callback's `tenant` is typed by anyone, and consent takes a
+/// while to propagate), the page says the window was contested rather than pretend to know.
+fn claim_views(tenant: &TenantRow, claims: Vec<crate::store::ClaimRow>) -> Vec<ClaimView> {
+    let window_end = tenant.verified_at.as_deref().unwrap_or("9999");
+    let in_window = |at: &str| at >= tenant.consented_at.as_str() && at <= window_end;
+    let contested = claims.iter().filter(|c| in_window(&c.consumed_at)).count() > 1;
+    claims
+        .into_iter()
+        .map(|c| {
+            let confirming = tenant.verified_at.is_some()
+                && tenant.consent_request_id.as_deref() == Some(c.id.as_str());
+            let evidence = if confirming && contested {
+                "confirmed the consent (contested: other sign-ups named this tenant in the same window)"
+            } else if confirming {
+                "confirmed the consent: Microsoft first confirmed it after this callback"
+            } else if tenant.verified_at.as_deref().is_some_and(|v| v < c.consumed_at.as_str()) {
+                "after verification: proved nothing"
+            } else if in_window(&c.consumed_at) {
+                "in the verification window; not confirmed by Microsoft"
+            } else {
+                "not confirmed by Microsoft"
+            };
+            ClaimView {
+                evidence,
+                confirming,
+                signed_up_at: short(&c.created_at),
+                called_back_at: short(&c.consumed_at),
+                organisation_name: c.organisation_name,
+                contact_email: c.contact_email,
+                domain_hint: c.domain_hint,
+                client_addr: c.client_addr,
+            }
+        })
+        .collect()
 }
 
 pub async fn show(
@@ -218,6 +283,7 @@ pub async fn show(
     let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
     let tenant = state.store.tenant(id).await?.ok_or(WebError::NotFound)?;
     let events = state.store.events_for(id, 200).await?;
+    let claims = claim_views(&tenant, state.store.claims_for(id).await?);
     let users = match tenant.status() {
         Some(TenantStatus::Active | TenantStatus::MissingPermissions | TenantStatus::Failing) => {
             match tokio::time::timeout(
@@ -245,6 +311,7 @@ pub async fn show(
             state.settings.public_url.as_str().trim_end_matches('/')
         ),
         alert: state.verifier.health.credential_alert().map(|a| a.message),
+        claims,
     };
     page(StatusCode::OK, template.render())
 }

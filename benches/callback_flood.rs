@@ -1,0 +1,251 @@
+//! A flood of refused consent callbacks: what it costs us.
+//!
+//! `cargo bench --bench callback_flood -- --requests 20000 --addresses 200 --concurrency 64`
+//! (the defaults). Starts `consentry demo` in-process on port 0 with a fresh database,
+//! makes one real onboarding, then floods `/consent/callback` from `--addresses` loopback
+//! addresses (127.0.x.y): forged callbacks with states we never issued, and replays of the
+//! real callback. Prints the answers by status, the rows written to each table during the
+//! flood and per refused callback, and the database's growth. A real sign-up made after
+//! the flood must still go through.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use base64::Engine;
+use consentry::demo::{Demo, DemoOptions};
+use futures_util::StreamExt;
+use sqlx::sqlite::SqlitePoolOptions;
+
+struct Options {
+    requests: usize,
+    addresses: usize,
+    concurrency: usize,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+    };
+    Options {
+        requests: value("--requests").unwrap_or(20_000),
+        addresses: value("--addresses").unwrap_or(200).clamp(1, 250 * 250),
+        concurrency: value("--concurrency").unwrap_or(64),
+    }
+}
+
+fn random_state() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        [
+            uuid::Uuid::new_v4().into_bytes(),
+            uuid::Uuid::new_v4().into_bytes(),
+        ]
+        .concat(),
+    )
+}
+
+fn client(
+    ip: Option<IpAddr>,
+    jar: Option<std::sync::Arc<reqwest::cookie::Jar>>,
+) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(ip) = ip {
+        builder = builder.local_address(ip);
+    }
+    if let Some(jar) = jar {
+        builder = builder.cookie_provider(jar);
+    }
+    builder.build().expect("client")
+}
+
+/// A real administrator: sign-up, Accept on the emulator's page for Contoso; returns the
+/// callback URL and the browser that must open it.
+async fn real_consent(base: &str, emulator: &str) -> (String, reqwest::Client) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = client(None, Some(jar));
+    let landing = browser
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("landing");
+    let html = landing.text().await.expect("html");
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').expect("quote")];
+    let to_microsoft = browser
+        .post(format!("{base}/signup"))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .expect("sign-up");
+    let location = to_microsoft.headers()["location"].to_str().expect("ascii");
+    let url = url::Url::parse(location).expect("absolute");
+    let back = client(None, None)
+        .post(format!("{emulator}{}", url.path()))
+        .form(&[
+            ("request", url.query().unwrap_or_default()),
+            ("decision", "accept"),
+            ("tenant", "3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58"),
+        ])
+        .send()
+        .await
+        .expect("consent");
+    let callback = back.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    (callback, browser)
+}
+
+async fn rows(db: &sqlx::SqlitePool) -> [(String, i64); 3] {
+    let mut out = [
+        ("tenant_event".to_owned(), 0),
+        ("consent_request".to_owned(), 0),
+        ("tenant".to_owned(), 0),
+    ];
+    for (table, n) in out.iter_mut() {
+        *n = sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(db)
+            .await
+            .expect("count");
+    }
+    out
+}
+
+fn file_size(path: &str) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .map(|s| {
+            std::fs::metadata(format!("{path}{s}"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    let path = std::env::temp_dir().join(format!("consentry-flood-{}.db", uuid::Uuid::new_v4()));
+    let database = format!("sqlite://{}", path.display());
+    let demo = Demo::start(DemoOptions {
+        port: 0,
+        emulator_port: 0,
+        database: database.clone(),
+    })
+    .await
+    .expect("the demo starts");
+    let base = demo.public_url.clone();
+    let emulator = demo.emulator.base_url().to_owned();
+    tokio::spawn(demo.run_until_stopped());
+    let db = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&database)
+        .await
+        .expect("the database");
+
+    let (callback, admin) = real_consent(&base, &emulator).await;
+    let first = admin
+        .get(format!("{base}{}", strip(&callback)))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(first.status(), 303, "the real callback is accepted");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let before = rows(&db).await;
+    let size_before = file_size(&path.display().to_string());
+
+    // The flood: each address sends its share; a tenth of the requests replay the real
+    // callback URL (its state is stored and used), the rest carry states never issued.
+    let clients: Vec<reqwest::Client> = (0..o.addresses)
+        .map(|i| {
+            client(
+                Some(IpAddr::V4(Ipv4Addr::new(
+                    127,
+                    1,
+                    (i / 250) as u8,
+                    (i % 250 + 1) as u8,
+                ))),
+                None,
+            )
+        })
+        .collect();
+    let replay = strip(&callback).to_owned();
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..o.requests)
+        .map(|i| {
+            let http = clients[i % clients.len()].clone();
+            let url = if i % 10 == 0 {
+                format!("{base}{replay}")
+            } else {
+                format!(
+                    "{base}/consent/callback?admin_consent=True&tenant=3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58&state={}",
+                    random_state()
+                )
+            };
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        })
+        .buffer_unordered(o.concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = rows(&db).await;
+    let size_after = file_size(&path.display().to_string());
+
+    let mut by_status = std::collections::BTreeMap::new();
+    for s in &statuses {
+        *by_status.entry(*s).or_insert(0u64) += 1;
+    }
+    let refused = statuses.iter().filter(|s| **s == 400 || **s == 429).count() as f64;
+    let written: i64 = after.iter().zip(&before).map(|(a, b)| a.1 - b.1).sum();
+    println!(
+        "callback_flood: {} requests from {} addresses, {} at a time",
+        o.requests, o.addresses, o.concurrency
+    );
+    println!(
+        "  wall_seconds: {elapsed:.2}  requests_per_second: {:.0}",
+        o.requests as f64 / elapsed
+    );
+    println!("  by_status: {by_status:?}");
+    for ((table, a), (_, b)) in after.iter().zip(&before) {
+        println!("  rows_written.{table}: {}", a - b);
+    }
+    println!(
+        "  rows_written_per_refused_callback: {:.5}",
+        written as f64 / refused.max(1.0)
+    );
+    println!(
+        "  database_growth_bytes: {}",
+        size_after.saturating_sub(size_before)
+    );
+
+    // A real administrator still gets through.
+    let (callback, admin) = real_consent(&base, &emulator).await;
+    let status = admin
+        .get(format!("{base}{}", strip(&callback)))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    println!("  real_callback_after_flood: {status}");
+    db.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// The path and query of a callback URL.
+fn strip(url: &str) -> &str {
+    url.find("/consent/callback")
+        .map(|i| &url[i..])
+        .unwrap_or(url)
+}
