@@ -25,6 +25,7 @@ mod login;
 mod logs;
 mod monitoring;
 mod onboarding;
+mod quirks;
 mod signup;
 mod token_engine;
 mod web_hygiene;
