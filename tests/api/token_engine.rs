@@ -357,6 +357,8 @@ async fn a_cloud_asks_for_its_own_graph_resource_from_whatever_host() {
         ("public", "v2"),
         ("usgov", "v2"),
         ("usgov", "v1"),
+        ("usgov-dod", "v2"),
+        ("usgov-dod", "v1"),
         ("china", "v2"),
         ("china", "v1"),
     ] {
@@ -375,6 +377,8 @@ async fn a_cloud_asks_for_its_own_graph_resource_from_whatever_host() {
             "https://graph.microsoft.com",
             "https://graph.microsoft.us",
             "https://graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
             "https://microsoftgraph.chinacloudapi.cn",
             "https://microsoftgraph.chinacloudapi.cn",
         ]
