@@ -625,3 +625,84 @@ async fn tenants_verified_before_continuous_health_are_scheduled_by_the_migratio
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+#[tokio::test]
+async fn check_soon_checks_a_due_tenant_once_however_often_it_is_asked_and_never_one_not_due() {
+    // Arrange: a verifier of our own with only its first-check lane running, and two
+    // tenants that are not first checks (so only `check_soon` can bring them to it).
+    let emulator = crate::helpers::spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    emulator.consent(FABRIKAM).await;
+    let path = std::env::temp_dir().join(format!("consentry-soon-{}.db", uuid::Uuid::new_v4()));
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("store");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("pool");
+    let now = time::OffsetDateTime::now_utc();
+    for (id, next) in [
+        (contoso.as_str(), now - time::Duration::seconds(1)),
+        (FABRIKAM, now + time::Duration::hours(1)),
+    ] {
+        sqlx::query(
+            "insert into tenant (id, status, consented_at, verified_at, verify_attempts, next_verify_at, \
+             created_at, updated_at) values ($1, 'active', $2, $2, 1, $3, $2, $2)",
+        )
+        .bind(id)
+        .bind(ts(now))
+        .bind(ts(next))
+        .execute(&db)
+        .await
+        .expect("insert");
+    }
+    db.close().await;
+    let settings = crate::helpers::settings_for(&emulator)
+        .parse()
+        .expect("settings");
+    let verifier =
+        Arc::new(consentry::web::verifier_for(&settings, store.clone()).expect("verifier"));
+    let lane = tokio::spawn(verifier.clone().run_first_checks());
+    let (contoso_id, fabrikam_id) = (
+        TenantId::parse(&contoso).expect("guid"),
+        TenantId::parse(FABRIKAM).expect("guid"),
+    );
+
+    // Act
+    for _ in 0..100 {
+        verifier.check_soon(contoso_id);
+        verifier.check_soon(fabrikam_id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let checked = loop {
+        let row = store.tenant(contoso_id).await.expect("store").expect("row");
+        if row.verify_attempts > 1 || Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Anything else asked would have run by now, beside the one that did.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = emulator.requests().await;
+    let fabrikam = store
+        .tenant(fabrikam_id)
+        .await
+        .expect("store")
+        .expect("row");
+    lane.abort();
+
+    // Assert
+    assert_eq!(checked.verify_attempts, 2, "{checked:?}");
+    assert_eq!(checked.status, "active");
+    assert_eq!(requests["tenants"][&contoso]["token_v2"], 1, "{requests}");
+    assert_eq!(fabrikam.verify_attempts, 1, "not due, not checked");
+    assert!(
+        requests["tenants"][FABRIKAM]["token_v2"].is_null(),
+        "{requests}"
+    );
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
