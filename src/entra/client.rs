@@ -418,3 +418,31 @@ fn read_claims(jwt: &str) -> Option<wire::AccessTokenClaims> {
     let payload = jwt.split('.').nth(1)?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_an_hour_however_long_it_is() {
+        assert_eq!(retry_after(&headers("7")), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&headers("86400")), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&headers("99999999999999999999999999999")),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(retry_after(&headers("-1")), None);
+        assert_eq!(retry_after(&headers("1e9")), None);
+        assert_eq!(retry_after(&headers("")), None);
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), None);
+    }
+}
