@@ -10,7 +10,10 @@
 //!
 //! Then creates B more tenants in one request (`--bulk B`, default 100,000) while sending
 //! Graph requests one after another, and prints how many were answered before the create
-//! was, and the longest any of them waited.
+//! was, and the longest any of them waited; the same while all tenants are listed
+//! (`GET /_emulator/tenants`). Then N `organizations` consent pages (which list no tenants
+//! above 200), one discovery request per created tenant, and the same Graph figures while
+//! `GET /_emulator/requests` reports the counts of all those tenants.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +114,51 @@ fn report(name: &str, total: usize, run: &Run) {
     );
 }
 
+/// A large JSON body, parsed off the runtime so that the Graph requests measured meanwhile
+/// do not wait for this process.
+async fn parse(response: reqwest::Response) -> Option<Value> {
+    let body = response.bytes().await.ok()?;
+    tokio::task::spawn_blocking(move || serde_json::from_slice(&body).ok())
+        .await
+        .ok()?
+}
+
+/// Sends Graph `GET /v1.0/organization` requests one after another while `request` runs,
+/// and prints how long it took, whether it succeeded, how many Graph requests were answered
+/// before it was, and the longest any of them waited.
+async fn meanwhile(
+    name: &str,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    request: impl std::future::Future<Output = Option<()>> + Send + 'static,
+) {
+    let started = Instant::now();
+    let task = tokio::spawn(async move { (request.await.is_some(), started.elapsed()) });
+    let (mut answered, mut longest) = (0usize, Duration::ZERO);
+    while !task.is_finished() {
+        let started = Instant::now();
+        let ok = http
+            .get(format!("{base}/v1.0/organization"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        longest = longest.max(started.elapsed());
+        if ok && !task.is_finished() {
+            answered += 1;
+        }
+    }
+    let (ok, took) = task.await.expect("the request's task");
+    println!("{name}: {}", if ok { "ok" } else { "FAILED" });
+    println!("{name}_wall_seconds: {:.3}", took.as_secs_f64());
+    println!("{name}_graph_answered_meanwhile: {answered}");
+    println!(
+        "{name}_graph_longest_wait_ms: {:.1}",
+        longest.as_secs_f64() * 1000.0
+    );
+}
+
 #[path = "common/mod.rs"]
 mod common;
 
@@ -195,37 +243,62 @@ fn main() {
         report("graph", o.requests, &graph);
 
         // Graph requests one after another while one request creates `bulk` tenants.
-        let create = {
-            let (h, b, bulk) = (http.clone(), base.clone(), o.bulk);
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let created = h
-                    .post(format!("{b}/_emulator/tenants"))
-                    .json(&serde_json::json!({"count": bulk, "users": 1}))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 201);
-                (created, started.elapsed())
-            })
-        };
-        let (mut answered, mut longest) = (0usize, Duration::ZERO);
-        while !create.is_finished() {
-            let started = Instant::now();
-            let ok = http
-                .get(format!("{base}/v1.0/organization"))
-                .bearer_auth(&bulk_token)
+        let bulk_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (h, b, bulk, ids) = (http.clone(), base.clone(), o.bulk, bulk_ids.clone());
+        meanwhile("bulk_create", &http, &base, &bulk_token, async move {
+            let response = h
+                .post(format!("{b}/_emulator/tenants"))
+                .json(&serde_json::json!({"count": bulk, "users": 1}))
                 .send()
                 .await
-                .is_ok_and(|r| r.status() == 200);
-            longest = longest.max(started.elapsed());
-            if ok && !create.is_finished() {
-                answered += 1;
-            }
-        }
-        let (created, create_took) = create.await.expect("create task");
-        println!("bulk_create_tenants: {} ({})", o.bulk, if created { "created" } else { "FAILED" });
-        println!("bulk_create_wall_seconds: {:.3}", create_took.as_secs_f64());
-        println!("bulk_create_graph_answered_meanwhile: {answered}");
-        println!("bulk_create_graph_longest_wait_ms: {:.1}", longest.as_secs_f64() * 1000.0);
+                .ok()
+                .filter(|r| r.status() == 201)?;
+            let created = parse(response).await?;
+            let mut ids = ids.lock().expect("ids");
+            ids.extend(created.as_array()?.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)));
+            Some(())
+        })
+        .await;
+        let all = tenants.len() + o.bulk;
+
+        // The same while every tenant is listed.
+        let (h, b) = (http.clone(), base.clone());
+        meanwhile("list_tenants", &http, &base, &bulk_token, async move {
+            let response = h.get(format!("{b}/_emulator/tenants")).send().await.ok()?;
+            let listed = parse(response).await?;
+            (listed.as_array()?.len() >= all).then_some(())
+        })
+        .await;
+
+        // The consent page for `organizations`, which lists tenants only up to 200.
+        let query = format!(
+            "client_id={}&redirect_uri={}&state=s",
+            app["client_id"].as_str().expect("client id"),
+            app["redirect_uris"][0].as_str().expect("a redirect URI").replace(':', "%3A").replace('/', "%2F"),
+        );
+        let (h, b) = (http.clone(), base.clone());
+        let pages = drive(pid, o.requests, o.concurrency, move |_| {
+            let (h, url) = (h.clone(), format!("{b}/organizations/adminconsent?{query}"));
+            async move { h.get(url).send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        report(&format!("organizations_consent_page_at_{all}_tenants"), o.requests, &pages);
+
+        // Count a request for each created tenant, then read the counts meanwhile.
+        let ids = Arc::new(std::mem::take(&mut *bulk_ids.lock().expect("ids")));
+        let (h, b, t) = (http.clone(), base.clone(), ids.clone());
+        let counted = drive(pid, ids.len(), o.concurrency, move |i| {
+            let (h, url) = (h.clone(), format!("{b}/{}/v2.0/.well-known/openid-configuration", t[i]));
+            async move { h.get(url).send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        report("discovery", ids.len(), &counted);
+        let (h, b) = (http.clone(), base.clone());
+        meanwhile("request_counts", &http, &base, &bulk_token, async move {
+            let response = h.get(format!("{b}/_emulator/requests")).send().await.ok()?;
+            let counts = parse(response).await?;
+            (counts["tenants"].as_object()?.len() >= ids.len()).then_some(())
+        })
+        .await;
     });
 }

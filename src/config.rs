@@ -25,6 +25,51 @@ pub enum TokenVersion {
     V1,
 }
 
+/// Which Microsoft cloud (ENTRA.md "Hosts"): its authority host, its Graph host, and the
+/// Graph resource tokens are asked for. A token for one cloud's Graph is not accepted by
+/// another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// Microsoft's global cloud.
+    Public,
+    /// US Government L4 (GCC High).
+    UsGov,
+    /// US Government L5 (DoD).
+    UsGovDod,
+    /// China, operated by 21Vianet.
+    China,
+}
+
+impl Cloud {
+    fn parse(raw: &str) -> Option<Cloud> {
+        match raw.to_ascii_lowercase().as_str() {
+            "public" => Some(Cloud::Public),
+            "usgov" => Some(Cloud::UsGov),
+            "usgov-dod" => Some(Cloud::UsGovDod),
+            "china" => Some(Cloud::China),
+            _ => None,
+        }
+    }
+
+    pub fn authority_host(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://login.microsoftonline.com",
+            Cloud::UsGov | Cloud::UsGovDod => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// Graph's host, which is also the resource its tokens are for.
+    pub fn graph_resource(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://graph.microsoft.com",
+            Cloud::UsGov => "https://graph.microsoft.us",
+            Cloud::UsGovDod => "https://dod-graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+}
+
 /// Key material for HMACs of cookies' values: at least 32 bytes.
 pub struct SessionKey(SecretBox<Vec<u8>>);
 
@@ -65,9 +110,12 @@ pub struct Settings {
     pub client_id: Uuid,
     /// How consentry proves it is the app: a secret, a certificate or a federated assertion.
     pub credential: Arc<Credential>,
-    /// `https://login.microsoftonline.com`, or the emulator.
+    /// The Microsoft cloud: the default hosts, and always the Graph resource tokens are
+    /// asked for (even when the hosts are overridden, e.g. by the emulator).
+    pub cloud: Cloud,
+    /// `https://login.microsoftonline.com` (the cloud's), or the emulator.
     pub authority_host: Url,
-    /// `https://graph.microsoft.com`, or the emulator.
+    /// `https://graph.microsoft.com` (the cloud's), or the emulator.
     pub graph_host: Url,
     /// Where browsers reach consentry; the redirect URI is `{public_url}/consent/callback`.
     pub public_url: Url,
@@ -109,6 +157,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("client_certificate", "CONSENTRY_CLIENT_CERTIFICATE"),
     ("client_certificate_key", "CONSENTRY_CLIENT_CERTIFICATE_KEY"),
     ("client_assertion_file", "CONSENTRY_CLIENT_ASSERTION_FILE"),
+    ("cloud", "CONSENTRY_CLOUD"),
     ("authority_host", "CONSENTRY_AUTHORITY_HOST"),
     ("graph_host", "CONSENTRY_GRAPH_HOST"),
     ("public_url", "CONSENTRY_PUBLIC_URL"),
@@ -225,11 +274,17 @@ impl RawSettings {
             }
             Ok(url)
         };
-        let authority_host = host(
-            "CONSENTRY_AUTHORITY_HOST",
-            "https://login.microsoftonline.com",
-        )?;
-        let graph_host = host("CONSENTRY_GRAPH_HOST", "https://graph.microsoft.com")?;
+        let cloud = match self.get("CONSENTRY_CLOUD") {
+            None => Cloud::Public,
+            Some(raw) => Cloud::parse(raw).ok_or_else(|| {
+                invalid(
+                    "CONSENTRY_CLOUD",
+                    "must be public, usgov, usgov-dod or china",
+                )
+            })?,
+        };
+        let authority_host = host("CONSENTRY_AUTHORITY_HOST", cloud.authority_host())?;
+        let graph_host = host("CONSENTRY_GRAPH_HOST", cloud.graph_resource())?;
         let public_url = host("CONSENTRY_PUBLIC_URL", "http://localhost:8080")?;
 
         let listen = self.get("CONSENTRY_LISTEN").unwrap_or("127.0.0.1:8080");
@@ -337,6 +392,7 @@ impl RawSettings {
             ca_file,
             client_id,
             credential,
+            cloud,
             authority_host,
             graph_host,
             public_url,
@@ -489,6 +545,48 @@ mod tests {
     }
 
     #[test]
+    fn a_cloud_sets_both_hosts_and_the_resource_and_the_hosts_stay_overridable() {
+        for (cloud, authority, graph) in [
+            (
+                "usgov",
+                "https://login.microsoftonline.us/",
+                "https://graph.microsoft.us/",
+            ),
+            (
+                "usgov-dod",
+                "https://login.microsoftonline.us/",
+                "https://dod-graph.microsoft.us/",
+            ),
+            (
+                "china",
+                "https://login.chinacloudapi.cn/",
+                "https://microsoftgraph.chinacloudapi.cn/",
+            ),
+        ] {
+            let mut raw = minimal();
+            raw.set("CONSENTRY_CLOUD", cloud);
+            let s = raw.parse().unwrap();
+            assert_eq!(s.authority_host.as_str(), authority, "{cloud}");
+            assert_eq!(s.graph_host.as_str(), graph, "{cloud}");
+            assert_eq!(
+                format!("{}/", s.cloud.graph_resource()),
+                graph,
+                "the resource is the cloud's Graph"
+            );
+        }
+        let mut raw = minimal();
+        raw.set("CONSENTRY_CLOUD", "china");
+        raw.set("CONSENTRY_GRAPH_HOST", "http://127.0.0.1:9999");
+        let s = raw.parse().unwrap();
+        assert_eq!(s.graph_host.as_str(), "http://127.0.0.1:9999/");
+        assert_eq!(
+            s.cloud.graph_resource(),
+            "https://microsoftgraph.chinacloudapi.cn"
+        );
+        assert_eq!(minimal().parse().unwrap().cloud, Cloud::Public);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let mut raw = minimal();
         raw.set("CONSENTRY_CLIENT_ID", "");
@@ -503,6 +601,7 @@ mod tests {
             ("CONSENTRY_STATE_LIFETIME", "10 parsecs"),
             ("CONSENTRY_STATE_LIFETIME", "5s"),
             ("CONSENTRY_TOKEN_VERSION", "v3"),
+            ("CONSENTRY_CLOUD", "mars"),
             ("CONSENTRY_REQUIRED_PERMISSIONS", "User.Read.All,<b>"),
             ("CONSENTRY_SESSION_KEY", "c2hvcnQ="),
         ] {

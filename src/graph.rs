@@ -145,7 +145,10 @@ impl GraphClient {
                 429 | 503 => {
                     let wait = wait.unwrap_or(Duration::from_secs(1));
                     if wait > self.max_wait {
-                        return Err(last);
+                        return Err(GraphError::Throttled {
+                            status,
+                            retry_after: wait,
+                        });
                     }
                     tokio::time::sleep(wait).await;
                 }

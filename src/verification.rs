@@ -4,20 +4,34 @@
 //! jitter and bounded concurrency.
 //!
 //! The callback's `tenant` is never trusted on its own: a forged callback for a tenant that
-//! never consented gets AADSTS700016 until the deadline, and then `failed`.
+//! never consented gets AADSTS700016 until the deadline, and then `failed`. Every fault of
+//! a never-verified tenant has a deadline (see `CheckPolicy`), so nothing stays pending for
+//! ever at our cost.
+//!
+//! Two lanes: the background loop works through due tenants in batches; first checks
+//! (after a callback or a "verify now", or asked for with `Verifier::check_soon`) are
+//! served by a worker of their own, so that they never wait behind a batch. A tenant is
+//! checked by one lane at a time, and a check saves its outcome only if nothing wrote the
+//! tenant meanwhile (its `revision`).
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::Clock;
 use crate::domain::{TenantId, TenantStatus};
 use crate::entra::{EntraClient, Fault, GraphError, Organization, TokenError};
 use crate::store::{CheckOutcome, CheckResult, EventKind, Store, StoreError, TenantRow};
-use crate::tokens::TokenEngine;
+use crate::tokens::{TokenEngine, later};
+
+/// Tenants due in one batch of the background loop.
+const BATCH: i64 = 1024;
+/// `check_soon` requests queued at most; beyond, the tenant is left to the due scans.
+const SOON_QUEUE: usize = 1024;
 
 /// When to check, and how hard to retry.
 #[derive(Debug, Clone)]
@@ -33,6 +47,18 @@ pub struct CheckPolicy {
     /// When the app's own credential is rejected, retry this rarely: hammering Microsoft
     /// with a bad secret helps nobody.
     pub app_fault_retry: Duration,
+    /// A never-verified tenant that Microsoft cannot be asked about (unreachable, 5xx,
+    /// throttling, Graph failing) stays pending this long past `deadline`, then `failed`:
+    /// an outage of an hour does not fail real tenants, and a forged one costs at most
+    /// an hour of backed-off calls more.
+    pub outage_grace: Duration,
+    /// A never-verified tenant whose checks fail on OUR credential or configuration (the
+    /// app-wide alert is raised) stays pending this long past `deadline`: operators get a
+    /// day to fix the credential before real tenants are failed for it, and a forged tenant
+    /// still ends (checked once a minute meanwhile).
+    pub credential_grace: Duration,
+    /// First checks running at once in their own lane, beside `concurrency`.
+    pub first_check_concurrency: usize,
 }
 
 impl CheckPolicy {
@@ -44,6 +70,9 @@ impl CheckPolicy {
             first_retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(30),
             app_fault_retry: Duration::from_secs(60),
+            outage_grace: Duration::from_secs(3600),
+            credential_grace: Duration::from_secs(86_400),
+            first_check_concurrency: 4,
         }
     }
 
@@ -100,6 +129,33 @@ pub struct Verifier {
     policy: CheckPolicy,
     pub health: AppHealth,
     wake: Notify,
+    /// Tenants some lane is checking right now.
+    in_flight: Mutex<HashSet<TenantId>>,
+    /// `check_soon` requests, in order, without duplicates.
+    soon: Mutex<SoonQueue>,
+    soon_wake: Notify,
+}
+
+#[derive(Default)]
+struct SoonQueue {
+    order: VecDeque<TenantId>,
+    queued: HashSet<TenantId>,
+}
+
+/// A tenant claimed by one lane; released when dropped (panics included).
+struct InFlight<'a> {
+    verifier: &'a Verifier,
+    tenant: TenantId,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.verifier
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.tenant);
+    }
 }
 
 impl Verifier {
@@ -120,15 +176,79 @@ impl Verifier {
             policy,
             health: AppHealth::default(),
             wake: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
+            soon: Mutex::new(SoonQueue::default()),
+            soon_wake: Notify::new(),
         }
     }
 
-    /// Asks the background loop to look for due tenants now.
+    /// Asks the background lanes to look for due tenants now (first checks included).
     pub fn wake(&self) {
         self.wake.notify_one();
+        self.soon_wake.notify_one();
     }
 
-    /// Checks one tenant and stores the outcome; returns the new status.
+    /// Asks for `tenant` to be checked at once, in the first-check lane, never behind the
+    /// due batch. Cheap and non-blocking: callable from request handlers. The tenant is
+    /// checked if it is due (`next_verify_at` has passed), so the caller makes it due first
+    /// (a callback recording consent, "verify now"); asking twice before the check starts
+    /// queues it once; when the queue is full, the due scans find it instead.
+    pub fn check_soon(&self, tenant: TenantId) {
+        {
+            let mut soon = self.soon.lock().unwrap_or_else(|p| p.into_inner());
+            if soon.queued.contains(&tenant) {
+                return;
+            }
+            if soon.order.len() >= SOON_QUEUE {
+                drop(soon);
+                self.wake();
+                return;
+            }
+            soon.queued.insert(tenant);
+            soon.order.push_back(tenant);
+        }
+        self.soon_wake.notify_one();
+    }
+
+    /// Claims `tenant` for one check, unless a lane is checking it already.
+    fn claim(&self, tenant: TenantId) -> Option<InFlight<'_>> {
+        // The lock is released before a guard exists: the guard's drop takes it again.
+        let claimed = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant);
+        claimed.then(|| InFlight {
+            verifier: self,
+            tenant,
+        })
+    }
+
+    /// Checks a tenant claimed by a lane, as it stands now, if it is (still) due. Returns
+    /// whether it was checked.
+    async fn check_if_due(&self, tenant: TenantId) -> Result<bool, StoreError> {
+        let Some(_claim) = self.claim(tenant) else {
+            return Ok(false);
+        };
+        // Timestamps are fixed-width text: text order is time order.
+        let now = crate::store::ts(self.clock.now());
+        let Some(row) = self.store.tenant(tenant).await? else {
+            return Ok(false);
+        };
+        if row
+            .next_verify_at
+            .as_deref()
+            .is_none_or(|due| due > now.as_str())
+        {
+            return Ok(false);
+        }
+        self.verify(&row).await?;
+        Ok(true)
+    }
+
+    /// Checks one tenant and stores the outcome, unless the tenant was written since `tenant`
+    /// was read (then the outcome is dropped and the tenant stays as that write left it);
+    /// returns the status the check found.
     pub async fn verify(&self, tenant: &TenantRow) -> Result<TenantStatus, StoreError> {
         let (Some(id), Some(previous)) = (tenant.tenant_id(), tenant.status()) else {
             return Ok(TenantStatus::Failed);
@@ -137,6 +257,8 @@ impl Verifier {
         let now = self.clock.now();
         let outcome = self.decide(tenant, previous, &probe, now);
         match &probe {
+            // Only evidence that OUR credential or requests are wrong raises the alert
+            // (an unknown code does not, nor does a tenant's own refusal).
             Probe::NoToken(e)
                 if matches!(e.fault(), Fault::AppCredential | Fault::AppConfiguration) =>
             {
@@ -149,8 +271,19 @@ impl Verifier {
             Probe::Token { .. } => self.health.set(None),
             Probe::NoToken(_) => {}
         }
-        self.store.save_check(id, previous, &outcome, now).await?;
-        tracing::info!(tenant = %id, status = %outcome.status, "checked");
+        let saved = self
+            .store
+            .save_check(id, previous, tenant.revision, &outcome, now)
+            .await?;
+        if saved {
+            tracing::info!(tenant = %id, status = %outcome.status, "checked");
+        } else {
+            tracing::info!(
+                tenant = %id,
+                status = %outcome.status,
+                "checked, but the tenant was written meanwhile (a callback or verify now); outcome dropped"
+            );
+        }
         Ok(outcome.status)
     }
 
@@ -188,31 +321,72 @@ impl Verifier {
         let confirmed = tenant.verified_at.is_some();
         let failures = tenant.consecutive_failures;
         let consented_at = crate::store::parse_ts(&tenant.consented_at).unwrap_or(now);
-        let within_deadline = now < consented_at + self.policy.deadline;
         let id = tenant.id.as_str();
         let fail =
             |status, next: Option<Duration>, event, code: String, message: String| CheckOutcome {
                 status,
-                next_at: next.map(|d| now + d),
+                next_at: next.map(|d| later(now, d)),
                 event,
                 detail: format!("{code}: {message}"),
                 result: CheckResult::Failed { code, message },
             };
+        // A never-verified tenant stays pending until its deadline, which depends on whose
+        // fault the failure is; after it, `failed` with the code.
+        let pending_until =
+            |grace: Duration| later(consented_at, self.policy.deadline.saturating_add(grace));
+        let not_yet = |grace: Duration| !confirmed && now < pending_until(grace);
         match probe {
             Probe::NoToken(e) => {
                 let (code, fault) = (e.code(), e.fault());
                 let message = format!("{e} {}", fault.advice());
+                let backoff = self.policy.backoff(failures);
+                // Throttling says when to ask again; nothing is sent before.
+                let retry = match e {
+                    TokenError::Throttled { retry_after, .. } => *retry_after,
+                    TokenError::Waiting { remaining } => *remaining,
+                    _ => backoff,
+                }
+                .max(Duration::from_millis(100));
+                let app_retry = self.policy.app_fault_retry.max(backoff);
                 match fault {
-                    Fault::ConsentMissing if !confirmed && within_deadline => fail(
+                    Fault::ConsentMissing if not_yet(Duration::ZERO) => fail(
                         TenantStatus::Pending,
-                        Some(self.policy.backoff(failures)),
+                        Some(backoff),
                         EventKind::VerificationRetrying,
                         code,
                         format!(
                             "{e} Microsoft does not see the consent yet; it can take a few minutes to propagate."
                         ),
                     ),
-                    Fault::ConsentMissing if !confirmed => fail(
+                    Fault::Unclassified if not_yet(Duration::ZERO) => fail(
+                        TenantStatus::Pending,
+                        Some(backoff),
+                        EventKind::VerificationRetrying,
+                        code,
+                        message,
+                    ),
+                    Fault::Transient if not_yet(self.policy.outage_grace) => fail(
+                        TenantStatus::Pending,
+                        Some(retry),
+                        EventKind::VerificationRetrying,
+                        code,
+                        message,
+                    ),
+                    // Our credential or configuration, not the tenant: pending (with the
+                    // app-wide alert) for a day past the deadline at most.
+                    Fault::AppCredential | Fault::AppConfiguration
+                        if not_yet(self.policy.credential_grace) =>
+                    {
+                        fail(
+                            TenantStatus::Pending,
+                            Some(app_retry),
+                            EventKind::AppCredentialRejected,
+                            code,
+                            message,
+                        )
+                    }
+                    // Past its deadline, or a fault that no wait will change.
+                    _ if !confirmed => fail(
                         TenantStatus::Failed,
                         None,
                         EventKind::VerificationFailed,
@@ -226,13 +400,6 @@ impl Verifier {
                         code,
                         message,
                     ),
-                    Fault::TenantGone if !confirmed => fail(
-                        TenantStatus::Failed,
-                        None,
-                        EventKind::VerificationFailed,
-                        code,
-                        message,
-                    ),
                     Fault::TenantGone => fail(
                         TenantStatus::Gone,
                         Some(self.slow()),
@@ -240,44 +407,21 @@ impl Verifier {
                         code,
                         message,
                     ),
-                    Fault::TenantPolicy if !confirmed => fail(
-                        TenantStatus::Failed,
-                        None,
-                        EventKind::VerificationFailed,
-                        code,
-                        message,
-                    ),
                     // The app's own fault: no tenant is blamed, its status stays.
                     Fault::AppCredential | Fault::AppConfiguration => fail(
                         previous,
-                        Some(
-                            self.policy
-                                .app_fault_retry
-                                .max(self.policy.backoff(failures)),
-                        ),
+                        Some(app_retry),
                         EventKind::AppCredentialRejected,
                         code,
                         message,
                     ),
-                    Fault::Transient | Fault::TenantPolicy => {
-                        let wait = match e {
-                            TokenError::Throttled { retry_after, .. } => *retry_after,
-                            TokenError::Waiting { remaining } => *remaining,
-                            _ => self.policy.backoff(failures),
-                        };
-                        let status = if confirmed {
-                            TenantStatus::Failing
-                        } else {
-                            TenantStatus::Pending
-                        };
-                        fail(
-                            status,
-                            Some(wait.max(Duration::from_millis(100))),
-                            EventKind::VerificationRetrying,
-                            code,
-                            message,
-                        )
-                    }
+                    Fault::Transient | Fault::TenantPolicy | Fault::Unclassified => fail(
+                        TenantStatus::Failing,
+                        Some(retry),
+                        EventKind::VerificationRetrying,
+                        code,
+                        message,
+                    ),
                 }
             }
             Probe::Token { tid, .. }
@@ -330,16 +474,32 @@ impl Verifier {
                         };
                         (None, Vec::new(), missing)
                     }
+                    // A token was issued, so Microsoft knows the consent; Graph is unwell.
+                    // Retried like an outage (after Graph's Retry-After, when it gave one).
                     Err(e) => {
-                        let status = if confirmed {
-                            TenantStatus::Failing
+                        let wait = match e {
+                            GraphError::Throttled { retry_after, .. } => *retry_after,
+                            _ => self.policy.backoff(failures),
+                        };
+                        let (status, next, event) = if confirmed {
+                            (
+                                TenantStatus::Failing,
+                                Some(wait),
+                                EventKind::VerificationRetrying,
+                            )
+                        } else if not_yet(self.policy.outage_grace) {
+                            (
+                                TenantStatus::Pending,
+                                Some(wait),
+                                EventKind::VerificationRetrying,
+                            )
                         } else {
-                            TenantStatus::Pending
+                            (TenantStatus::Failed, None, EventKind::VerificationFailed)
                         };
                         return fail(
                             status,
-                            Some(self.policy.backoff(failures)),
-                            EventKind::VerificationRetrying,
+                            next,
+                            event,
                             "graph_unavailable".into(),
                             e.to_string(),
                         );
@@ -367,7 +527,7 @@ impl Verifier {
                 };
                 CheckOutcome {
                     status,
-                    next_at: Some(now + jitter(self.policy.interval)),
+                    next_at: Some(later(now, jitter(self.policy.interval))),
                     event,
                     detail,
                     result: CheckResult::Verified {
@@ -417,12 +577,15 @@ impl Verifier {
         Ok(drifted.len())
     }
 
-    /// Checks every due tenant, `concurrency` at a time.
+    /// Checks every due tenant (up to a batch), `concurrency` at a time; tenants the
+    /// first-check lane is checking, or checked since the batch was read, are skipped.
+    /// Returns how many were due.
     pub async fn run_due(&self) -> Result<usize, StoreError> {
-        let due = self.store.tenants_due(self.clock.now(), 1024).await?;
+        let due = self.store.tenants_due(self.clock.now(), BATCH).await?;
         let n = due.len();
-        let results: Vec<Result<TenantStatus, StoreError>> = futures_util::stream::iter(due)
-            .map(|t| async move { self.verify(&t).await })
+        let results: Vec<Result<bool, StoreError>> = futures_util::stream::iter(due)
+            .filter_map(|t| async move { t.tenant_id() })
+            .map(|id| self.check_if_due(id))
             .buffer_unordered(self.policy.concurrency)
             .collect()
             .await;
@@ -438,16 +601,16 @@ impl Verifier {
         if let Err(e) = self.recheck_drifted().await {
             tracing::warn!(error = %e, "looking for permission drift failed");
         }
-        let mut last_purge = std::time::Instant::now() - Duration::from_secs(3600);
+        let mut last_purge: Option<std::time::Instant> = None;
         loop {
             match self.run_due().await {
-                Ok(n) if n >= 1024 => continue,
+                Ok(n) if n >= BATCH as usize => continue,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "checking due tenants failed; retrying shortly")
                 }
             }
-            if last_purge.elapsed() > Duration::from_secs(60) {
+            if last_purge.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                 match self.store.purge_stale(self.clock.now()).await {
                     Ok(r) if r.total() > 0 => tracing::info!(
                         consent_requests = r.consent_requests,
@@ -458,9 +621,43 @@ impl Verifier {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "purging stale rows failed"),
                 }
-                last_purge = std::time::Instant::now();
+                last_purge = Some(std::time::Instant::now());
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+        }
+    }
+
+    /// The first-check lane: tenants asked for with `check_soon`, and tenants due for their
+    /// first check since a callback or "verify now", checked at once with a concurrency of
+    /// their own, whatever batch the background loop is working through.
+    pub async fn run_first_checks(self: Arc<Self>) {
+        let permits = Arc::new(Semaphore::new(self.policy.first_check_concurrency.max(1)));
+        loop {
+            let mut wanted: Vec<TenantId> = {
+                let mut soon = self.soon.lock().unwrap_or_else(|p| p.into_inner());
+                soon.queued.clear();
+                soon.order.drain(..).collect()
+            };
+            let limit = (self.policy.first_check_concurrency * 16) as i64;
+            match self.store.first_checks_due(self.clock.now(), limit).await {
+                Ok(rows) => wanted.extend(rows.iter().filter_map(TenantRow::tenant_id)),
+                Err(e) => tracing::warn!(error = %e, "looking for first checks failed"),
+            }
+            let mut seen = HashSet::new();
+            wanted.retain(|t| seen.insert(*t));
+            for tenant in wanted {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let verifier = self.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = verifier.check_if_due(tenant).await {
+                        tracing::warn!(tenant = %tenant, error = %e, "a first check failed");
+                    }
+                });
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.soon_wake.notified()).await;
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Everything here is plain data and pure methods; locking and HTTP live in the routes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -190,7 +191,9 @@ pub struct NewTenant {
 #[derive(Debug)]
 pub struct Directory {
     pub app: AppRegistration,
-    tenants: HashMap<Uuid, Tenant>,
+    /// Shared, so that [`Directory::snapshot`] copies pointers, not tenants; a change to a
+    /// tenant that a snapshot still holds copies that one tenant ([`Arc::make_mut`]).
+    tenants: HashMap<Uuid, Arc<Tenant>>,
     /// Lower-case domain → tenant, for `/{domain}/...` URLs.
     by_domain: HashMap<String, Uuid>,
     next_seq: u64,
@@ -207,15 +210,15 @@ impl Directory {
     }
 
     pub fn tenant(&self, id: Uuid) -> Option<&Tenant> {
-        self.tenants.get(&id)
+        self.tenants.get(&id).map(|t| &**t)
     }
 
     /// The tenant a GUID or domain names; `None` for unknown ones and for the
     /// multi-tenant aliases.
     pub fn resolve(&self, tenant: &TenantRef) -> Option<&Tenant> {
         match tenant {
-            TenantRef::Id(id) => self.tenants.get(id),
-            TenantRef::Domain(d) => self.by_domain.get(d).and_then(|id| self.tenants.get(id)),
+            TenantRef::Id(id) => self.tenant(*id),
+            TenantRef::Domain(d) => self.by_domain.get(d).and_then(|id| self.tenant(*id)),
             _ => None,
         }
     }
@@ -247,11 +250,23 @@ impl Directory {
         first
     }
 
-    /// Tenants in the order they were created.
+    /// Tenants in the order they were created. Work proportional to all of them: under
+    /// a lock every request takes, use [`Directory::snapshot`] or check
+    /// [`Directory::tenant_count`] first.
     pub fn tenants(&self) -> Vec<&Tenant> {
-        let mut all: Vec<&Tenant> = self.tenants.values().collect();
+        let mut all: Vec<&Tenant> = self.tenants.values().map(|t| &**t).collect();
         all.sort_by_key(|t| t.seq);
         all
+    }
+
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// Every tenant as it is now, in no particular order, for work done after the lock is
+    /// released (sort by `seq` for creation order): one pointer copied per tenant.
+    pub fn snapshot(&self) -> Vec<Arc<Tenant>> {
+        self.tenants.values().cloned().collect()
     }
 
     /// Checks a new tenant against the directory (and its own domains against each other)
@@ -288,7 +303,15 @@ impl Directory {
         }
         tenant.seq = self.next_seq;
         self.next_seq += 1;
-        Ok(self.tenants.entry(tenant.id).or_insert(tenant))
+        Ok(&**self.tenants.entry(tenant.id).or_insert(Arc::new(tenant)))
+    }
+
+    /// A tenant to change in place (copied first if a snapshot still holds it).
+    fn tenant_mut(&mut self, id: Uuid) -> Result<&mut Tenant, DirectoryError> {
+        self.tenants
+            .get_mut(&id)
+            .map(Arc::make_mut)
+            .ok_or(DirectoryError::NoSuchTenant(id))
     }
 
     /// Deletes a tenant, as when an organisation leaves Microsoft Entra.
@@ -300,7 +323,7 @@ impl Directory {
         for domain in tenant.domains() {
             self.by_domain.remove(domain);
         }
-        Ok(tenant)
+        Ok(Arc::unwrap_or_clone(tenant))
     }
 
     /// What "Accept" on the consent page does: creates the service principal if needed and
@@ -312,10 +335,7 @@ impl Directory {
         now: OffsetDateTime,
     ) -> Result<&Tenant, DirectoryError> {
         let required = self.app.required_roles.clone();
-        let tenant = self
-            .tenants
-            .get_mut(&id)
-            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let tenant = self.tenant_mut(id)?;
         let sp = tenant.consent.get_or_insert_with(|| ServicePrincipal {
             object_id: Uuid::new_v4(),
             roles: BTreeSet::new(),
@@ -328,10 +348,7 @@ impl Directory {
 
     /// Deletes the service principal: tokens for this tenant answer AADSTS700016 again.
     pub fn revoke_consent(&mut self, id: Uuid) -> Result<&Tenant, DirectoryError> {
-        let tenant = self
-            .tenants
-            .get_mut(&id)
-            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let tenant = self.tenant_mut(id)?;
         tenant.consent = None;
         Ok(tenant)
     }
@@ -341,10 +358,7 @@ impl Directory {
         if let Some(bad) = roles.iter().find(|r| !permissions::is_well_formed(r)) {
             return Err(DirectoryError::InvalidPermission(bad.clone()));
         }
-        let tenant = self
-            .tenants
-            .get_mut(&id)
-            .ok_or(DirectoryError::NoSuchTenant(id))?;
+        let tenant = self.tenant_mut(id)?;
         let sp = tenant
             .consent
             .as_mut()
@@ -448,5 +462,28 @@ mod tests {
             ["Mail.Read", "User.Read.All"]
         );
         assert!(dir.revoke_consent(id).unwrap().consent.is_none());
+    }
+
+    #[test]
+    fn a_snapshot_keeps_what_it_saw_while_the_directory_changes() {
+        let mut dir = directory();
+        let now = OffsetDateTime::now_utc();
+        let a = dir.insert(new_tenant("a.onmicrosoft.com"), now).unwrap().id;
+        let b = dir.insert(new_tenant("b.onmicrosoft.com"), now).unwrap().id;
+        let snapshot = dir.snapshot();
+
+        dir.grant_consent(a, now).unwrap();
+        dir.remove(b).unwrap();
+        dir.insert(new_tenant("c.onmicrosoft.com"), now).unwrap();
+
+        let mut seen: Vec<_> = snapshot
+            .iter()
+            .map(|t| (t.seq, t.id, t.consent.is_some()))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, [(0, a, false), (1, b, false)]);
+        assert!(dir.tenant(a).unwrap().consent.is_some());
+        assert!(dir.tenant(b).is_none());
+        assert_eq!(dir.tenant_count(), 2);
     }
 }

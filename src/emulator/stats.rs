@@ -50,7 +50,7 @@ pub enum FaultKind {
     Unauthorized,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 struct FaultCounts {
     throttled: u64,
     errors: u64,
@@ -74,7 +74,7 @@ impl FaultCounts {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 struct Counts {
     total: u64,
     endpoints: BTreeMap<Endpoint, u64>,
@@ -104,6 +104,18 @@ impl Counts {
             }
             TenantKey::Unknown(_) => OTHER_UNKNOWN,
         }
+    }
+}
+
+/// The counts at one moment, detached from [`RequestStats`] and its mutex.
+#[derive(Debug)]
+pub struct CountsCopy(Counts);
+
+impl CountsCopy {
+    /// What `GET /_emulator/requests` answers.
+    pub fn to_json(&self) -> serde_json::Value {
+        // Maps with string keys and numbers always convert.
+        serde_json::to_value(&self.0).unwrap_or_default()
     }
 }
 
@@ -148,9 +160,22 @@ impl RequestStats {
         }
     }
 
+    /// The counts as they stand, for [`CountsCopy::to_json`] after the mutex is released:
+    /// cloning is a fraction of what building the JSON costs at 100,000 tenants, and every
+    /// request waits for the mutex to count itself.
+    pub fn copy(&self) -> CountsCopy {
+        CountsCopy(
+            self.counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+
+    /// [`RequestStats::copy`], then [`CountsCopy::to_json`].
+    #[cfg(test)]
     pub fn snapshot(&self) -> serde_json::Value {
-        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::to_value(&*c).unwrap_or_default()
+        self.copy().to_json()
     }
 
     pub fn reset(&self) {
@@ -176,6 +201,35 @@ mod tests {
         assert_eq!(s["faults"], serde_json::json!({}));
         stats.reset();
         assert_eq!(stats.snapshot()["total"], 0);
+    }
+
+    #[test]
+    fn a_copy_is_converted_without_the_mutex_and_keeps_its_moment() {
+        let stats = RequestStats::default();
+        let t1 = TenantKey::Known("t1".into());
+        stats.record(Endpoint::TokenV2, Some(&t1));
+        stats.record_fault(Endpoint::TokenV2, Some(&t1), FaultKind::Throttled);
+
+        let copy = stats.copy();
+        let free = stats.counts.try_lock().is_ok();
+        stats.record(Endpoint::TokenV2, Some(&t1));
+        stats.record(Endpoint::Keys, Some(&TenantKey::Known("t2".into())));
+        let s = copy.to_json();
+
+        assert!(free, "the mutex is released once the counts are copied");
+        assert_eq!(s["total"], 1);
+        assert_eq!(s["tenants"], serde_json::json!({"t1": {"token_v2": 1}}));
+        assert_eq!(
+            s["tenant_faults"]["t1"]["token_v2"],
+            serde_json::json!({"throttled": 1, "errors": 0})
+        );
+        assert_eq!(s, {
+            let again = RequestStats::default();
+            again.record(Endpoint::TokenV2, Some(&t1));
+            again.record_fault(Endpoint::TokenV2, Some(&t1), FaultKind::Throttled);
+            again.snapshot()
+        });
+        assert_eq!(stats.snapshot()["total"], 3);
     }
 
     #[test]

@@ -14,8 +14,6 @@ use super::wire;
 use crate::config::{Settings, TokenVersion};
 use crate::domain::TenantId;
 
-/// Microsoft Graph's resource, whatever host serves it (the emulator included).
-const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 /// Every call to Microsoft gives up after this long.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,6 +21,9 @@ pub struct EntraClient {
     http: reqwest::Client,
     authority: String,
     graph: String,
+    /// The Graph resource tokens are asked for: the cloud's, whatever host serves it (the
+    /// emulator standing in for a cloud's hosts is asked for that cloud's resource).
+    graph_resource: &'static str,
     client_id: Uuid,
     credential: std::sync::Arc<super::Credential>,
     version: TokenVersion,
@@ -32,12 +33,19 @@ pub struct EntraClient {
 /// prints.
 pub struct AppToken {
     access_token: SecretString,
+    /// Seconds, clamped at parsing to at most a day (see `wire::MAX_LIFETIME_SECS`).
     pub expires_in: u64,
-    /// Seconds after which to refresh proactively, when Microsoft says (ENTRA.md §3).
+    /// Seconds after which to refresh proactively, when Microsoft says (ENTRA.md §3);
+    /// never more than `expires_in`.
     pub refresh_in: Option<u64>,
+    /// How long Microsoft would keep accepting the token during an outage of its own;
+    /// clamped like `expires_in`.
+    pub ext_expires_in: Option<u64>,
     /// The claims consentry reads for diagnostics (ENTRA.md §5).
     pub tid: Option<String>,
     pub roles: Vec<String>,
+    /// The resource the token is for (`aud`): the cloud's Graph.
+    pub audience: Option<String>,
 }
 
 impl std::fmt::Debug for AppToken {
@@ -46,6 +54,7 @@ impl std::fmt::Debug for AppToken {
             .field("expires_in", &self.expires_in)
             .field("tid", &self.tid)
             .field("roles", &self.roles)
+            .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
 }
@@ -81,15 +90,20 @@ pub enum TokenError {
 /// Microsoft's `Retry-After` is capped at an hour, as MSAL caps it (ENTRA.md §6).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// `Retry-After` in seconds (the form Microsoft uses); HTTP dates are not sent by it.
+/// `Retry-After` in seconds (the form Microsoft uses; HTTP dates are not sent by it),
+/// clamped to `MAX_RETRY_AFTER` however many digits it has: no arithmetic on it can
+/// overflow.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
+    let raw = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+        .trim();
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: a value too long for u64 is simply "very long".
+    let secs = raw.parse::<u64>().unwrap_or(u64::MAX);
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
@@ -145,6 +159,9 @@ pub enum GraphError {
         code: String,
         message: String,
     },
+    /// 429, or 503 with `Retry-After`: no call before `retry_after` has passed (ENTRA.md §7).
+    #[error("Graph asked to wait {}s (HTTP {status})", retry_after.as_secs())]
+    Throttled { status: u16, retry_after: Duration },
     #[error("Graph could not be reached ({0})")]
     Unreachable(String),
     #[error("Graph's answer could not be read ({0})")]
@@ -217,6 +234,7 @@ impl EntraClient {
                 .as_str()
                 .trim_end_matches('/')
                 .to_owned(),
+            graph_resource: settings.cloud.graph_resource(),
             client_id: settings.client_id,
             credential: settings.credential.clone(),
             version: settings.token_version,
@@ -244,12 +262,13 @@ impl EntraClient {
     /// A client-credentials token for `tenant` (ENTRA.md §3).
     pub async fn app_token(&self, tenant: TenantId) -> Result<AppToken, TokenError> {
         let client_id = self.client_id.to_string();
+        let resource = self.graph_resource;
         let (path, target) = match self.version {
             TokenVersion::V2 => (
                 "oauth2/v2.0/token",
-                ("scope", format!("{GRAPH_RESOURCE}/.default")),
+                ("scope", format!("{resource}/.default")),
             ),
-            TokenVersion::V1 => ("oauth2/token", ("resource", GRAPH_RESOURCE.to_owned())),
+            TokenVersion::V1 => ("oauth2/token", ("resource", resource.to_owned())),
         };
         let url = format!("{}/{tenant}/{path}", self.authority);
         let mut form: Vec<(&str, String)> = vec![
@@ -304,11 +323,14 @@ impl EntraClient {
                 return Err(TokenError::Malformed("token_type is not Bearer".into()));
             }
             let claims = read_claims(&parsed.access_token);
+            let refresh_in = parsed.refresh_in();
             return Ok(AppToken {
                 access_token: SecretString::from(parsed.access_token),
                 expires_in: parsed.expires_in,
-                refresh_in: parsed.refresh_in,
+                refresh_in,
+                ext_expires_in: parsed.ext_expires_in,
                 tid: claims.as_ref().and_then(|c| c.tid.clone()),
+                audience: claims.as_ref().and_then(|c| c.aud.clone()),
                 roles: claims.map(|c| c.roles).unwrap_or_default(),
             });
         }
@@ -344,10 +366,27 @@ impl EntraClient {
             .await
             .map_err(|e| GraphError::Unreachable(transport(&e)))?;
         let status = response.status();
+        let wait = retry_after(response.headers());
         let body = response
             .bytes()
             .await
             .map_err(|e| GraphError::Unreachable(transport(&e)))?;
+        match (status.as_u16(), wait) {
+            // Graph's throttling: the caller schedules its next call after the wait.
+            (429, wait) => {
+                return Err(GraphError::Throttled {
+                    status: 429,
+                    retry_after: wait.unwrap_or(Duration::from_secs(5)),
+                });
+            }
+            (503, Some(retry_after)) => {
+                return Err(GraphError::Throttled {
+                    status: 503,
+                    retry_after,
+                });
+            }
+            _ => {}
+        }
         if !status.is_success() {
             let (code, message) = match serde_json::from_slice::<wire::GraphErrorBody>(&body) {
                 Ok(b) => (b.error.code, b.error.message),
@@ -378,4 +417,32 @@ impl EntraClient {
 fn read_claims(jwt: &str) -> Option<wire::AccessTokenClaims> {
     let payload = jwt.split('.').nth(1)?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_an_hour_however_long_it_is() {
+        assert_eq!(retry_after(&headers("7")), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&headers("86400")), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&headers("99999999999999999999999999999")),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(retry_after(&headers("-1")), None);
+        assert_eq!(retry_after(&headers("1e9")), None);
+        assert_eq!(retry_after(&headers("")), None);
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), None);
+    }
 }

@@ -8,15 +8,20 @@ pub enum Fault {
     ConsentMissing,
     /// The tenant was deleted, mistyped or blocked (90002, 5000225).
     TenantGone,
-    /// The app's own credential is broken (7000215, 7000222, 700027, 7000218, 7000112):
-    /// every tenant is affected; no tenant is to blame.
+    /// The app's own credential is broken (7000215, 7000222, 700027, 7000218, ...):
+    /// every tenant is affected; no tenant is to blame. Only this evidence (and a
+    /// configuration bug's codes) raises the app-wide alert.
     AppCredential,
-    /// A tenant policy refuses the app (53003, Conditional Access).
+    /// The customer's tenant refuses the app: Conditional Access (53003), or the app
+    /// disabled in that tenant (7000112). The tenant's choice, not our credential.
     TenantPolicy,
     /// The request is wrong (70011, 700022, 500011, 900144, ...): a configuration bug.
     AppConfiguration,
     /// Worth retrying soon (50196 loop detected, 50033, 90006, 90024, 90033, 5xx, timeouts).
     Transient,
+    /// A code this table does not know. Not evidence against the app's credential (so no
+    /// app-wide alert): it counts against the tenant, under the verification deadline.
+    Unclassified,
 }
 
 impl Fault {
@@ -27,9 +32,11 @@ impl Fault {
                 90002 | 5000225 | 900023 => Fault::TenantGone,
                 // Secret wrong or expired, assertion unverifiable, expired, for another app or
                 // audience, malformed, or no matching federated credential: all the app's own.
-                7000215 | 7000222 | 700027 | 7000218 | 7000112 | 700025 | 700024 | 700021
-                | 700023 | 50048 | 50027 | 70021 | 5002730 => Fault::AppCredential,
-                53003 => Fault::TenantPolicy,
+                7000215 | 7000222 | 700027 | 7000218 | 700025 | 700024 | 700021 | 700023
+                | 50048 | 50027 | 70021 | 5002730 => Fault::AppCredential,
+                // 7000112: the application is disabled in this tenant (its administrator
+                // disabled the enterprise app): one customer's choice, not our credential.
+                53003 | 7000112 => Fault::TenantPolicy,
                 70011 | 700022 | 500011 | 900144 | 70003 | 9000411 | 50059 | 700038 => {
                     Fault::AppConfiguration
                 }
@@ -39,10 +46,13 @@ impl Fault {
             return fault;
         }
         match error {
-            "invalid_client" => Fault::AppCredential,
-            "unauthorized_client" => Fault::ConsentMissing,
             "temporarily_unavailable" | "server_error" => Fault::Transient,
-            _ => Fault::AppConfiguration,
+            // Without any code, the OAuth error is all there is (RFC 6749 §5.2); with codes
+            // none of which is known, `invalid_client` alone is no proof that our secret
+            // is bad (Microsoft sends it for tenant-side refusals too).
+            "invalid_client" if codes.is_empty() => Fault::AppCredential,
+            "unauthorized_client" if codes.is_empty() => Fault::ConsentMissing,
+            _ => Fault::Unclassified,
         }
     }
 
@@ -59,12 +69,15 @@ impl Fault {
                 "Microsoft rejected consentry's own credential (client secret or certificate). This affects every tenant: fix CONSENTRY_CLIENT_SECRET or the app registration's credentials."
             }
             Fault::TenantPolicy => {
-                "A policy in the customer's tenant (e.g. Conditional Access) blocks the app."
+                "The customer's tenant refuses the app: a policy (e.g. Conditional Access) blocks it, or its administrator disabled the app there."
             }
             Fault::AppConfiguration => {
                 "consentry's request was refused as malformed: check its configuration (scope, client id, hosts)."
             }
             Fault::Transient => "Microsoft had a transient problem; consentry retries.",
+            Fault::Unclassified => {
+                "Microsoft refused with a code consentry does not know; it counts against this tenant only."
+            }
         }
     }
 }
@@ -89,8 +102,16 @@ mod tests {
         );
         assert_eq!(
             Fault::classify(&[12345], "invalid_client"),
-            Fault::AppCredential
+            Fault::Unclassified,
+            "an unknown code is no evidence against the app's credential"
         );
+        assert_eq!(Fault::classify(&[], "invalid_client"), Fault::AppCredential);
+        assert_eq!(
+            Fault::classify(&[7000112], "unauthorized_client"),
+            Fault::TenantPolicy,
+            "the app disabled in one tenant is that tenant's choice"
+        );
+        assert_eq!(Fault::classify(&[], "invalid_grant"), Fault::Unclassified);
         assert_eq!(
             Fault::classify(&[], "temporarily_unavailable"),
             Fault::Transient

@@ -2,16 +2,27 @@
 
 use serde::{Deserialize, Deserializer};
 
+/// The longest token lifetime believed from the wire: a day. Microsoft issues 60 to 90
+/// minutes (24 hours at most with a token-lifetime policy); anything longer is a broken
+/// answer, and taking it at its word once overflowed the clock arithmetic.
+pub const MAX_LIFETIME_SECS: u64 = 86_400;
+
 /// A token response from v2 (numbers) or v1 (numbers as strings, seed 000).
+///
+/// Lifetimes are clamped here, at the edge, to `0..=MAX_LIFETIME_SECS` (and `refresh_in`
+/// to at most `expires_in`): whatever number Microsoft (or anything in between) sends,
+/// no arithmetic on it can overflow later.
 #[derive(Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     #[serde(default)]
     pub token_type: Option<String>,
-    #[serde(deserialize_with = "number_or_string")]
+    #[serde(deserialize_with = "lifetime")]
     pub expires_in: u64,
-    #[serde(default, deserialize_with = "optional_number_or_string")]
+    #[serde(default, deserialize_with = "optional_lifetime")]
     pub refresh_in: Option<u64>,
+    #[serde(default, deserialize_with = "optional_lifetime")]
+    pub ext_expires_in: Option<u64>,
 }
 
 /// The identity platform's error body (ENTRA.md §3). Branch on `error` and `error_codes`,
@@ -32,6 +43,16 @@ pub struct AccessTokenClaims {
     pub tid: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// A string for Graph's tokens (an array is allowed by RFC 7519 and then not read).
+    #[serde(default, deserialize_with = "optional_string")]
+    pub aud: Option<String>,
+}
+
+fn optional_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,21 +88,37 @@ pub struct GraphErrorDetail {
     pub message: String,
 }
 
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+/// Seconds as a JSON number (v2) or a string of digits (v1), of any size or sign, clamped
+/// to `0..=MAX_LIFETIME_SECS`. Fractions are cut; text that is not a number is an error.
+fn lifetime<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum N {
-        Number(u64),
+        Number(serde_json::Number),
         Text(String),
     }
-    match N::deserialize(d)? {
-        N::Number(n) => Ok(n),
-        N::Text(s) => s.trim().parse().map_err(serde::de::Error::custom),
-    }
+    let seconds: f64 = match N::deserialize(d)? {
+        N::Number(n) => n.as_f64().unwrap_or(f64::MAX),
+        N::Text(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| !f.is_nan())
+            .ok_or_else(|| serde::de::Error::custom("a lifetime that is not a number"))?,
+    };
+    // `as` saturates (and takes NaN to 0): no panic, whatever the value.
+    Ok((seconds.clamp(0.0, MAX_LIFETIME_SECS as f64)) as u64)
 }
 
-fn optional_number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    number_or_string(d).map(Some)
+fn optional_lifetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    lifetime(d).map(Some)
+}
+
+impl TokenResponse {
+    /// `refresh_in` after `expires_in` means nothing: refresh at expiry at the latest.
+    pub fn refresh_in(&self) -> Option<u64> {
+        self.refresh_in.map(|r| r.min(self.expires_in))
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +143,31 @@ mod tests {
             serde_json::from_str::<TokenResponse>(r#"{"expires_in":"soon","access_token":"c"}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn lifetimes_from_the_wire_are_clamped_to_a_day() {
+        for (raw, expected) in [
+            ("1000000000000000", MAX_LIFETIME_SECS),
+            ("\"1000000000000000\"", MAX_LIFETIME_SECS),
+            ("18446744073709551615", MAX_LIFETIME_SECS),
+            ("1e300", MAX_LIFETIME_SECS),
+            ("\"99999999999999999999999999\"", MAX_LIFETIME_SECS),
+            ("-5", 0),
+            ("\"-5\"", 0),
+            ("3599.9", 3599),
+        ] {
+            let parsed: TokenResponse = serde_json::from_str(&format!(
+                r#"{{"expires_in":{raw},"ext_expires_in":{raw},"refresh_in":{raw},"access_token":"a"}}"#
+            ))
+            .unwrap();
+            assert_eq!(parsed.expires_in, expected, "{raw}");
+            assert_eq!(parsed.ext_expires_in, Some(expected), "{raw}");
+            assert_eq!(parsed.refresh_in(), Some(expected), "{raw}");
+        }
+        let late: TokenResponse =
+            serde_json::from_str(r#"{"expires_in":3599,"refresh_in":90000,"access_token":"a"}"#)
+                .unwrap();
+        assert_eq!(late.refresh_in(), Some(3599));
     }
 }

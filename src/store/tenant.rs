@@ -27,6 +27,11 @@ pub struct TenantRow {
     pub updated_at: String,
     pub last_failure_at: Option<String>,
     pub consecutive_failures: i64,
+    /// Bumped by every write a running check must respect (migration
+    /// 20261130000002_check_revision.sql states the rule); `save_check` applies only
+    /// while it is what the check read.
+    #[sqlx(default)]
+    pub revision: i64,
 }
 
 impl TenantRow {
@@ -137,8 +142,32 @@ impl Store {
         .await?)
     }
 
+    /// Tenants due for their first check since a callback or a "verify now"
+    /// (`verify_attempts = 0`), most recently due first: the verifier serves them ahead of
+    /// the due batch.
+    pub async fn first_checks_due(
+        &self,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<TenantRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "select * from tenant where verify_attempts = 0 and next_verify_at is not null \
+             and next_verify_at <= $1 order by next_verify_at desc limit $2",
+        )
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Whether the database answers (for the readiness probe).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// An operator's "verify now": due at once; the status stays until the check says
-    /// otherwise.
+    /// otherwise. Bumps the revision, so a check already running cannot overwrite it.
     pub async fn request_verification(
         &self,
         id: TenantId,
@@ -148,7 +177,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "update tenant set verify_attempts = 0, next_verify_at = $1, updated_at = $1 where id = $2",
+            "update tenant set verify_attempts = 0, next_verify_at = $1, updated_at = $1, \
+             revision = revision + 1 where id = $2",
         )
         .bind(ts(now))
         .bind(id.to_string())
@@ -170,7 +200,8 @@ impl Store {
         Ok(true)
     }
 
-    /// Makes these tenants due now (e.g. after the required permissions changed).
+    /// Makes these tenants due now (e.g. after the required permissions changed), bumping
+    /// their revision so that no check already running undoes it.
     pub async fn schedule_now(
         &self,
         ids: &[TenantId],
@@ -178,40 +209,50 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for id in ids {
-            sqlx::query("update tenant set next_verify_at = $1 where id = $2")
-                .bind(ts(now))
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "update tenant set next_verify_at = $1, revision = revision + 1 where id = $2",
+            )
+            .bind(ts(now))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// Stores a check's outcome, its event and, when the status moved from `previous` (as
-    /// the checker read it), a `status_changed` event, in one transaction.
+    /// the checker read it), a `status_changed` event, in one transaction; but only if the
+    /// tenant's `revision` is still `revision`, the one the check read. Otherwise a
+    /// callback, a "verify now" or another check wrote in between: the outcome is dropped
+    /// (`Ok(false)`), and the tenant keeps the schedule that write gave it.
     pub async fn save_check(
         &self,
         id: TenantId,
         previous: TenantStatus,
+        revision: i64,
         outcome: &CheckOutcome,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
         // The write comes first, so SQLite takes the write lock before reading.
         let next = outcome.next_at.map(ts);
-        let touched = sqlx::query("update tenant set status = $1, next_verify_at = $2, verify_attempts = verify_attempts + 1, updated_at = $3 where id = $4")
-            .bind(outcome.status.as_str())
-            .bind(&next)
-            .bind(&now_s)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let touched = sqlx::query(
+            "update tenant set status = $1, next_verify_at = $2, verify_attempts = verify_attempts + 1, \
+             updated_at = $3, revision = revision + 1 where id = $4 and revision = $5",
+        )
+        .bind(outcome.status.as_str())
+        .bind(&next)
+        .bind(&now_s)
+        .bind(id.to_string())
+        .bind(revision)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if touched == 0 {
             tx.rollback().await?;
-            return Ok(());
+            return Ok(false);
         }
         match &outcome.result {
             CheckResult::Verified {
@@ -271,6 +312,6 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 }

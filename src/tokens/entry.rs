@@ -72,7 +72,10 @@ impl Entry {
     pub(super) fn lookup(&self, now: OffsetDateTime) -> Lookup {
         let mut st = self.state();
         if let Some(token) = st.token.clone().filter(|t| t.usable(now)) {
-            if now >= token.refresh_at && !st.refreshing && st.not_before.is_none_or(|nb| now >= nb)
+            if now >= token.refresh_at
+                && !st.refreshing
+                && st.not_before.is_none_or(|nb| now >= nb)
+                && st.refresh_not_before.is_none_or(|nb| now >= nb)
             {
                 st.refreshing = true;
                 return Lookup::RefreshInBackground(token);
@@ -157,7 +160,7 @@ impl Entry {
     pub(super) fn refresh_done(&self, failed_at: Option<OffsetDateTime>, pause: time::Duration) {
         let mut st = self.state();
         st.refreshing = false;
-        st.refresh_not_before = failed_at.map(|t| t + pause);
+        st.refresh_not_before = failed_at.and_then(|t| t.checked_add(pause));
     }
 
     pub(super) fn clear(&self) {

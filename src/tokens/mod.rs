@@ -8,7 +8,8 @@
 //! - Single-flight: however many callers want one tenant's token at once, at most one
 //!   request reaches the token endpoint; the others wait for its result.
 //! - `Retry-After` (429, 503) is honoured per tenant: no call before it passes.
-//! - a failed background refresh is tried again 30 s later, not on every call;
+//! - a failed background refresh is tried again 30 s later, not on every call (the
+//!   cached token is served meanwhile);
 //! - 5xx and timeouts are retried once after about a second; a refusal (4xx) is
 //!   remembered for 60 s, as MSAL Python does, unless a fresh token is asked for.
 
@@ -43,6 +44,8 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
+    /// Lifetimes were clamped where they were parsed; the additions saturate all the same,
+    /// so that no number can make this panic.
     fn new(token: AppToken, now: OffsetDateTime) -> CachedToken {
         let life = Duration::from_secs(token.expires_in);
         let refresh_after = token
@@ -50,8 +53,8 @@ impl CachedToken {
             .map(Duration::from_secs)
             .unwrap_or(life / 2);
         CachedToken {
-            expires_at: now + life,
-            refresh_at: now + refresh_after.min(life),
+            expires_at: later(now, life),
+            refresh_at: later(now, refresh_after.min(life)),
             fetched_at: now,
             token,
         }
@@ -59,8 +62,16 @@ impl CachedToken {
 
     /// Servable: more than the margin before expiry.
     fn usable(&self, now: OffsetDateTime) -> bool {
-        now + EXPIRY_MARGIN < self.expires_at
+        later(now, EXPIRY_MARGIN) < self.expires_at
     }
+}
+
+/// `now + d`, saturating at the end of time instead of panicking.
+pub(crate) fn later(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
 }
 
 /// Token requests made and served, for operators and benchmarks.
@@ -68,7 +79,10 @@ impl CachedToken {
 pub struct EngineStats {
     pub requests: u64,
     pub cache_hits: u64,
+    /// Background refreshes started.
     pub background_refreshes: u64,
+    /// Background refreshes that failed (each pauses the next for 30 s).
+    pub failed_refreshes: u64,
 }
 
 pub struct TokenEngine {
@@ -111,15 +125,25 @@ impl TokenEngine {
                 return Ok(token);
             }
             Lookup::RefreshInBackground(token) => {
-                self.count(|s| s.cache_hits += 1);
+                self.count(|s| {
+                    s.cache_hits += 1;
+                    s.background_refreshes += 1;
+                });
                 let engine = self.clone();
+                let entry = entry.clone();
                 tokio::spawn(async move {
-                    let entry = engine.entry(tenant);
-                    engine.count(|s| s.background_refreshes += 1);
+                    // Whatever happens to this task (even a panic), the entry must not stay
+                    // "refreshing" for good.
+                    let mut pending = RefreshGuard {
+                        entry: &entry,
+                        failed_at: None,
+                    };
                     // A failed refresh keeps the cached token; its error is not the caller's,
-                    // and the next attempt waits a little.
-                    let failed = engine.fetch(tenant, &entry, false).await.is_err();
-                    entry.refresh_done(failed.then(|| engine.clock.now()), REFRESH_RETRY_PAUSE);
+                    // and the next attempt waits REFRESH_RETRY_PAUSE (`Entry::lookup`).
+                    if engine.fetch(tenant, &entry, false).await.is_err() {
+                        pending.failed_at = Some(engine.clock.now());
+                        engine.count(|s| s.failed_refreshes += 1);
+                    }
                 });
                 return Ok(token);
             }
@@ -185,7 +209,7 @@ impl TokenEngine {
             Err(e) => {
                 match &e {
                     TokenError::Throttled { retry_after, .. } => {
-                        entry.wait_until(now + *retry_after)
+                        entry.wait_until(later(now, *retry_after))
                     }
                     // The consent or the tenant is gone: stop acting with what we hold.
                     e if matches!(e.fault(), Fault::ConsentMissing | Fault::TenantGone) => {
@@ -226,6 +250,18 @@ impl TokenEngine {
     pub fn with_retry_pause(mut self, pause: Duration) -> TokenEngine {
         self.retry_pause = pause;
         self
+    }
+}
+
+/// Marks a background refresh finished when dropped, failed or not.
+struct RefreshGuard<'a> {
+    entry: &'a Entry,
+    failed_at: Option<OffsetDateTime>,
+}
+
+impl Drop for RefreshGuard<'_> {
+    fn drop(&mut self) {
+        self.entry.refresh_done(self.failed_at, REFRESH_RETRY_PAUSE);
     }
 }
 

@@ -7,6 +7,7 @@ mod error;
 mod middleware;
 mod rate_limit;
 mod routes;
+mod supervisor;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -24,6 +25,11 @@ use crate::tokens::TokenEngine;
 use crate::verification::{CheckPolicy, Verifier};
 
 pub use error::WebError;
+pub use supervisor::{Supervisor, TaskState};
+
+/// The background tasks `serve` runs beside the web server, as the readiness probe names
+/// them: the due-tenant loop, and the first-check lane.
+pub const BACKGROUND_TASKS: [&str; 2] = ["verifier", "first_checks"];
 
 /// Tenants whose tokens the engine keeps; beyond it the least recently used are dropped.
 /// Measured by `cargo bench --bench verify -- --tenants 100000 --skip-msal`: about 2.7 KB a
@@ -47,6 +53,8 @@ pub struct AppState {
     pub refused_callbacks: routes::RefusedCallbacks,
     /// Argon2 checks of sign-ins, bounded (19 MiB each).
     pub password_checks: crate::domain::password::PasswordChecks,
+    /// The background tasks and how each stands (for `/readyz`).
+    pub background: Arc<Supervisor>,
 }
 
 /// The verifier `serve` runs in the background and `tenants verify` runs once.
@@ -92,6 +100,7 @@ pub struct Application {
     server: Server,
     port: u16,
     verifier: Arc<Verifier>,
+    background: Arc<Supervisor>,
 }
 
 impl Application {
@@ -111,7 +120,9 @@ impl Application {
         ));
         let graph = crate::graph::GraphClient::new(entra.clone(), engine);
         let port = listener.local_addr()?.port();
+        let background = Arc::new(Supervisor::new(&BACKGROUND_TASKS));
         let state = web::Data::new(AppState {
+            background: background.clone(),
             keyed: Keyed::new(settings.session_key.bytes()),
             settings,
             store,
@@ -144,6 +155,7 @@ impl Application {
             server,
             port,
             verifier,
+            background,
         })
     }
 
@@ -151,11 +163,25 @@ impl Application {
         self.port
     }
 
-    /// Serves until stopped, with the verification loop running beside the server.
+    /// Serves until stopped, with the check loops running beside the server, each under
+    /// supervision: a loop that panics or returns is logged and restarted, and `/readyz`
+    /// says so meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let background = tokio::spawn(self.verifier.clone().run_forever());
+        let [due, first] = BACKGROUND_TASKS;
+        let verifier = self.verifier.clone();
+        let loops = [
+            self.background
+                .supervise(due, move || verifier.clone().run_forever()),
+            {
+                let verifier = self.verifier.clone();
+                self.background
+                    .supervise(first, move || verifier.clone().run_first_checks())
+            },
+        ];
         let result = self.server.await;
-        background.abort();
+        for task in loops {
+            task.abort();
+        }
         result
     }
 }

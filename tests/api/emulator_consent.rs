@@ -796,3 +796,71 @@ async fn error_page_escapes_what_it_echoes() {
     let html = assert_error_page(response, 50011).await;
     assert!(!html.contains("<script>"), "{html}");
 }
+
+/// The `<option value="...">` ids of the organisation picker, in page order.
+fn picker_options(html: &str) -> Vec<String> {
+    html.split(r#"<option value=""#)
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').expect("a closing quote")].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_picker_lists_every_tenant_up_to_200_and_none_from_201() {
+    let emulator = spawn_emulator().await;
+    let query = emulator.consent_query(Some("s"));
+    let (_, seeded) = emulator
+        .control(reqwest::Method::GET, "/tenants", None)
+        .await;
+    let seeded = seeded.as_array().expect("an array").len();
+    let (status, created) = emulator
+        .control(
+            reqwest::Method::POST,
+            "/tenants",
+            Some(serde_json::json!({"count": 200 - seeded, "users": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (_, all) = emulator
+        .control(reqwest::Method::GET, "/tenants", None)
+        .await;
+    let ids: Vec<String> = all
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("an id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 200);
+
+    for alias in ["organizations", "common"] {
+        let html = page_html(emulator.consent_page(alias, &query).await).await;
+        assert!(html.contains("<select"), "{alias}: a picker at 200");
+        assert_eq!(
+            picker_options(&html),
+            ids,
+            "{alias}: every tenant, in creation order"
+        );
+    }
+
+    let (status, _) = emulator
+        .control(
+            reqwest::Method::POST,
+            "/tenants",
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for alias in ["organizations", "common"] {
+        let html = page_html(emulator.consent_page(alias, &query).await).await;
+        assert!(!html.contains("<select"), "{alias}: no picker at 201");
+        assert!(picker_options(&html).is_empty(), "{alias}");
+        assert!(
+            html.contains(r#"<input id="tenant" name="tenant""#),
+            "{alias}: a text field instead"
+        );
+        // The text field works as the picker did.
+        let response = submit(&emulator, &html, "accept", Some(&ids[199])).await;
+        assert_eq!(response.status(), 302);
+    }
+    assert_eq!(emulator.tenant(&ids[199]).await["consented"], true);
+}

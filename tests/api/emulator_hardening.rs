@@ -646,3 +646,71 @@ async fn other_requests_are_answered_while_100000_tenants_are_created() {
         "a token and a Graph call were answered meanwhile too"
     );
 }
+
+#[tokio::test]
+async fn tenants_are_created_while_100000_are_listed_and_the_list_is_whole() {
+    let emulator = spawn_emulator().await;
+    const BULK: usize = 100_000;
+    let (status, _) = emulator
+        .control(
+            Method::POST,
+            "/tenants",
+            Some(json!({"count": BULK, "users": 1})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Creating a tenant takes the directory's write lock. The list copies what it needs
+    // under the lock and builds its JSON after, so tenants are created while it is being
+    // built; the list then holds none of them, as it was taken before they existed.
+    let list = {
+        let (http, url) = (emulator.http.clone(), emulator.url("/_emulator/tenants"));
+        tokio::spawn(async move { http.get(url).send().await.expect("the list answers") })
+    };
+    let (mut created_meanwhile, mut created_after) = (Vec::new(), 0);
+    while !list.is_finished() {
+        let (status, created) = emulator
+            .control(Method::POST, "/tenants", Some(json!({"users": 1})))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        if list.is_finished() {
+            created_after += 1;
+        } else {
+            created_meanwhile.push(created[0]["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let response = list.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let listed: Vec<serde_json::Value> = response.json().await.expect("a JSON array");
+
+    let ids: std::collections::HashSet<&str> =
+        listed.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), listed.len(), "each tenant once");
+    let after_the_copy = created_meanwhile
+        .iter()
+        .filter(|id| !ids.contains(id.as_str()))
+        .count();
+    assert!(
+        after_the_copy >= 3,
+        "only {after_the_copy} of {} tenants created before the list answered came after its copy",
+        created_meanwhile.len()
+    );
+    // Whole and in creation order: every tenant listed before the list was asked for, and
+    // the generated ones numbered one after another.
+    let (_, now) = emulator.control(Method::GET, "/tenants", None).await;
+    let now = now.as_array().unwrap();
+    assert_eq!(now.len(), listed.len() + after_the_copy + created_after);
+    assert_eq!(&now[..listed.len()], &listed[..]);
+    let numbers: Vec<u64> = listed
+        .iter()
+        .filter_map(|t| {
+            let label = t["domain"].as_str()?.trim_end_matches(".onmicrosoft.com");
+            label
+                .trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(numbers.len() >= BULK);
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "creation order");
+}

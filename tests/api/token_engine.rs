@@ -286,7 +286,7 @@ async fn a_server_error_is_retried_once() {
 }
 
 #[tokio::test]
-async fn a_failed_background_refresh_keeps_serving_the_cached_token() {
+async fn a_failed_background_refresh_keeps_serving_the_cached_token_and_pauses_30_s() {
     let emulator = spawn_emulator().await;
     let contoso = emulator.contoso();
     emulator.consent(&contoso).await;
@@ -302,25 +302,99 @@ async fn a_failed_background_refresh_keeps_serving_the_cached_token() {
 
     clock.advance(Duration::from_secs(2000));
     let during = engine.token(tenant).await.expect("served from the cache");
-    let soon_after = wait_for_requests(&emulator, &contoso, 3).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let after = engine.token(tenant).await.expect("still served");
-    let still = token_requests(&emulator, &contoso).await;
-    clock.advance(Duration::from_secs(31));
+    let failed = wait_for_failed_refreshes(&engine, 1).await;
+    let soon_after = token_requests(&emulator, &contoso).await;
+    // The refresh has failed and finished: for 30 s, callers get the cached token and no
+    // new refresh starts.
+    let mut served = Vec::new();
+    for _ in 0..5 {
+        served.push(engine.token(tenant).await.expect("still served"));
+        clock.advance(Duration::from_secs(5));
+    }
+    let refreshes_in_pause = engine.stats().background_refreshes;
+    let requests_in_pause = token_requests(&emulator, &contoso).await;
+    clock.advance(Duration::from_secs(6));
     engine.token(tenant).await.expect("still served");
+    let refreshes_after = engine.stats().background_refreshes;
     let later = wait_for_requests(&emulator, &contoso, 5).await;
 
     assert!(Arc::ptr_eq(&first, &during));
     assert!(
-        Arc::ptr_eq(&first, &after),
+        served.iter().all(|t| Arc::ptr_eq(&first, t)),
         "the failed refresh kept the token"
     );
+    assert_eq!(failed, 1);
     assert_eq!(
         soon_after, 3,
         "1, then a refresh tried twice (a 500 is retried once)"
     );
-    assert_eq!(still, 3, "no new refresh on the next call");
-    assert_eq!(later, 5, "30 s later the refresh is tried again");
+    assert_eq!(refreshes_in_pause, 1, "no refresh during the 30 s pause");
+    assert_eq!(requests_in_pause, 3);
+    assert_eq!(refreshes_after, 2, "after 30 s the refresh is tried again");
+    assert_eq!(later, 5);
+}
+
+/// Polls the engine until `n` background refreshes have failed (or 5 s pass).
+async fn wait_for_failed_refreshes(engine: &TokenEngine, n: u64) -> u64 {
+    for _ in 0..250 {
+        if engine.stats().failed_refreshes >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.stats().failed_refreshes
+}
+
+#[tokio::test]
+async fn a_cloud_asks_for_its_own_graph_resource_from_whatever_host() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator.consent(&contoso).await;
+    let tenant = TenantId::parse(&contoso).expect("guid");
+    let mut audiences = Vec::new();
+
+    for (cloud, version) in [
+        ("public", "v2"),
+        ("usgov", "v2"),
+        ("usgov", "v1"),
+        ("usgov-dod", "v2"),
+        ("usgov-dod", "v1"),
+        ("china", "v2"),
+        ("china", "v1"),
+    ] {
+        let mut raw = crate::helpers::settings_for(&emulator);
+        raw.set("CONSENTRY_CLOUD", cloud);
+        raw.set("CONSENTRY_TOKEN_VERSION", version);
+        let entra = Arc::new(EntraClient::new(&raw.parse().expect("settings")).expect("client"));
+        let engine = Arc::new(TokenEngine::new(entra, clock(), 10));
+        let token = engine.fresh_token(tenant).await.expect("a token");
+        audiences.push(token.token.audience.clone().unwrap_or_default());
+    }
+
+    assert_eq!(
+        audiences,
+        [
+            "https://graph.microsoft.com",
+            "https://graph.microsoft.us",
+            "https://graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_in_a_national_cloud_is_verified_through_its_graph() {
+    let app =
+        crate::app_helpers::spawn_app_with(|raw, _| raw.set("CONSENTRY_CLOUD", "usgov")).await;
+    let contoso = app.emulator.contoso();
+
+    let row = app.onboard(&app.browser(), &contoso).await;
+
+    assert_eq!(row.status, "active", "{row:?}");
+    assert_eq!(row.display_name.as_deref(), Some("Contoso Ltd"));
 }
 
 /// Polls the emulator's count until it reaches `n` (or 2 s pass), and returns it.

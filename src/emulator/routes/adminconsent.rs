@@ -94,9 +94,10 @@ pub async fn show(
     let (tenant, already_consented, choices) = match aud {
         Audience::Tenant(t) => (Some(choice(t)), t.consent.is_some(), Vec::new()),
         Audience::AdminChooses => {
-            let all = dir.tenants();
-            let listed = if all.len() <= MAX_LISTED_TENANTS {
-                all.into_iter().map(choice).collect()
+            // Counted before anything is collected: above the limit the page lists none,
+            // and this runs under the lock every token and Graph request takes.
+            let listed = if dir.tenant_count() <= MAX_LISTED_TENANTS {
+                dir.tenants().into_iter().map(choice).collect()
             } else {
                 Vec::new()
             };

@@ -2,6 +2,7 @@
 
 mod admin;
 mod callback;
+mod ready;
 mod signup;
 mod status;
 
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/consent/status").get(status::status))
         .service(web::resource("/static/consentry.css").get(stylesheet))
         .service(web::resource("/health").get(|| async { HttpResponse::Ok().body("ok") }))
+        .service(web::resource("/readyz").get(ready::readyz))
         .service(web::scope("/admin").configure(admin::configure));
 }
 
