@@ -377,7 +377,8 @@ impl Store {
                 sqlx::query(
                     "update tenant set status = 'pending', consent_request_id = $2, consented_at = $3, \
                      verify_attempts = 0, consecutive_failures = 0, last_error_code = null, last_error = null, \
-                     next_verify_at = $3, forced_check_at = null, updated_at = $3 where id = $1",
+                     next_verify_at = $3, forced_check_at = null, updated_at = $3, revision = revision + 1 \
+                     where id = $1",
                 )
                 .bind(&tenant)
                 .bind(&request_id)
@@ -392,7 +393,12 @@ impl Store {
             } else {
                 // Still being verified: this claim joins the window, whose deadline stays.
                 // The confirming claim is the latest before the check that succeeds.
-                sqlx::query("update tenant set consent_request_id = $2 where id = $1")
+                // The revision moves (migration 20261130000002): a check that started before
+                // this callback does not save its outcome, so the confirming claim is always
+                // the latest one before the check that succeeds.
+                sqlx::query(
+                    "update tenant set consent_request_id = $2, revision = revision + 1 where id = $1",
+                )
                     .bind(&tenant)
                     .bind(&request_id)
                     .execute(&mut *tx)
@@ -597,10 +603,13 @@ async fn force_check(
     tenant: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("update tenant set next_verify_at = $2, forced_check_at = $2 where id = $1")
-        .bind(tenant)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "update tenant set next_verify_at = $2, forced_check_at = $2, revision = revision + 1 \
+         where id = $1",
+    )
+    .bind(tenant)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

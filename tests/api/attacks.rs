@@ -592,3 +592,51 @@ async fn the_pending_cap_holds_under_concurrent_sign_ups() {
         consentry::store::MAX_PENDING_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn a_check_that_started_before_a_callback_cannot_overwrite_it() {
+    // Arrange: a forged callback left Fabrikam failed; a check reads it (revision r).
+    let app = spawn_app().await;
+    let (attacker, admin) = (app.browser(), app.browser());
+    forge_callback(&attacker, FABRIKAM).await;
+    let read = app.wait_for_outcome(FABRIKAM, 20).await;
+    assert_eq!(read.status, "failed");
+
+    // Act: the real administrator's callback opens a new window while that check runs,
+    // then the check tries to save "failed, never check again".
+    let to_microsoft = admin.signup(&[]).await;
+    let back = app
+        .emulator_decision(&to_microsoft, "accept", Some(FABRIKAM))
+        .await;
+    assert_eq!(admin.get(&back).await.status(), 303);
+    let stale = consentry::store::CheckOutcome {
+        status: consentry::domain::TenantStatus::Failed,
+        result: consentry::store::CheckResult::Failed {
+            code: "AADSTS700016".into(),
+            message: "stale".into(),
+        },
+        next_at: None,
+        event: consentry::store::EventKind::VerificationFailed,
+        detail: "stale".into(),
+    };
+    let saved = app
+        .store
+        .save_check(
+            id(FABRIKAM),
+            consentry::domain::TenantStatus::Failed,
+            read.revision,
+            &stale,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("save");
+
+    // Assert: the stale outcome is dropped and the new window's check proves the consent.
+    assert!(!saved, "a check older than the callback does not save");
+    let row = app
+        .poll("Fabrikam verified", 20, || async {
+            app.tenant(FABRIKAM).await.filter(|t| t.status == "active")
+        })
+        .await;
+    assert_eq!(row.display_name.as_deref(), Some("Fabrikam, Inc."));
+}

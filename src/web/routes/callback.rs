@@ -268,9 +268,13 @@ pub async fn callback(
         })
         .await?
     {
-        ConsentOutcome::Recorded { check_now, .. } => {
+        ConsentOutcome::Recorded {
+            tenant, check_now, ..
+        } => {
+            // Its own lane: a fresh callback's check never waits behind a batch of due
+            // tenants (a flood of forged ones, say).
             if check_now {
-                state.verifier.wake();
+                state.verifier.check_soon(tenant);
             }
             Ok(HttpResponse::SeeOther()
                 .insert_header((actix_web::http::header::LOCATION, "/consent/status"))

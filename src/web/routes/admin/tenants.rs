@@ -333,7 +333,7 @@ pub async fn verify_now(
     {
         return Err(WebError::NotFound);
     }
-    state.verifier.wake();
+    state.verifier.check_soon(id);
     Ok(HttpResponse::SeeOther()
         .insert_header((
             actix_web::http::header::LOCATION,
