@@ -94,6 +94,8 @@ pub struct AppHealth {
 
 #[derive(Debug, Clone)]
 pub struct AppAlert {
+    /// What is wrong, in a few words (the credential, or the requests' configuration).
+    pub headline: &'static str,
     pub code: String,
     pub message: String,
     pub at: OffsetDateTime,
@@ -263,6 +265,11 @@ impl Verifier {
                 if matches!(e.fault(), Fault::AppCredential | Fault::AppConfiguration) =>
             {
                 self.health.set(Some(AppAlert {
+                    headline: if e.fault() == Fault::AppCredential {
+                        "consentry's own credential is failing."
+                    } else {
+                        "Microsoft refuses consentry's requests as misconfigured."
+                    },
                     code: e.code(),
                     message: format!("{e} {}", e.fault().advice()),
                     at: now,

@@ -133,7 +133,7 @@ struct ListPage {
     statuses: Vec<(TenantStatus, bool)>,
     any_status: bool,
     search: String,
-    alert: Option<String>,
+    alert: Option<(&'static str, String)>,
     required: Vec<String>,
     events: Vec<EventView>,
     /// Whether tenants never verified are listed too (`?all=1`, or a status filter).
@@ -199,7 +199,7 @@ pub async fn list(
             .verifier
             .health
             .credential_alert()
-            .map(|a| format!("{} (since {})", a.message, a.at)),
+            .map(|a| (a.headline, format!("{} (since {})", a.message, a.at))),
         required: required.clone(),
         events: events.iter().map(event_view).collect(),
         all,
@@ -219,7 +219,7 @@ struct TenantPage {
     tenant: TenantView,
     events: Vec<EventView>,
     reconsent_link: String,
-    alert: Option<String>,
+    alert: Option<(&'static str, String)>,
     claims: Vec<ClaimView>,
 }
 
@@ -310,7 +310,11 @@ pub async fn show(
             "{}/reconsent/{id}",
             state.settings.public_url.as_str().trim_end_matches('/')
         ),
-        alert: state.verifier.health.credential_alert().map(|a| a.message),
+        alert: state
+            .verifier
+            .health
+            .credential_alert()
+            .map(|a| (a.headline, a.message)),
         claims,
     };
     page(StatusCode::OK, template.render())
