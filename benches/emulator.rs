@@ -114,27 +114,30 @@ fn report(name: &str, total: usize, run: &Run) {
     );
 }
 
-/// A large JSON body, parsed off the runtime so that the Graph requests measured meanwhile
-/// do not wait for this process.
-async fn parse(response: reqwest::Response) -> Option<Value> {
-    let body = response.bytes().await.ok()?;
-    tokio::task::spawn_blocking(move || serde_json::from_slice(&body).ok())
-        .await
-        .ok()?
-}
-
-/// Sends Graph `GET /v1.0/organization` requests one after another while `request` runs,
-/// and prints how long it took, whether it succeeded, how many Graph requests were answered
-/// before it was, and the longest any of them waited.
+/// Sends Graph `GET /v1.0/organization` requests one after another while `request` is sent
+/// and its whole body received, and prints how long that took, how many Graph requests were
+/// answered before it was, and the longest any of them waited. Returns the body as JSON,
+/// parsed afterwards so that the parsing takes no CPU from what is measured.
 async fn meanwhile(
     name: &str,
     http: &reqwest::Client,
     base: &str,
     token: &str,
-    request: impl std::future::Future<Output = Option<()>> + Send + 'static,
-) {
+    request: reqwest::RequestBuilder,
+    expected: u16,
+) -> Option<Value> {
     let started = Instant::now();
-    let task = tokio::spawn(async move { (request.await.is_some(), started.elapsed()) });
+    let task = tokio::spawn(async move {
+        let body = async {
+            let response = request.send().await.ok()?;
+            if response.status() != expected {
+                return None;
+            }
+            response.bytes().await.ok()
+        }
+        .await;
+        (body, started.elapsed())
+    });
     let (mut answered, mut longest) = (0usize, Duration::ZERO);
     while !task.is_finished() {
         let started = Instant::now();
@@ -149,14 +152,19 @@ async fn meanwhile(
             answered += 1;
         }
     }
-    let (ok, took) = task.await.expect("the request's task");
-    println!("{name}: {}", if ok { "ok" } else { "FAILED" });
+    let (body, took) = task.await.expect("the request's task");
+    let json = body.and_then(|b| serde_json::from_slice(&b).ok());
     println!("{name}_wall_seconds: {:.3}", took.as_secs_f64());
     println!("{name}_graph_answered_meanwhile: {answered}");
     println!(
         "{name}_graph_longest_wait_ms: {:.1}",
         longest.as_secs_f64() * 1000.0
     );
+    json
+}
+
+fn outcome(name: &str, ok: bool) {
+    println!("{name}: {}", if ok { "ok" } else { "FAILED" });
 }
 
 #[path = "common/mod.rs"]
@@ -243,32 +251,25 @@ fn main() {
         report("graph", o.requests, &graph);
 
         // Graph requests one after another while one request creates `bulk` tenants.
-        let bulk_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (h, b, bulk, ids) = (http.clone(), base.clone(), o.bulk, bulk_ids.clone());
-        meanwhile("bulk_create", &http, &base, &bulk_token, async move {
-            let response = h
-                .post(format!("{b}/_emulator/tenants"))
-                .json(&serde_json::json!({"count": bulk, "users": 1}))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 201)?;
-            let created = parse(response).await?;
-            let mut ids = ids.lock().expect("ids");
-            ids.extend(created.as_array()?.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)));
-            Some(())
-        })
-        .await;
+        let create = http
+            .post(format!("{base}/_emulator/tenants"))
+            .json(&serde_json::json!({"count": o.bulk, "users": 1}));
+        let created = meanwhile("bulk_create", &http, &base, &bulk_token, create, 201).await;
+        let bulk_ids: Vec<String> = created
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(|all| all.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        outcome("bulk_create", bulk_ids.len() == o.bulk);
         let all = tenants.len() + o.bulk;
 
         // The same while every tenant is listed.
-        let (h, b) = (http.clone(), base.clone());
-        meanwhile("list_tenants", &http, &base, &bulk_token, async move {
-            let response = h.get(format!("{b}/_emulator/tenants")).send().await.ok()?;
-            let listed = parse(response).await?;
-            (listed.as_array()?.len() >= all).then_some(())
-        })
-        .await;
+        let list = http.get(format!("{base}/_emulator/tenants"));
+        let listed = meanwhile("list_tenants", &http, &base, &bulk_token, list, 200).await;
+        outcome(
+            "list_tenants",
+            listed.as_ref().and_then(Value::as_array).is_some_and(|l| l.len() >= all),
+        );
 
         // The consent page for `organizations`, which lists tenants only up to 200.
         let query = format!(
@@ -285,7 +286,7 @@ fn main() {
         report(&format!("organizations_consent_page_at_{all}_tenants"), o.requests, &pages);
 
         // Count a request for each created tenant, then read the counts meanwhile.
-        let ids = Arc::new(std::mem::take(&mut *bulk_ids.lock().expect("ids")));
+        let ids = Arc::new(bulk_ids);
         let (h, b, t) = (http.clone(), base.clone(), ids.clone());
         let counted = drive(pid, ids.len(), o.concurrency, move |i| {
             let (h, url) = (h.clone(), format!("{b}/{}/v2.0/.well-known/openid-configuration", t[i]));
@@ -293,12 +294,14 @@ fn main() {
         })
         .await;
         report("discovery", ids.len(), &counted);
-        let (h, b) = (http.clone(), base.clone());
-        meanwhile("request_counts", &http, &base, &bulk_token, async move {
-            let response = h.get(format!("{b}/_emulator/requests")).send().await.ok()?;
-            let counts = parse(response).await?;
-            (counts["tenants"].as_object()?.len() >= ids.len()).then_some(())
-        })
-        .await;
+        let read = http.get(format!("{base}/_emulator/requests"));
+        let counts = meanwhile("request_counts", &http, &base, &bulk_token, read, 200).await;
+        outcome(
+            "request_counts",
+            counts
+                .as_ref()
+                .and_then(|c| c["tenants"].as_object())
+                .is_some_and(|t| t.len() >= ids.len()),
+        );
     });
 }

@@ -667,10 +667,12 @@ async fn set_roles(
 /// converted to JSON after it is released, off the worker.
 async fn requests(state: web::Data<EmulatorState>) -> Reply {
     let counts = state.stats.copy();
-    let view = web::block(move || counts.to_json())
+    let body = web::block(move || counts.to_bytes())
         .await
         .map_err(|_| ControlError::ShuttingDown)?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 async fn reset_requests(state: web::Data<EmulatorState>) -> HttpResponse {
