@@ -16,6 +16,8 @@ use consentry::demo::{Demo, DemoOptions};
 use futures_util::StreamExt;
 use sqlx::sqlite::SqlitePoolOptions;
 
+mod common;
+
 struct Options {
     requests: usize,
     addresses: usize,
@@ -23,17 +25,12 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-    };
     Options {
-        requests: value("--requests").unwrap_or(20_000),
-        addresses: value("--addresses").unwrap_or(200).clamp(1, 250 * 250),
-        concurrency: value("--concurrency").unwrap_or(64),
+        requests: common::arg("--requests").unwrap_or(20_000),
+        addresses: common::arg("--addresses")
+            .unwrap_or(200)
+            .clamp(1, 250 * 250),
+        concurrency: common::arg("--concurrency").unwrap_or(64),
     }
 }
 

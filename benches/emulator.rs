@@ -29,32 +29,12 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options {
-        requests: 20_000,
-        concurrency: 32,
-        tenants: 1_000,
-        bulk: 100_000,
-    };
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-    };
-    if let Some(v) = value("--requests") {
-        o.requests = v;
+    Options {
+        requests: common::arg("--requests").unwrap_or(20_000),
+        concurrency: common::arg("--concurrency").unwrap_or(32),
+        tenants: common::arg("--tenants").unwrap_or(1_000),
+        bulk: common::arg("--bulk").unwrap_or(100_000),
     }
-    if let Some(v) = value("--concurrency") {
-        o.concurrency = v;
-    }
-    if let Some(v) = value("--tenants") {
-        o.tenants = v;
-    }
-    if let Some(v) = value("--bulk") {
-        o.bulk = v;
-    }
-    o
 }
 
 struct Run {

@@ -30,18 +30,11 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-    };
     Options {
-        tenants: value("--tenants").unwrap_or(10_000),
-        latency_ms: value("--latency-ms").unwrap_or(50),
-        concurrency: value("--concurrency").unwrap_or(64),
-        skip_msal: args.iter().any(|a| a == "--skip-msal"),
+        tenants: common::arg("--tenants").unwrap_or(10_000),
+        latency_ms: common::arg("--latency-ms").unwrap_or(50),
+        concurrency: common::arg("--concurrency").unwrap_or(64),
+        skip_msal: std::env::args().any(|a| a == "--skip-msal"),
     }
 }
 

@@ -1,8 +1,18 @@
-//! What both benchmarks need: `consentry emulator` as its own process (so its CPU time is
-//! its own), and that CPU time.
+//! What the benchmarks share: their flags, `consentry emulator` as its own process (so its
+//! CPU time is its own), and that CPU time. Each benchmark uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+
+/// The value after `--name` on the command line, parsed (`cargo bench -- --name value`).
+pub fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
 
 /// The emulator process; killed on drop.
 pub struct EmulatorProcess {

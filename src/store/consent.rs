@@ -284,27 +284,23 @@ impl Store {
         // A bound on the distinct tenants one browser or address names a day (this one
         // included, since the request above now names it).
         let since = ts(cb.now - Duration::days(1));
-        let per_browser: i64 = sqlx::query_scalar(
-            "select count(distinct tenant_id) from consent_request \
-             where binding_hash = $1 and consumed_at > $2 and tenant_id is not null",
-        )
-        .bind(&binding_hash)
-        .bind(&since)
-        .fetch_one(&mut *tx)
-        .await?;
-        let per_address: i64 = match &client_addr {
-            Some(addr) => {
-                sqlx::query_scalar(
+        let mut named = [0i64; 2];
+        for (count, (column, key)) in named.iter_mut().zip([
+            ("binding_hash", Some(&binding_hash)),
+            ("client_addr", client_addr.as_ref()),
+        ]) {
+            if let Some(key) = key {
+                *count = sqlx::query_scalar(&format!(
                     "select count(distinct tenant_id) from consent_request \
-                     where client_addr = $1 and consumed_at > $2 and tenant_id is not null",
-                )
-                .bind(addr)
+                     where {column} = $1 and consumed_at > $2 and tenant_id is not null"
+                ))
+                .bind(key)
                 .bind(&since)
                 .fetch_one(&mut *tx)
-                .await?
+                .await?;
             }
-            None => 0,
-        };
+        }
+        let [per_browser, per_address] = named;
         if per_browser > MAX_TENANTS_PER_BROWSER || per_address > MAX_TENANTS_PER_ADDRESS {
             // The state is spent (this answer is final), but no tenant is touched.
             sqlx::query("update consent_request set tenant_id = null, refusals = 1 where id = $1")

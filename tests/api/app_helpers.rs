@@ -156,28 +156,7 @@ impl TestApp {
         decision: &str,
         tenant: Option<&str>,
     ) -> String {
-        let url = url::Url::parse(to_microsoft).expect("absolute");
-        let action = format!("{}{}", self.emulator.base, url.path());
-        let mut form = vec![
-            ("request", url.query().unwrap_or_default().to_owned()),
-            ("decision", decision.to_owned()),
-        ];
-        if let Some(t) = tenant {
-            form.push(("tenant", t.to_owned()));
-        }
-        let response = self
-            .emulator
-            .http
-            .post(action)
-            .form(&form)
-            .send()
-            .await
-            .expect("emulator answers");
-        assert_eq!(response.status(), 302, "the emulator redirects back");
-        response.headers()["location"]
-            .to_str()
-            .expect("ascii")
-            .to_owned()
+        self.emulator.decide(to_microsoft, decision, tenant).await
     }
 
     /// Polls the store until the tenant leaves `pending` (verification runs in the

@@ -216,23 +216,7 @@ async fn onboard(
         .to_str()
         .expect("ascii")
         .to_owned();
-    let url = url::Url::parse(&to_microsoft).expect("absolute");
-    let decision = emulator
-        .http
-        .post(format!("{}{}", emulator.base, url.path()))
-        .form(&[
-            ("request", url.query().unwrap_or_default()),
-            ("decision", "accept"),
-            ("tenant", tenant),
-        ])
-        .send()
-        .await
-        .expect("the emulator answers");
-    assert_eq!(decision.status(), 302, "the emulator redirects back");
-    let callback = decision.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let callback = emulator.decide(&to_microsoft, "accept", Some(tenant)).await;
     let back = http.get(&callback).send().await?;
     let to_status = back
         .headers()

@@ -157,6 +157,32 @@ impl TestEmulator {
         request.send().await.expect("Graph answers")
     }
 
+    /// POSTs the emulated consent page's form for the admin-consent URL `to_microsoft`
+    /// (`decision` is "accept" or "cancel", `tenant` the organisation picked) and returns
+    /// where it redirects back: the callback URL Microsoft would send the browser to.
+    pub async fn decide(&self, to_microsoft: &str, decision: &str, tenant: Option<&str>) -> String {
+        let url = url::Url::parse(to_microsoft).expect("absolute");
+        let mut form = vec![
+            ("request", url.query().unwrap_or_default().to_owned()),
+            ("decision", decision.to_owned()),
+        ];
+        if let Some(t) = tenant {
+            form.push(("tenant", t.to_owned()));
+        }
+        let response = self
+            .http
+            .post(format!("{}{}", self.base, url.path()))
+            .form(&form)
+            .send()
+            .await
+            .expect("the emulator answers");
+        assert_eq!(response.status(), 302, "the emulator redirects back");
+        response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    }
+
     /// `GET /_emulator/requests`
     pub async fn requests(&self) -> Value {
         self.control(reqwest::Method::GET, "/requests", None)

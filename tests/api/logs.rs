@@ -116,23 +116,9 @@ async fn the_whole_flow_at_trace_level_logs_no_secret_token_password_state_or_co
         "consentry_binding",
     )
     .expect("binding cookie");
-    let url = url::Url::parse(&to_microsoft).expect("absolute");
-    let decision = emulator
-        .http
-        .post(format!("{}{}", emulator.base, url.path()))
-        .form(&[
-            ("request", url.query().unwrap_or_default()),
-            ("decision", "accept"),
-            ("tenant", &CONTOSO.to_string()),
-        ])
-        .send()
-        .await
-        .expect("the emulator answers");
-    assert_eq!(decision.status(), 302);
-    let callback = decision.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let callback = emulator
+        .decide(&to_microsoft, "accept", Some(&CONTOSO.to_string()))
+        .await;
     let back = customer.get(&callback).send().await.expect("callback");
     assert_eq!(back.status(), 303, "the callback is accepted");
     poll_until("the status page to say connected", 30, async || {
