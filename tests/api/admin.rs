@@ -346,15 +346,7 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_revoked() {
     let contoso = app.emulator.contoso();
     let row = app.onboard(&app.browser(), &contoso).await;
     assert_eq!(row.status, "active");
-    let (status, body) = app
-        .emulator
-        .control(
-            reqwest::Method::DELETE,
-            &format!("/tenants/{contoso}/consent"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    app.emulator.revoke(&contoso).await;
     // Once a consent was verified, a missing service principal means revoked: no grace.
     let operator = app.operator().await;
     let csrf = session_csrf(&operator, &contoso).await;

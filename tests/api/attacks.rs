@@ -105,13 +105,7 @@ async fn callbacks_force_at_most_one_early_check_a_minute() {
     let (victim, attacker) = (app.browser(), app.browser());
     app.onboard(&victim, &contoso).await;
     // Revoked tenants are meant to be asked rarely; a stranger must not make them hot.
-    app.emulator
-        .control(
-            reqwest::Method::DELETE,
-            &format!("/tenants/{contoso}/consent"),
-            None,
-        )
-        .await;
+    app.emulator.revoke(&contoso).await;
 
     forge_callback(&attacker, &contoso).await;
     let checked = app
@@ -204,13 +198,7 @@ async fn a_forged_callback_during_propagation_does_not_take_over_the_status_page
     let callback = app
         .emulator_decision(&to_microsoft, "accept", Some(northwind))
         .await;
-    app.emulator
-        .control(
-            reqwest::Method::DELETE,
-            &format!("/tenants/{northwind}/consent"),
-            None,
-        )
-        .await;
+    app.emulator.revoke(northwind).await;
     assert_eq!(victim.get(&callback).await.status(), 303);
     // The attacker calls back for the same tenant meanwhile; then consent propagates.
     assert_eq!(forge_callback(&attacker, northwind).await.status(), 303);

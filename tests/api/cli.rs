@@ -135,13 +135,7 @@ async fn tenants_verify_all_notices_a_revoked_consent_and_prints_progress() {
     let contoso = app.emulator.contoso();
     app.onboard(&app.browser(), &contoso).await;
     app.onboard(&app.browser(), crate::helpers::FABRIKAM).await;
-    app.emulator
-        .control(
-            reqwest::Method::DELETE,
-            &format!("/tenants/{contoso}/consent"),
-            None,
-        )
-        .await;
+    app.emulator.revoke(&contoso).await;
 
     let output = tokio::task::spawn_blocking({
         let mut cmd = configured(&app);

@@ -149,6 +149,18 @@ impl TestEmulator {
         body
     }
 
+    /// `DELETE /_emulator/tenants/{tenant}/consent`: the administrator removes the app.
+    pub async fn revoke(&self, tenant: &str) {
+        let (status, body) = self
+            .control(
+                reqwest::Method::DELETE,
+                &format!("/tenants/{tenant}/consent"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     pub async fn graph(&self, path_and_query: &str, token: Option<&str>) -> reqwest::Response {
         let mut request = self.http.get(self.url(path_and_query));
         if let Some(token) = token {

@@ -252,13 +252,7 @@ async fn status_page_refreshes_itself_while_pending_and_stops_once_active() {
     let contoso = app.emulator.contoso();
     let callback = app.consent(&browser, &contoso).await;
     // Microsoft has not propagated the consent yet: token requests get AADSTS700016.
-    app.emulator
-        .control(
-            reqwest::Method::DELETE,
-            &format!("/tenants/{contoso}/consent"),
-            None,
-        )
-        .await;
+    app.emulator.revoke(&contoso).await;
     assert_eq!(browser.get(&callback).await.status(), 303);
     app.poll("a first verification attempt", 15, || async {
         app.tenant(&contoso)
