@@ -628,3 +628,55 @@ async fn a_check_that_started_before_a_callback_cannot_overwrite_it() {
         .await;
     assert_eq!(row.display_name.as_deref(), Some("Fabrikam, Inc."));
 }
+
+/// SQLite's plan for `sql` (EXPLAIN QUERY PLAN), one line per step.
+async fn plan(app: &crate::app_helpers::TestApp, sql: &str) -> String {
+    let db = app.db().await;
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("explain query plan {sql}"))
+        .fetch_all(&db)
+        .await
+        .expect("plan");
+    db.close().await;
+    rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn what_the_dashboard_and_status_page_ask_uses_an_index_at_any_size() {
+    let app = spawn_app().await;
+
+    let by_binding = plan(
+        &app,
+        "select tenant_id, consumed_at from consent_request where binding_hash = 'b' \
+         and consumed_at is not null and tenant_id is not null order by consumed_at desc limit 1",
+    )
+    .await;
+    let claims = plan(
+        &app,
+        "select id from consent_request where tenant_id = 't' and consumed_at is not null \
+         order by consumed_at desc limit 200",
+    )
+    .await;
+    let newest = plan(
+        &app,
+        "select * from tenant order by consented_at desc limit 500",
+    )
+    .await;
+    let by_status = plan(
+        &app,
+        "select * from tenant where status = 'active' order by consented_at desc limit 500",
+    )
+    .await;
+
+    for (what, plan) in [
+        ("binding", &by_binding),
+        ("claims", &claims),
+        ("newest", &newest),
+        ("by status", &by_status),
+    ] {
+        assert!(plan.contains("USING INDEX"), "{what}: {plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "{what} sorts in memory: {plan}"
+        );
+    }
+}
