@@ -121,6 +121,26 @@ async fn a_key_made_on_the_dashboard_is_shown_once_stored_as_a_hash_and_revocabl
     assert!(!stored.contains(&key[17..]), "{stored}");
     assert_eq!(row.4, "tenants:read");
     assert!(row.5.is_some(), "the use was recorded");
+    assert!(
+        later.contains("href=\"/admin/api-keys\""),
+        "the nav links the page"
+    );
+
+    // A second use within the minute writes nothing.
+    assert_eq!(
+        api_get(&app, "/api/v1/tenants", Some(&key)).await.status(),
+        200
+    );
+    let db = app.db().await;
+    let last_used: Option<String> = sqlx::query_scalar("select last_used_at from api_key")
+        .fetch_one(&db)
+        .await
+        .expect("one key");
+    db.close().await;
+    assert_eq!(
+        last_used, row.5,
+        "last_used_at is written at most once a minute"
+    );
 
     // Revoking on the dashboard needs the CSRF token, then refuses the key.
     let forged = operator
@@ -147,7 +167,7 @@ async fn a_key_made_on_the_dashboard_is_shown_once_stored_as_a_hash_and_revocabl
 }
 
 #[tokio::test]
-async fn the_dashboard_refuses_a_key_without_csrf_name_or_scope() {
+async fn the_dashboard_refuses_a_key_without_a_session_csrf_name_or_scope() {
     let app = spawn_app().await;
     let operator = app.operator().await;
     let page = operator
@@ -157,6 +177,30 @@ async fn the_dashboard_refuses_a_key_without_csrf_name_or_scope() {
         .await
         .expect("html");
     let csrf = hidden(&page, "csrf");
+    let anonymous = app.browser();
+    let anonymous_answers = [
+        anonymous.get("/admin/api-keys").await,
+        anonymous
+            .post_form(
+                "/admin/api-keys",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("name", "x"),
+                    ("scope", "tenants:read"),
+                ],
+            )
+            .await,
+        anonymous
+            .post_form(
+                "/admin/api-keys/whatever/revoke",
+                &[("csrf", csrf.as_str())],
+            )
+            .await,
+    ];
+    for answer in anonymous_answers {
+        assert_eq!(answer.status(), 303);
+        assert_eq!(answer.headers()["location"], "/admin/login");
+    }
 
     let no_csrf = operator
         .post_form(
