@@ -175,3 +175,35 @@ impl Responder for Problem {
         self.error_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_is_a_problem_with_retry_after_rounded_up() {
+        let req = actix_web::test::TestRequest::default().to_http_request();
+
+        let response =
+            Problem::too_many_requests(&req, Duration::from_millis(1500)).error_response();
+
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "2");
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/problem+json"
+        );
+        assert!(response.extensions().get::<OwnPage>().is_some());
+    }
+
+    #[test]
+    fn a_403_names_the_missing_scope_in_www_authenticate() {
+        let response = Problem::insufficient_scope("rid", "tenants:read").error_response();
+
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            "Bearer realm=\"consentry\", error=\"insufficient_scope\", scope=\"tenants:read\""
+        );
+    }
+}
