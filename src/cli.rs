@@ -13,11 +13,12 @@ use uuid::Uuid;
 
 use crate::config::RawSettings;
 use crate::demo::{Demo, DemoOptions};
+use crate::domain::api_key::{ApiKeySecret, Scope, parse_key_name};
 use crate::domain::password::{MIN_PASSWORD_CHARS, hash_password};
 use crate::emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REDIRECT_URIS, Emulator, EmulatorConfig,
 };
-use crate::store::{Store, TenantFilter};
+use crate::store::{NewApiKey, Store, TenantFilter};
 use crate::web::Application;
 
 #[derive(Debug, Parser)]
@@ -45,6 +46,9 @@ enum Command {
     /// People who sign in to the dashboard.
     #[command(subcommand)]
     Operators(OperatorsCommand),
+    /// Keys other systems use to call the API.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +111,35 @@ enum OperatorsCommand {
     Add {
         /// Letters, digits and . _ @ -
         name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeysCommand {
+    /// Create a key and print it once (only its hash is kept).
+    Create {
+        /// What the key is for, e.g. the service that holds it.
+        name: String,
+        /// What the key may do (repeatable): tenants:read, tokens:issue, webhooks:manage.
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Print the keys (never the keys themselves: their first characters), newest first.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Revoke a key: requests with it are refused from now on.
+    Revoke {
+        /// The key's id (from `api-keys list`).
+        id: String,
         #[command(flatten)]
         db: DatabaseArg,
     },
@@ -259,7 +292,109 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Operators(OperatorsCommand::Add { name, db }) => {
             add_operator(&db.database, &name).await
         }
+        Command::ApiKeys(ApiKeysCommand::Create { name, scopes, db }) => {
+            create_api_key(&db.database, &name, &scopes).await
+        }
+        Command::ApiKeys(ApiKeysCommand::List { json, db }) => {
+            list_api_keys(&db.database, json).await
+        }
+        Command::ApiKeys(ApiKeysCommand::Revoke { id, db }) => {
+            revoke_api_key(&db.database, &id).await
+        }
     }
+}
+
+async fn create_api_key(database: &str, name: &str, scopes: &[String]) -> anyhow::Result<()> {
+    let name = parse_key_name(name).context("API key names are 1 to 100 characters")?;
+    let scopes = scopes
+        .iter()
+        .map(|raw| {
+            Scope::parse(raw).with_context(|| {
+                let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                format!("there is no scope '{raw}' (known: {})", known.join(", "))
+            })
+        })
+        .collect::<anyhow::Result<Vec<Scope>>>()?;
+    let key = ApiKeySecret::generate();
+    let store = Store::connect(database).await?;
+    let id = store
+        .create_api_key(
+            &NewApiKey {
+                name: &name,
+                prefix: &key.shown_prefix(),
+                key_hash: &key.hash(),
+                scopes: &scopes,
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+    store.close().await;
+    eprintln!(
+        "created API key {id} ({name}: {}); it is shown only now, copy it:",
+        Scope::join(&scopes)
+    );
+    println!("{}", key.expose());
+    Ok(())
+}
+
+async fn list_api_keys(database: &str, json: bool) -> anyhow::Result<()> {
+    let store = Store::connect(database).await?;
+    let keys = store.list_api_keys().await?;
+    store.close().await;
+    if json {
+        let rows: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "id": k.id,
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "scopes": k.scopes().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                    "created_at": k.created_at,
+                    "last_used_at": k.last_used_at,
+                    "revoked_at": k.revoked_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if keys.is_empty() {
+        println!("no API keys yet");
+    } else {
+        println!(
+            "{:<36}  {:<20}  {:<17}  {:<24}  {:<24}  scopes",
+            "id", "name", "key", "created at", "last used"
+        );
+        for k in &keys {
+            let used = match (&k.revoked_at, &k.last_used_at) {
+                (Some(at), _) => format!("revoked {}", at.get(..16).unwrap_or(at)),
+                (None, Some(at)) => at.clone(),
+                (None, None) => "never".to_owned(),
+            };
+            println!(
+                "{:<36}  {:<20}  {:<17}  {:<24}  {:<24}  {}",
+                k.id,
+                k.name.chars().take(20).collect::<String>(),
+                k.prefix,
+                k.created_at,
+                used,
+                k.scopes
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn revoke_api_key(database: &str, id: &str) -> anyhow::Result<()> {
+    let store = Store::connect(database).await?;
+    let revoked = store
+        .revoke_api_key(id, time::OffsetDateTime::now_utc())
+        .await?;
+    store.close().await;
+    if !revoked {
+        bail!("no API key {id} that is not already revoked (see `consentry api-keys list`)");
+    }
+    println!("revoked API key {id}");
+    Ok(())
 }
 
 async fn list_tenants(database: &str, json: bool) -> anyhow::Result<()> {

@@ -24,7 +24,7 @@ pub mod emulator;
 pub mod entra;
 /// Microsoft Graph for a tenant: paging, Retry-After, one token refresh on 401.
 pub mod graph;
-/// All SQL: pending consent requests, tenants, their events, operators.
+/// All SQL: pending consent requests, tenants, their events, operators, API keys.
 pub mod store;
 /// Logging set-up shared by every subcommand.
 pub mod telemetry;
@@ -32,5 +32,5 @@ pub mod telemetry;
 pub mod tokens;
 /// Proving consents: token plus Graph probe, retries, the app-wide credential alert.
 pub mod verification;
-/// The HTTP service: sign-up, callback, status page, operator dashboard.
+/// The HTTP service: sign-up, callback, status page, operator dashboard, JSON API.
 pub mod web;

@@ -1,5 +1,6 @@
 //! Domain types, parsed once at the edge ("parse, don't validate").
 
+pub mod api_key;
 pub mod password;
 mod status;
 mod tenant_id;

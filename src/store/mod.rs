@@ -4,6 +4,7 @@
 //! text UUIDs, `insert ... on conflict`, `returning`) so a PostgreSQL backend can be added
 //! behind the same methods without touching their callers.
 
+mod api_key;
 mod consent;
 mod event;
 mod operator;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Sqlite};
 use time::OffsetDateTime;
 
+pub use api_key::{ApiKeyRow, NewApiKey};
 pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, MAX_PENDING_PER_ADDRESS,
     MAX_PENDING_PER_NETWORK, MAX_PENDING_REQUESTS, MAX_TENANTS_PER_ADDRESS,
@@ -24,7 +26,7 @@ pub use consent::{
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};
-pub use tenant::{CheckOutcome, CheckResult, TenantFilter, TenantRow};
+pub use tenant::{CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantRow};
 
 /// The database behind consentry.
 #[derive(Clone, Debug)]

@@ -56,6 +56,24 @@ impl TenantRow {
     pub fn name(&self) -> Option<&str> {
         self.display_name.as_deref()
     }
+
+    /// The `required` permissions not granted (compared ignoring case, as Entra does).
+    pub fn missing_permissions(&self, required: &[String]) -> Vec<String> {
+        let granted = self.granted_roles();
+        required
+            .iter()
+            .filter(|r| !granted.iter().any(|g| g.eq_ignore_ascii_case(r)))
+            .cloned()
+            .collect()
+    }
+
+    /// Where a page that ends with this tenant continues.
+    pub fn cursor(&self) -> TenantCursor {
+        TenantCursor {
+            consented_at: self.consented_at.clone(),
+            id: self.id.clone(),
+        }
+    }
 }
 
 /// The dashboard's list filter.
@@ -68,6 +86,15 @@ pub struct TenantFilter {
     /// forged callbacks (never verified, purged after a week) do not bury real tenants.
     pub verified_only: bool,
     pub limit: i64,
+}
+
+/// A position in the tenants ordered by (consented_at, id): a unique key, so a page
+/// continues after exactly the tenant it ended with, whatever was added meanwhile (new
+/// consents sort last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantCursor {
+    pub consented_at: String,
+    pub id: String,
 }
 
 /// What one check of a tenant found, and what follows from it.
@@ -122,6 +149,29 @@ impl Store {
         .bind(pattern)
         .bind(if filter.limit > 0 { filter.limit } else { 500 })
         .bind(i64::from(filter.verified_only))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Up to `limit` tenants after `after` in (consented_at, id) order, optionally of one
+    /// status: the API's pages.
+    pub async fn tenants_page(
+        &self,
+        status: Option<TenantStatus>,
+        after: Option<&TenantCursor>,
+        limit: i64,
+    ) -> Result<Vec<TenantRow>, StoreError> {
+        // Spelled out rather than a row-value comparison so that both SQLite and
+        // PostgreSQL walk the (consented_at, id) index.
+        Ok(sqlx::query_as(
+            "select * from tenant where ($1 is null or status = $1) and \
+             ($2 is null or consented_at > $2 or (consented_at = $2 and id > $3)) \
+             order by consented_at, id limit $4",
+        )
+        .bind(status.map(|s| s.as_str()))
+        .bind(after.map(|c| c.consented_at.as_str()))
+        .bind(after.map(|c| c.id.as_str()))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?)
     }

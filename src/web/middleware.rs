@@ -61,7 +61,9 @@ pub async fn security_headers(
     // attacker could strip TLS (RFC 6797). A year, the usual figure; no `preload`, which is
     // a commitment for the whole domain that is its owner's to make.
     let https = settings.is_some_and(|s| s.public_url.scheme() == "https");
-    let private = req.path().starts_with("/admin") || req.path().starts_with("/consent");
+    let private = req.path().starts_with("/admin")
+        || req.path().starts_with("/consent")
+        || req.path().starts_with("/api");
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     let csp = format!(

@@ -1,6 +1,7 @@
-//! The HTTP service: sign-up, the consent callback, the status page and the operator
-//! dashboard, with the middleware every response passes through.
+//! The HTTP service: sign-up, the consent callback, the status page, the operator
+//! dashboard and the JSON API, with the middleware every response passes through.
 
+pub mod api;
 mod cookies;
 mod csrf;
 mod error;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub login_limit: rate_limit::RateLimiter,
     /// Callbacks per client: an administrator comes back once or twice.
     pub callback_limit: rate_limit::RateLimiter,
+    /// API requests per key.
+    pub api_limit: rate_limit::RateLimiter,
     /// Refused callbacks that wrote nothing, by reason.
     pub refused_callbacks: routes::RefusedCallbacks,
     /// Argon2 checks of sign-ins, bounded (19 MiB each).
@@ -136,6 +139,10 @@ impl Application {
             login_limit: rate_limit::RateLimiter::new(5, 1.0 / 60.0),
             // A burst of 10, then 10 a minute: far above a person's, far below a flood's.
             callback_limit: rate_limit::RateLimiter::new(10, 10.0 / 60.0),
+            // Per API key: a burst of 1,000, then 500 a second. Generous: keys belong to the
+            // operator's own services; the limit stops one runaway client from taking the
+            // whole service, not normal use.
+            api_limit: rate_limit::RateLimiter::new(1000, 500.0),
             refused_callbacks: routes::RefusedCallbacks::default(),
             password_checks: crate::domain::password::PasswordChecks::for_sign_ins(),
         });
@@ -148,6 +155,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(middleware::security_headers))
                 .wrap(actix_web::middleware::from_fn(middleware::request_id))
                 .configure(routes::configure)
+                .configure(api::configure)
         })
         .listen(listener)?
         .run();

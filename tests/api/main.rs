@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 
 mod admin;
+mod api_keys;
 mod attacks;
 mod callback;
 mod crash;

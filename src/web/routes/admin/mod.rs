@@ -1,6 +1,7 @@
 //! `/admin`: the operator dashboard. Every route but the login page requires a session;
 //! every POST checks the session's CSRF token.
 
+mod api_keys;
 mod login;
 mod tenants;
 
@@ -21,7 +22,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/login").get(login::form).post(login::submit))
         .service(web::resource("/logout").post(login::logout))
         .service(web::resource("/tenants/{id}").get(tenants::show))
-        .service(web::resource("/tenants/{id}/verify").post(tenants::verify_now));
+        .service(web::resource("/tenants/{id}/verify").post(tenants::verify_now))
+        .service(
+            web::resource("/api-keys")
+                .get(api_keys::list)
+                .post(api_keys::create),
+        )
+        .service(web::resource("/api-keys/{id}/revoke").post(api_keys::revoke));
 }
 
 /// A signed-in operator, from the session cookie.

@@ -33,11 +33,7 @@ pub struct TenantView {
 
 fn view(t: &TenantRow, required: &[String]) -> TenantView {
     let granted = t.granted_roles();
-    let missing = required
-        .iter()
-        .filter(|r| !granted.iter().any(|g| g.eq_ignore_ascii_case(r)))
-        .cloned()
-        .collect();
+    let missing = t.missing_permissions(required);
     let status = t.status().unwrap_or(TenantStatus::Failed);
     let last_token = match (&t.last_error_code, &t.last_token_ok_at) {
         (Some(code), _) => format!("failed: {code}"),
@@ -62,7 +58,7 @@ fn view(t: &TenantRow, required: &[String]) -> TenantView {
 }
 
 /// `2026-11-21T05:02:03.123Z` → `2026-11-21 05:02:03 UTC`
-fn short(ts: &str) -> String {
+pub(super) fn short(ts: &str) -> String {
     match ts.get(..19) {
         Some(head) => format!("{} UTC", head.replace('T', " ")),
         None => ts.to_owned(),

@@ -1,0 +1,111 @@
+//! API keys: their hashes, scopes and use.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Store, StoreError, ts};
+use crate::domain::api_key::Scope;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    /// The key's first characters (`cst_live_AbCdEfGh`), for people.
+    pub prefix: String,
+    /// SHA-256 of the key, base64url; the key itself is never stored.
+    pub key_hash: String,
+    /// Space-separated scope names.
+    pub scopes: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl ApiKeyRow {
+    pub fn scopes(&self) -> Vec<Scope> {
+        Scope::parse_list(&self.scopes)
+    }
+
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes().contains(&scope)
+    }
+}
+
+/// A key to record: everything but the key itself.
+#[derive(Debug, Clone)]
+pub struct NewApiKey<'a> {
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub key_hash: &'a str,
+    pub scopes: &'a [Scope],
+}
+
+impl Store {
+    /// Records a key; returns its id.
+    pub async fn create_api_key(
+        &self,
+        key: &NewApiKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<String, StoreError> {
+        let id = Uuid::new_v4().to_string();
+        sqlx::query(
+            "insert into api_key (id, name, prefix, key_hash, scopes, created_at) values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(key.name)
+        .bind(key.prefix)
+        .bind(key.key_hash)
+        .bind(Scope::join(key.scopes))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Every key, revoked ones too, newest first.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        Ok(
+            sqlx::query_as("select * from api_key order by created_at desc, id desc")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The key with this hash, revoked or not.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        Ok(sqlx::query_as("select * from api_key where key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Revokes a key now; false when there is no such key or it was already revoked.
+    pub async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("update api_key set revoked_at = $1 where id = $2 and revoked_at is null")
+                .bind(ts(now))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Sets `last_used_at` to `now` unless it is already at or after `not_before`: of
+    /// several requests racing past the caller's own check, one writes.
+    pub async fn touch_api_key(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        not_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "update api_key set last_used_at = $1 where id = $2 and (last_used_at is null or last_used_at < $3)",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .bind(ts(not_before))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! The JSON API under `/api/v1`, for other systems: authenticated by API key, errors as
+//! RFC 9457 problem details.
+
+mod auth;
+mod problem;
+mod tenants;
+
+use actix_web::{HttpRequest, web};
+
+pub use auth::ApiClient;
+pub use problem::Problem;
+
+/// Routes go through `web::resource` with a default service, so that a wrong method or an
+/// unknown path under `/api` answers with a problem document, not the HTML error page.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .service(
+                web::resource("/tenants")
+                    .get(tenants::list)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found(req: HttpRequest) -> Problem {
+    Problem::new(
+        &req,
+        actix_web::http::StatusCode::NOT_FOUND,
+        "There is no such route in this API.",
+    )
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Problem {
+    Problem::new(
+        &req,
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("This route does not take {}.", req.method()),
+    )
+}

@@ -1,0 +1,167 @@
+//! `GET /api/v1/tenants`: the tenants, in pages.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiClient, Problem};
+use crate::domain::api_key::Scope;
+use crate::domain::{TenantId, TenantStatus};
+use crate::store::{TenantCursor, TenantRow, parse_ts};
+use crate::web::AppState;
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+/// A tenant as the API shows it. Timestamps are RFC 3339 UTC.
+#[derive(Debug, Serialize)]
+pub struct TenantJson {
+    pub id: String,
+    pub status: String,
+    /// The organisation's name, from Graph (never what a sign-up claimed).
+    pub display_name: Option<String>,
+    pub verified_domains: Vec<String>,
+    /// Application permissions granted, as the last successful check read them.
+    pub granted_roles: Vec<String>,
+    /// Required permissions (the `required_permissions` setting) not granted.
+    pub missing_permissions: Vec<String>,
+    pub consented_at: String,
+    /// The first successful check.
+    pub verified_at: Option<String>,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+    /// The AADSTS code (or consentry's own) of the last failure, while it lasts.
+    pub last_error_code: Option<String>,
+    pub consecutive_failures: i64,
+    /// When the next check is due; none while checks are stopped.
+    pub next_check_at: Option<String>,
+}
+
+impl TenantJson {
+    pub fn of(row: &TenantRow, required: &[String]) -> TenantJson {
+        TenantJson {
+            id: row.id.clone(),
+            status: row.status.clone(),
+            display_name: row.display_name.clone(),
+            verified_domains: row.verified_domains(),
+            granted_roles: row.granted_roles(),
+            missing_permissions: row.missing_permissions(required),
+            consented_at: row.consented_at.clone(),
+            verified_at: row.verified_at.clone(),
+            last_success_at: row.last_token_ok_at.clone(),
+            last_failure_at: row.last_failure_at.clone(),
+            last_error_code: row.last_error_code.clone(),
+            consecutive_failures: row.consecutive_failures,
+            next_check_at: row.next_verify_at.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantPage {
+    pub data: Vec<TenantJson>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Opaque to clients: base64url of `consented_at` and the id of the page's last tenant.
+fn encode_cursor(cursor: &TenantCursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}\n{}", cursor.consented_at, cursor.id))
+}
+
+fn decode_cursor(raw: &str) -> Option<TenantCursor> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (consented_at, id) = text.split_once('\n')?;
+    parse_ts(consented_at)?;
+    TenantId::parse(id)?;
+    Some(TenantCursor {
+        consented_at: consented_at.to_owned(),
+        id: id.to_owned(),
+    })
+}
+
+/// Tenants in the order they consented (then by id), every status unless `status` says
+/// one. Tenants that consent while a client pages sort after every earlier page, so a
+/// client walking `next_cursor` sees each tenant once.
+pub async fn list(
+    client: ApiClient,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TenantsRead)?;
+    let query = web::Query::<ListQuery>::from_query(req.query_string())
+        .map_err(|e| Problem::bad_request(&req, format!("Bad query: {e}.")))?
+        .into_inner();
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    &req,
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
+                )
+            })?,
+    };
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(raw) => Some(TenantStatus::parse(raw).ok_or_else(|| {
+            let known: Vec<&str> = TenantStatus::ALL.iter().map(|s| s.as_str()).collect();
+            Problem::bad_request(&req, format!("status must be one of {}.", known.join(", ")))
+        })?),
+    };
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
+            Problem::bad_request(
+                &req,
+                "cursor is not one this API gave out: pass next_cursor back unchanged.",
+            )
+        })?),
+    };
+    // One more than asked, to learn whether another page follows.
+    let mut rows = state
+        .store
+        .tenants_page(status, after.as_ref(), limit + 1)
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| rows.last().map(|r| encode_cursor(&r.cursor())))
+        .flatten();
+    let required = &state.settings.required_permissions;
+    let page = TenantPage {
+        data: rows.iter().map(|r| TenantJson::of(r, required)).collect(),
+        next_cursor,
+    };
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let cursor = TenantCursor {
+            consented_at: "2026-11-30T10:00:00.000Z".to_owned(),
+            id: "6c0ff3e1-b5a8-4f1e-9d2c-4a7b3e8f5d90".to_owned(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
+        assert_eq!(decode_cursor("not-a-cursor"), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("x\ny")), None);
+    }
+}
