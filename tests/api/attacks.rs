@@ -173,7 +173,7 @@ async fn a_forged_callback_before_the_real_consent_owns_nothing_and_moves_no_dea
         .await;
     assert_eq!(victim.get(&callback).await.status(), 303);
     let row = app
-        .poll("Fabrikam verified", 20, || async {
+        .poll("Fabrikam verified", 60, || async {
             app.tenant(FABRIKAM).await.filter(|t| t.status == "active")
         })
         .await;
@@ -217,7 +217,7 @@ async fn a_forged_callback_during_propagation_does_not_take_over_the_status_page
     assert_eq!(forge_callback(&attacker, northwind).await.status(), 303);
     app.emulator.consent(northwind).await;
     let row = app
-        .poll("Northwind verified", 30, || async {
+        .poll("Northwind verified", 60, || async {
             app.tenant(northwind).await.filter(|t| t.status == "active")
         })
         .await;
@@ -635,7 +635,7 @@ async fn a_check_that_started_before_a_callback_cannot_overwrite_it() {
     // Assert: the stale outcome is dropped and the new window's check proves the consent.
     assert!(!saved, "a check older than the callback does not save");
     let row = app
-        .poll("Fabrikam verified", 20, || async {
+        .poll("Fabrikam verified", 60, || async {
             app.tenant(FABRIKAM).await.filter(|t| t.status == "active")
         })
         .await;
