@@ -29,3 +29,4 @@ mod quirks;
 mod signup;
 mod token_engine;
 mod web_hygiene;
+mod webhooks;
