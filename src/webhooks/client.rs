@@ -3,7 +3,7 @@
 //! connects only to addresses it has checked.
 //!
 //! The guard sits where the addresses are chosen, not in front of them: a name is resolved
-//! by [`GuardedResolver`], which refuses it if any of its addresses is not public, and the
+//! by `GuardedResolver`, which refuses it if any of its addresses is not public, and the
 //! connection is made to exactly the addresses it returned. A name that resolves to a public
 //! address when checked and to `127.0.0.1` a second later (DNS rebinding) therefore cannot
 //! slip through, because there is no second lookup. A URL whose host is an IP literal is
@@ -198,14 +198,12 @@ pub enum DeliveryError {
     UnsupportedScheme(String),
     #[error("the webhook URL has no host")]
     NoHost,
+    /// The host is, or resolves to, an address that is not public. The address is named
+    /// (as vaultwarden names it): it is what the operator needs to see the mistake.
     #[error(
-        "the webhook URL's host {detail}; deliveries to it need CONSENTRY_WEBHOOK_ALLOW_PRIVATE=true"
+        "the webhook URL leads to {addr}, a {kind} address; deliveries there need CONSENTRY_WEBHOOK_ALLOW_PRIVATE=true"
     )]
-    NotPublic {
-        addr: IpAddr,
-        kind: NonPublic,
-        detail: String,
-    },
+    NotPublic { addr: IpAddr, kind: NonPublic },
     #[error("the webhook URL's host name did not resolve")]
     Unresolved,
     #[error("no answer within {}s", ATTEMPT_TIMEOUT.as_secs())]
@@ -214,16 +212,6 @@ pub enum DeliveryError {
     Connect { elapsed: Duration },
     #[error("the request to the receiver failed")]
     Transport { elapsed: Duration },
-}
-
-impl DeliveryError {
-    fn not_public(addr: IpAddr, kind: NonPublic) -> DeliveryError {
-        DeliveryError::NotPublic {
-            addr,
-            kind,
-            detail: format!("resolves to {addr}, a {kind} address"),
-        }
-    }
 }
 
 /// The one client that sends webhook deliveries.
@@ -271,7 +259,7 @@ impl DeliveryClient {
             && !self.allow_private
             && let Some(kind) = classify(addr)
         {
-            return Err(DeliveryError::not_public(addr, kind));
+            return Err(DeliveryError::NotPublic { addr, kind });
         }
         Ok(())
     }
@@ -315,7 +303,10 @@ fn transport_error(e: &reqwest::Error, elapsed: Duration) -> DeliveryError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<Refused>() {
-            return DeliveryError::not_public(refused.addr, refused.kind);
+            return DeliveryError::NotPublic {
+                addr: refused.addr,
+                kind: refused.kind,
+            };
         }
         if cause.downcast_ref::<Unresolved>().is_some() {
             return DeliveryError::Unresolved;
