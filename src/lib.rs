@@ -34,3 +34,5 @@ pub mod tokens;
 pub mod verification;
 /// The HTTP service: sign-up, callback, status page, operator dashboard, JSON API.
 pub mod web;
+/// Outgoing webhooks: Standard Webhooks signatures and the guarded delivery client.
+pub mod webhooks;

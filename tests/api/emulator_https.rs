@@ -110,7 +110,7 @@ fn msal_python() -> &'static Path {
 
 /// Runs `tests/python/{script}` with `args` in the MSAL virtualenv and returns the JSON
 /// it prints.
-async fn run_python(script: &str, args: &[std::ffi::OsString]) -> Value {
+pub(crate) async fn run_python(script: &str, args: &[std::ffi::OsString]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(script);

@@ -30,3 +30,4 @@ mod quirks;
 mod signup;
 mod token_engine;
 mod web_hygiene;
+mod webhooks;

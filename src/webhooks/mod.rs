@@ -1,0 +1,29 @@
+//! Outgoing webhooks, following Standard Webhooks (INTEGRATION.md).
+//!
+//! What is here so far are the two foundations the outbox and its delivery worker stand on:
+//!
+//! - [`signature`]: `whsec_` secrets (32 random bytes generated, 24 to 64 accepted, never in
+//!   `Debug` or errors) and the `webhook-signature` header. During a secret's rotation the
+//!   message is signed with every live secret, space-separated, so a receiver that holds
+//!   either secret verifies; tests check this with the reference library from PyPI.
+//! - [`client`]: the one outbound client for deliveries. It refuses loopback, private,
+//!   link-local and other non-public addresses on the *resolved* address (IPv4-mapped IPv6
+//!   judged by its IPv4 address), connects only to the addresses it checked (so DNS
+//!   rebinding cannot get past it), does not follow redirects (a 3xx is a failed attempt),
+//!   uses no proxy, gives each attempt 15 s, and reports status, `Retry-After` and the time
+//!   taken without ever quoting the body, the secret or the URL in an error.
+//!   `CONSENTRY_WEBHOOK_ALLOW_PRIVATE=true` is to lift the address guard for the demo and
+//!   tests once configuration is wired.
+//!
+//! Still to come on top of them: endpoints and their secrets in the store, the event outbox
+//! written in the change's own transaction, the worker with the retry schedule (immediately,
+//! 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, with jitter; `Retry-After` honoured, capped at
+//! the 10 h step; `410` disabling the endpoint), and the delivery log.
+
+/// The outbound client: address guard, no redirects, a timeout per attempt.
+pub mod client;
+/// Standard Webhooks signatures and `whsec_` secrets.
+pub mod signature;
+
+pub use client::{DeliveryClient, DeliveryError, DeliveryOutcome, NonPublic};
+pub use signature::{WebhookSecret, sign};
