@@ -124,20 +124,7 @@ impl TestApp {
     /// A browser signed in as the test operator.
     pub async fn operator(&self) -> Browser {
         let browser = self.browser();
-        let page = browser.get("/admin/login").await;
-        assert_eq!(page.status(), 200);
-        let csrf = hidden(&page.text().await.expect("html"), "csrf");
-        let response = browser
-            .post_form(
-                "/admin/login",
-                &[
-                    ("csrf", csrf.as_str()),
-                    ("name", OPERATOR),
-                    ("password", OPERATOR_PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(response.status(), 303, "login succeeds");
+        sign_in(&browser).await;
         browser
     }
 
@@ -387,6 +374,24 @@ impl TestApp {
         assert_eq!(back.status(), 303, "the callback is accepted");
         self.wait_for_outcome(tenant, 15).await
     }
+}
+
+/// Signs `browser` in as the test operator through the login form.
+pub async fn sign_in(browser: &Browser) {
+    let page = browser.get("/admin/login").await;
+    assert_eq!(page.status(), 200);
+    let csrf = hidden(&page.text().await.expect("html"), "csrf");
+    let response = browser
+        .post_form(
+            "/admin/login",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", OPERATOR),
+                ("password", OPERATOR_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "login succeeds");
 }
 
 /// The store's timestamp format: `2026-11-21T05:02:03.123Z`.

@@ -302,24 +302,7 @@ impl CannedApp {
 
     async fn dashboard(&self) -> String {
         let browser = self.browser();
-        let page = browser
-            .get("/admin/login")
-            .await
-            .text()
-            .await
-            .expect("html");
-        let csrf = hidden(&page, "csrf");
-        let login = browser
-            .post_form(
-                "/admin/login",
-                &[
-                    ("csrf", csrf.as_str()),
-                    ("name", OPERATOR),
-                    ("password", OPERATOR_PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(login.status(), 303);
+        crate::app_helpers::sign_in(&browser).await;
         browser.get("/admin").await.text().await.expect("html")
     }
 
