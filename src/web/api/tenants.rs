@@ -1,5 +1,6 @@
-//! `GET /api/v1/tenants`: the tenants, in pages.
+//! `/api/v1/tenants`: the tenants in pages, and one tenant with its claims.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiClient, Problem};
 use crate::domain::api_key::Scope;
 use crate::domain::{TenantId, TenantStatus};
-use crate::store::{TenantCursor, TenantRow, parse_ts};
+use crate::store::{ClaimRow, TenantCursor, TenantRow, parse_ts};
 use crate::web::AppState;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -102,19 +103,7 @@ pub async fn list(
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| Problem::bad_request(&req, format!("Bad query: {e}.")))?
         .into_inner();
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                Problem::bad_request(
-                    &req,
-                    format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
-                )
-            })?,
-    };
+    let limit = parse_limit(&req, query.limit.as_deref())?;
     let status = match query.status.as_deref() {
         None => None,
         Some(raw) => Some(TenantStatus::parse(raw).ok_or_else(|| {
@@ -148,6 +137,111 @@ pub async fn list(
         next_cursor,
     };
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+fn parse_limit(req: &HttpRequest, raw: Option<&str>) -> Result<i64, Problem> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    req,
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
+                )
+            }),
+    }
+}
+
+fn no_such_tenant(req: &HttpRequest) -> Problem {
+    Problem::new(
+        req,
+        StatusCode::NOT_FOUND,
+        "There is no tenant with this id.",
+    )
+}
+
+/// The tenant named by the path, or a 404 problem (also for an id that is not a GUID).
+async fn tenant_of(
+    req: &HttpRequest,
+    client: &ApiClient,
+    state: &AppState,
+    raw: &str,
+) -> Result<(TenantId, TenantRow), Problem> {
+    let id = TenantId::parse(raw).ok_or_else(|| no_such_tenant(req))?;
+    Ok((id, tenant_row(req, client, state, id).await?))
+}
+
+async fn tenant_row(
+    req: &HttpRequest,
+    client: &ApiClient,
+    state: &AppState,
+    id: TenantId,
+) -> Result<TenantRow, Problem> {
+    state
+        .store
+        .tenant(id)
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?
+        .ok_or_else(|| no_such_tenant(req))
+}
+
+/// What a sign-up said when its callback named the tenant. Claims prove nothing by
+/// themselves: `confirming` marks the one Microsoft's first verification followed.
+#[derive(Debug, Serialize)]
+pub struct ClaimJson {
+    pub organisation_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub domain_hint: Option<String>,
+    pub signed_up_at: String,
+    pub called_back_at: String,
+    pub confirming: bool,
+}
+
+impl ClaimJson {
+    fn of(tenant: &TenantRow, claim: ClaimRow) -> ClaimJson {
+        ClaimJson {
+            confirming: tenant.confirmed_by(&claim),
+            organisation_name: claim.organisation_name,
+            contact_email: claim.contact_email,
+            domain_hint: claim.domain_hint,
+            signed_up_at: claim.created_at,
+            called_back_at: claim.consumed_at,
+        }
+    }
+}
+
+/// One tenant: the list's fields, and the claims.
+#[derive(Debug, Serialize)]
+pub struct TenantDetail {
+    #[serde(flatten)]
+    pub tenant: TenantJson,
+    /// Newest callback first.
+    pub claims: Vec<ClaimJson>,
+}
+
+/// `GET /api/v1/tenants/{id}`.
+pub async fn show(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TenantsRead)?;
+    let (id, row) = tenant_of(&req, &client, &state, &id).await?;
+    let claims = state
+        .store
+        .claims_for(id)
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    let detail = TenantDetail {
+        tenant: TenantJson::of(&row, &state.settings.required_permissions),
+        claims: claims.into_iter().map(|c| ClaimJson::of(&row, c)).collect(),
+    };
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 #[cfg(test)]

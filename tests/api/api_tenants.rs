@@ -1,0 +1,90 @@
+//! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims.
+
+use serde_json::Value;
+
+use crate::api_keys::{api_get, assert_problem, create_on_dashboard, guid, insert_tenant};
+use crate::app_helpers::{spawn_app, ts};
+
+async fn json(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_tenant_is_the_list_entry_plus_its_claims_and_unknown_ids_get_404() {
+    // Arrange: contoso onboarded, then a second sign-up naming it after verification.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "reader", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let stranger = app.browser();
+    let to_microsoft = stranger
+        .signup(&[
+            ("organisation_name", "Not Contoso"),
+            ("contact_email", "someone@example.com"),
+        ])
+        .await;
+    let callback = app
+        .emulator_decision(&to_microsoft, "accept", Some(&contoso))
+        .await;
+    assert_eq!(stranger.get(&callback).await.status(), 303);
+    insert_tenant(
+        &app,
+        &guid(3),
+        "pending",
+        &ts(time::OffsetDateTime::now_utc()),
+        "[]",
+    )
+    .await;
+
+    // Act
+    let list = json(api_get(&app, "/api/v1/tenants", Some(&key)).await, 200).await;
+    let one = json(
+        api_get(&app, &format!("/api/v1/tenants/{contoso}"), Some(&key)).await,
+        200,
+    )
+    .await;
+    let unclaimed = json(
+        api_get(&app, &format!("/api/v1/tenants/{}", guid(3)), Some(&key)).await,
+        200,
+    )
+    .await;
+    let unknown = api_get(&app, &format!("/api/v1/tenants/{}", guid(9)), Some(&key)).await;
+    let not_a_guid = api_get(&app, "/api/v1/tenants/contoso", Some(&key)).await;
+
+    // Assert: the list's fields, unchanged, and the claims newest first.
+    let mut without_claims = one.clone();
+    let claims_of = without_claims
+        .as_object_mut()
+        .expect("an object")
+        .remove("claims")
+        .expect("claims");
+    assert_eq!(without_claims, list["data"][0], "{one}");
+    let claims_of = claims_of.as_array().expect("an array").clone();
+    assert_eq!(claims_of.len(), 2, "{one}");
+    assert_eq!(claims_of[0]["organisation_name"], "Not Contoso");
+    assert_eq!(claims_of[0]["contact_email"], "someone@example.com");
+    assert_eq!(claims_of[0]["confirming"], false, "after verification");
+    assert_eq!(claims_of[1]["confirming"], true, "the onboarding's own");
+    for claim in &claims_of {
+        assert!(claim["signed_up_at"].is_string() && claim["called_back_at"].is_string());
+        assert!(claim.get("client_addr").is_none());
+    }
+    assert_eq!(unclaimed["claims"], serde_json::json!([]));
+    assert_eq!(unclaimed["status"], "pending");
+    assert!(assert_problem(unknown, 404).await.contains("no tenant"));
+    assert!(assert_problem(not_a_guid, 404).await.contains("no tenant"));
+    let under_scoped = create_on_dashboard(&operator, "tokens", &["tokens:issue"])
+        .await
+        .0;
+    let refused = api_get(
+        &app,
+        &format!("/api/v1/tenants/{contoso}"),
+        Some(&under_scoped),
+    )
+    .await;
+    assert_problem(refused, 403).await;
+}
