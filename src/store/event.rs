@@ -111,6 +111,25 @@ impl Store {
         .await?)
     }
 
+    /// A page of a tenant's events, newest first: those older than the event `before`
+    /// when given. Event ids are UUIDv7, so their order is the order they were written.
+    pub async fn events_page(
+        &self,
+        tenant: TenantId,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "select * from tenant_event where tenant_id = $1 and ($2 is null or id < $2) \
+             order by id desc limit $3",
+        )
+        .bind(tenant.to_string())
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Every event, newest first (refused callbacks included).
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<EventRow>, StoreError> {
         Ok(

@@ -1,4 +1,5 @@
-//! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims.
+//! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims, and its
+//! events by cursor.
 
 use serde_json::Value;
 
@@ -87,4 +88,68 @@ async fn a_tenant_is_the_list_entry_plus_its_claims_and_unknown_ids_get_404() {
     )
     .await;
     assert_problem(refused, 403).await;
+}
+
+#[tokio::test]
+async fn events_page_newest_first_by_cursor() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "reader", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let mut expected = app.tenant_event_kinds(&contoso).await;
+    expected.reverse();
+    assert!(expected.len() >= 3, "{expected:?}");
+
+    // Act: pages of two.
+    let mut seen = Vec::new();
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            None => format!("/api/v1/tenants/{contoso}/events?limit=2"),
+            Some(c) => format!("/api/v1/tenants/{contoso}/events?limit=2&cursor={c}"),
+        };
+        let page = json(api_get(&app, &path, Some(&key)).await, 200).await;
+        for event in page["data"].as_array().expect("data") {
+            seen.push(event["kind"].as_str().expect("kind").to_owned());
+            ids.push(event["id"].as_str().expect("id").to_owned());
+            assert!(event["detail"].is_string() && event["created_at"].is_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+
+    // Assert
+    assert_eq!(seen, expected);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(ids, sorted, "newest (largest UUIDv7) first");
+    for (query, says) in [
+        ("cursor=nonsense", "cursor"),
+        ("cursor=6c0ff3e1-b5a8-4f1e-9d2c-4a7b3e8f5d90", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("since=yesterday", "since"),
+    ] {
+        let response = api_get(
+            &app,
+            &format!("/api/v1/tenants/{contoso}/events?{query}"),
+            Some(&key),
+        )
+        .await;
+        let detail = assert_problem(response, 400).await;
+        assert!(detail.contains(says), "{query}: {detail}");
+    }
+    let unknown = api_get(
+        &app,
+        &format!("/api/v1/tenants/{}/events", guid(9)),
+        Some(&key),
+    )
+    .await;
+    assert_problem(unknown, 404).await;
 }

@@ -25,6 +25,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .get(tenants::show)
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/tenants/{id}/events")
+                    .get(tenants::events)
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }

@@ -1,4 +1,4 @@
-//! `/api/v1/tenants`: the tenants in pages, and one tenant with its claims.
+//! `/api/v1/tenants`: the tenants in pages, one tenant with its claims, and its events.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiClient, Problem};
 use crate::domain::api_key::Scope;
 use crate::domain::{TenantId, TenantStatus};
-use crate::store::{ClaimRow, TenantCursor, TenantRow, parse_ts};
+use crate::store::{ClaimRow, EventRow, TenantCursor, TenantRow, parse_ts};
 use crate::web::AppState;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -242,6 +242,88 @@ pub async fn show(
         claims: claims.into_iter().map(|c| ClaimJson::of(&row, c)).collect(),
     };
     Ok(HttpResponse::Ok().json(detail))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// An entry of a tenant's event log.
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    /// A UUIDv7: ids sort in the order events were written.
+    pub id: String,
+    pub kind: String,
+    /// Plain words for people; never a secret or a token.
+    pub detail: String,
+    /// The request that caused it, when one did.
+    pub request_id: Option<String>,
+    pub created_at: String,
+}
+
+impl EventJson {
+    fn of(row: EventRow) -> EventJson {
+        EventJson {
+            id: row.id,
+            kind: row.kind,
+            detail: row.detail,
+            request_id: row.request_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    pub data: Vec<EventJson>,
+    /// Pass as `cursor` for the next (older) page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/tenants/{id}/events`: newest first; the cursor is the id of the page's
+/// last event, so events written while a client pages never shift the older pages.
+pub async fn events(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TenantsRead)?;
+    let query = web::Query::<EventsQuery>::from_query(req.query_string())
+        .map_err(|e| Problem::bad_request(&req, format!("Bad query: {e}.")))?
+        .into_inner();
+    let limit = parse_limit(&req, query.limit.as_deref())?;
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            uuid::Uuid::parse_str(raw)
+                .ok()
+                .filter(|u| u.get_version_num() == 7)
+                .map(|u| u.hyphenated().to_string())
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        &req,
+                        "cursor is not one this API gave out: pass next_cursor back unchanged.",
+                    )
+                })?,
+        ),
+    };
+    let (id, _) = tenant_of(&req, &client, &state, &id).await?;
+    let mut rows = state
+        .store
+        .events_page(id, before.as_deref(), limit + 1)
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
+    Ok(HttpResponse::Ok().json(EventPage {
+        data: rows.into_iter().map(EventJson::of).collect(),
+        next_cursor,
+    }))
 }
 
 #[cfg(test)]
