@@ -1,10 +1,19 @@
-//! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims, and its
-//! events by cursor.
+//! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims, its events
+//! by cursor, and `POST .../verify`.
 
 use serde_json::Value;
 
-use crate::api_keys::{api_get, assert_problem, create_on_dashboard, guid, insert_tenant};
-use crate::app_helpers::{spawn_app, ts};
+use crate::api_keys::{api_get, assert_problem, create_on_dashboard, guid, insert_tenant, url};
+use crate::app_helpers::{TestApp, spawn_app, ts};
+
+async fn api_post(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url(app, path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("POST")
+}
 
 async fn json(response: reqwest::Response, status: u16) -> Value {
     let actual = response.status().as_u16();
@@ -151,5 +160,58 @@ async fn events_page_newest_first_by_cursor() {
         Some(&key),
     )
     .await;
+    assert_problem(unknown, 404).await;
+}
+
+#[tokio::test]
+async fn verify_runs_the_dashboard_check_and_names_the_key() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "sync", &["tenants:read"]).await;
+    let (tokens_only, _) = create_on_dashboard(&operator, "tokens", &["tokens:issue"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    app.emulator.revoke(&contoso).await;
+
+    // Act
+    let under_scoped = api_post(
+        &app,
+        &format!("/api/v1/tenants/{contoso}/verify"),
+        &tokens_only,
+    )
+    .await;
+    let accepted = api_post(&app, &format!("/api/v1/tenants/{contoso}/verify"), &key).await;
+    let no_cache = accepted.headers().get("cache-control").cloned();
+    let answer = json(accepted, 202).await;
+    let after = app
+        .poll("the requested verification", 30, || async {
+            app.tenant(&contoso).await.filter(|t| t.status != "active")
+        })
+        .await;
+
+    // Assert
+    assert_problem(under_scoped, 403).await;
+    assert_eq!(answer["id"], contoso.as_str());
+    assert!(answer["status"].is_string() && answer["granted_roles"].is_array());
+    assert_eq!(
+        no_cache.as_ref().and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert_eq!(after.status, "revoked");
+    let id = consentry::domain::TenantId::parse(&contoso).expect("guid");
+    let events = app.store.events_for(id, 100).await.expect("events");
+    let requested = events
+        .iter()
+        .find(|e| e.kind == "verify_requested")
+        .expect("a verify_requested event");
+    assert!(requested.detail.contains("sync"), "{}", requested.detail);
+    assert!(
+        requested.detail.contains(&key[..17]),
+        "{}",
+        requested.detail
+    );
+    assert!(!requested.detail.contains(&key[17..]), "never the key");
+    let unknown = api_post(&app, &format!("/api/v1/tenants/{}/verify", guid(9)), &key).await;
     assert_problem(unknown, 404).await;
 }

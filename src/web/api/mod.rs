@@ -30,6 +30,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .get(tenants::events)
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/tenants/{id}/verify")
+                    .post(tenants::verify)
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }
