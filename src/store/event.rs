@@ -23,6 +23,9 @@ pub enum EventKind {
     VerifyRequested,
     StatusChanged,
     CheckFailed,
+    /// An API key was handed an access token for the tenant (the event names the key,
+    /// never the token).
+    TokenIssued,
 }
 
 impl EventKind {
@@ -40,6 +43,7 @@ impl EventKind {
             EventKind::VerifyRequested => "verify_requested",
             EventKind::StatusChanged => "status_changed",
             EventKind::CheckFailed => "check_failed",
+            EventKind::TokenIssued => "token_issued",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims, its events
-//! by cursor, and `POST .../verify`.
+//! by cursor, `POST .../verify` and `POST .../token`.
 
 use serde_json::Value;
 
 use crate::api_keys::{api_get, assert_problem, create_on_dashboard, guid, insert_tenant, url};
 use crate::app_helpers::{TestApp, spawn_app, ts};
+use crate::helpers::claims;
 
 async fn api_post(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
     reqwest::Client::new()
@@ -214,4 +215,126 @@ async fn verify_runs_the_dashboard_check_and_names_the_key() {
     assert!(!requested.detail.contains(&key[17..]), "never the key");
     let unknown = api_post(&app, &format!("/api/v1/tenants/{}/verify", guid(9)), &key).await;
     assert_problem(unknown, 404).await;
+}
+
+#[tokio::test]
+async fn a_token_for_an_active_tenant_is_an_event_and_stored_nowhere() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "mailer", &["tokens:issue"]).await;
+    let (reader, _) = create_on_dashboard(&operator, "reader", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let path = format!("/api/v1/tenants/{contoso}/token");
+
+    // Act
+    let first = api_post(&app, &path, &key).await;
+    let cache_control = first.headers().get("cache-control").cloned();
+    let first = json(first, 200).await;
+    let second = json(api_post(&app, &path, &key).await, 200).await;
+    let under_scoped = api_post(&app, &path, &reader).await;
+    let unknown = api_post(&app, &format!("/api/v1/tenants/{}/token", guid(9)), &key).await;
+
+    // Assert
+    assert_eq!(
+        cache_control.as_ref().and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let token = first["access_token"].as_str().expect("a token").to_owned();
+    assert_eq!(claims(&token)["tid"], contoso.as_str());
+    assert_eq!(first["token_type"], "Bearer");
+    assert_eq!(first["tenant_id"], contoso.as_str());
+    assert_eq!(first["missing_permissions"], serde_json::json!([]));
+    let expires_at = first["expires_at"].as_str().expect("expires_at");
+    let expires_at =
+        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339");
+    assert!(expires_at > time::OffsetDateTime::now_utc());
+    assert_eq!(
+        second["access_token"],
+        token.as_str(),
+        "served from the cache"
+    );
+    let detail = assert_problem(under_scoped, 403).await;
+    assert!(detail.contains("tokens:issue"), "{detail}");
+    assert_problem(unknown, 404).await;
+
+    let db = app.db().await;
+    let issued: Vec<String> = sqlx::query_scalar(
+        "select detail from tenant_event where kind = 'token_issued' and tenant_id = $1",
+    )
+    .bind(&contoso)
+    .fetch_all(&db)
+    .await
+    .expect("events");
+    let details: Vec<String> = sqlx::query_scalar("select detail from tenant_event")
+        .fetch_all(&db)
+        .await
+        .expect("events");
+    db.close().await;
+    assert_eq!(issued.len(), 2, "one event per token handed out");
+    assert!(
+        issued[0].contains("mailer") && issued[0].contains(&key[..17]),
+        "{issued:?}"
+    );
+    assert!(!issued[0].contains(&key[17..]), "never the key");
+    assert!(
+        details.iter().all(|d| !d.contains(&token)),
+        "the token is stored nowhere"
+    );
+}
+
+#[tokio::test]
+async fn no_token_for_a_revoked_tenant_but_a_409_that_says_why() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "both", &["tenants:read", "tokens:issue"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    app.emulator.revoke(&contoso).await;
+    let verify = api_post(&app, &format!("/api/v1/tenants/{contoso}/verify"), &key).await;
+    assert_eq!(verify.status(), 202);
+    app.poll("the tenant to be revoked", 30, || async {
+        app.tenant(&contoso).await.filter(|t| t.status == "revoked")
+    })
+    .await;
+    insert_tenant(
+        &app,
+        &guid(4),
+        "pending",
+        &ts(time::OffsetDateTime::now_utc()),
+        "[]",
+    )
+    .await;
+
+    // Act
+    let revoked = api_post(&app, &format!("/api/v1/tenants/{contoso}/token"), &key).await;
+    let pending = api_post(&app, &format!("/api/v1/tenants/{}/token", guid(4)), &key).await;
+
+    // Assert
+    let detail = assert_problem(revoked, 409).await;
+    assert!(
+        detail.contains("revoked") && detail.contains("AADSTS700016"),
+        "{detail}"
+    );
+    let detail = assert_problem(pending, 409).await;
+    assert!(detail.contains("not verified yet"), "{detail}");
+    for (n, status, says) in [
+        (5, "gone", "no longer knows"),
+        (6, "failed", "never confirmed"),
+        (7, "failing", "failing"),
+    ] {
+        let at = ts(time::OffsetDateTime::now_utc());
+        insert_tenant(&app, &guid(n), status, &at, "[]").await;
+        let refused = api_post(&app, &format!("/api/v1/tenants/{}/token", guid(n)), &key).await;
+        let detail = assert_problem(refused, 409).await;
+        assert!(detail.contains(says), "{status}: {detail}");
+    }
+    assert!(
+        !app.tenant_event_kinds(&contoso)
+            .await
+            .contains(&"token_issued".to_owned())
+    );
 }

@@ -35,6 +35,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .post(tenants::verify)
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/tenants/{id}/token")
+                    .post(tenants::token)
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }

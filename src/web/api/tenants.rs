@@ -1,7 +1,7 @@
-//! `/api/v1/tenants`: the tenants in pages, one tenant with its claims, its events, and a
-//! verification on request.
+//! `/api/v1/tenants`: the tenants in pages, one tenant with its claims, its events, a
+//! verification on request, and an app-only access token for it.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +11,10 @@ use time::OffsetDateTime;
 use super::{ApiClient, Problem};
 use crate::domain::api_key::Scope;
 use crate::domain::{TenantId, TenantStatus};
-use crate::store::{ClaimRow, EventRow, TenantCursor, TenantRow, parse_ts};
+use crate::entra::{EntraClient, TokenError};
+use crate::store::{
+    ClaimRow, EventKind, EventRow, NewEvent, TenantCursor, TenantRow, parse_ts, ts,
+};
 use crate::web::AppState;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -354,6 +357,114 @@ pub async fn verify(
     let row = tenant_row(&req, &client, &state, id).await?;
     state.verifier.check_soon(id);
     Ok(HttpResponse::Accepted().json(TenantJson::of(&row, &state.settings.required_permissions)))
+}
+
+/// An app-only access token for a tenant, for a service to call Graph itself.
+#[derive(Debug, Serialize)]
+pub struct TokenJson<'a> {
+    pub access_token: &'a str,
+    pub token_type: &'static str,
+    /// When Microsoft stops accepting it (RFC 3339 UTC).
+    pub expires_at: String,
+    pub tenant_id: String,
+    /// Required permissions the tenant did not grant: calls that need them will fail.
+    pub missing_permissions: Vec<String>,
+}
+
+/// Why no token is handed out for a tenant in `status`, or `None` when one is.
+fn refusal(row: &TenantRow, status: Option<TenantStatus>) -> Option<String> {
+    let code = row
+        .last_error_code
+        .as_deref()
+        .map(|c| format!(" (last error: {c})"))
+        .unwrap_or_default();
+    match status {
+        Some(TenantStatus::Active | TenantStatus::MissingPermissions) => None,
+        Some(TenantStatus::Revoked) => Some(format!(
+            "The tenant's administrator revoked the consent{code}: they must consent again."
+        )),
+        Some(TenantStatus::Gone) => Some(format!(
+            "Microsoft no longer knows this tenant{code}: it was deleted or blocked."
+        )),
+        Some(TenantStatus::Pending) => {
+            Some("The consent is not verified yet: ask again once the tenant is active.".to_owned())
+        }
+        Some(TenantStatus::Failed) => Some(format!(
+            "Microsoft never confirmed this consent{code}: verification gave up."
+        )),
+        Some(TenantStatus::Failing) => Some(format!(
+            "Checks of this tenant are failing{code}: no token until one succeeds."
+        )),
+        None => Some(format!(
+            "The tenant's status ({}) is not one that allows a token.",
+            row.status
+        )),
+    }
+}
+
+/// A token the engine could not get: 503 with `Retry-After` when Microsoft asked to wait,
+/// 502 otherwise, naming the code (never the response body).
+fn token_failure(req: &HttpRequest, error: &TokenError) -> Problem {
+    let detail = format!(
+        "Microsoft did not issue a token for this tenant ({}).",
+        error.code()
+    );
+    match error {
+        TokenError::Throttled { retry_after, .. } => {
+            Problem::new(req, StatusCode::SERVICE_UNAVAILABLE, detail)
+                .with_retry_after(retry_after.as_secs().max(1))
+        }
+        TokenError::Waiting { remaining } => {
+            Problem::new(req, StatusCode::SERVICE_UNAVAILABLE, detail)
+                .with_retry_after(remaining.as_secs().max(1))
+        }
+        _ => Problem::new(req, StatusCode::BAD_GATEWAY, detail),
+    }
+}
+
+/// `POST /api/v1/tenants/{id}/token` (scope `tokens:issue`): a token from the engine the
+/// checks use (cached and single-flight; never stored), for an `active` or
+/// `missing_permissions` tenant; a 409 problem saying why for any other. Each token handed
+/// out is a `token_issued` event naming the key.
+pub async fn token(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TokensIssue)?;
+    let (id, row) = tenant_of(&req, &client, &state, &id).await?;
+    if let Some(why) = refusal(&row, row.status()) {
+        return Err(Problem::new(&req, StatusCode::CONFLICT, why));
+    }
+    let cached = state
+        .tokens
+        .token(id)
+        .await
+        .map_err(|e| token_failure(&req, &e))?;
+    let event = NewEvent {
+        tenant_id: Some(id),
+        kind: EventKind::TokenIssued,
+        detail: format!("An access token was issued to {}.", client.describe()),
+        request_id: Some(client.request_id().to_owned()),
+    };
+    // No record, no token.
+    state
+        .store
+        .record_event(&event, OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    let body = TokenJson {
+        access_token: EntraClient::bearer(&cached.token),
+        token_type: "Bearer",
+        expires_at: ts(cached.expires_at),
+        tenant_id: id.to_string(),
+        missing_permissions: row.missing_permissions(&state.settings.required_permissions),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body))
 }
 
 #[cfg(test)]
