@@ -127,13 +127,26 @@ async fn events_page_newest_first_by_cursor() {
             ids.push(event["id"].as_str().expect("id").to_owned());
             assert!(event["detail"].is_string() && event["created_at"].is_string());
         }
+        if cursor.is_none() {
+            // An event written while the client pages is newer than every later page.
+            let event = consentry::store::NewEvent {
+                tenant_id: consentry::domain::TenantId::parse(&contoso),
+                kind: consentry::store::EventKind::VerifyRequested,
+                detail: "meanwhile".to_owned(),
+                request_id: None,
+            };
+            app.store
+                .record_event(&event, time::OffsetDateTime::now_utc())
+                .await
+                .expect("event");
+        }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
         }
     }
 
-    // Assert
+    // Assert: every event once, none of them the one written meanwhile.
     assert_eq!(seen, expected);
     let mut sorted = ids.clone();
     sorted.sort();
