@@ -17,7 +17,7 @@ const SHOWN_CHARS: usize = API_KEY_PREFIX.len() + 8;
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
-    /// Read tenants (`GET /api/v1/tenants`).
+    /// Read tenants and their events, and ask for a check (`/api/v1/tenants/...`).
     TenantsRead,
     /// Get app-only access tokens for tenants.
     TokensIssue,

@@ -23,6 +23,9 @@ pub enum EventKind {
     VerifyRequested,
     StatusChanged,
     CheckFailed,
+    /// An API key was handed an access token for the tenant (the event names the key,
+    /// never the token).
+    TokenIssued,
 }
 
 impl EventKind {
@@ -40,6 +43,7 @@ impl EventKind {
             EventKind::VerifyRequested => "verify_requested",
             EventKind::StatusChanged => "status_changed",
             EventKind::CheckFailed => "check_failed",
+            EventKind::TokenIssued => "token_issued",
         }
     }
 }
@@ -106,6 +110,25 @@ impl Store {
             "select * from tenant_event where tenant_id = $1 order by id desc limit $2",
         )
         .bind(tenant.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A page of a tenant's events, newest first: those older than the event `before`
+    /// when given. Event ids are UUIDv7, so their order is the order they were written.
+    pub async fn events_page(
+        &self,
+        tenant: TenantId,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "select * from tenant_event where tenant_id = $1 and ($2 is null or id < $2) \
+             order by id desc limit $3",
+        )
+        .bind(tenant.to_string())
+        .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)

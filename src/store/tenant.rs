@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use super::consent::ClaimRow;
 use super::event::{EventKind, NewEvent, insert_event};
 use super::{Store, StoreError, ts};
 use crate::domain::{TenantId, TenantStatus};
@@ -55,6 +56,13 @@ impl TenantRow {
     /// [`Store::claims_for`]), never the tenant's name.
     pub fn name(&self) -> Option<&str> {
         self.display_name.as_deref()
+    }
+
+    /// Whether `claim` confirmed the consent: the sign-up whose callback Microsoft's first
+    /// successful verification followed. Any other claim proves nothing by itself. The
+    /// dashboard and the API both ask this.
+    pub fn confirmed_by(&self, claim: &ClaimRow) -> bool {
+        self.verified_at.is_some() && self.consent_request_id.as_deref() == Some(claim.id.as_str())
     }
 
     /// The `required` permissions not granted (compared ignoring case, as Entra does).

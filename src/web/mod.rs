@@ -44,6 +44,8 @@ pub struct AppState {
     pub entra: Arc<EntraClient>,
     pub verifier: Arc<Verifier>,
     pub graph: crate::graph::GraphClient,
+    /// The token engine the verifier and `graph` use, for `POST /api/v1/tenants/{id}/token`.
+    pub tokens: Arc<TokenEngine>,
     /// HMACs of states, bindings and session ids under the session key.
     pub keyed: Keyed,
     pub signup_limit: rate_limit::RateLimiter,
@@ -121,7 +123,7 @@ impl Application {
             entra.clone(),
             engine.clone(),
         ));
-        let graph = crate::graph::GraphClient::new(entra.clone(), engine);
+        let graph = crate::graph::GraphClient::new(entra.clone(), engine.clone());
         let port = listener.local_addr()?.port();
         let background = Arc::new(Supervisor::new(&BACKGROUND_TASKS));
         let state = web::Data::new(AppState {
@@ -132,6 +134,7 @@ impl Application {
             entra,
             verifier: verifier.clone(),
             graph,
+            tokens: engine,
             // A person signs up a handful of times; 10 a minute per address with a burst
             // of 5 stops floods without getting in anyone's way.
             signup_limit: rate_limit::RateLimiter::new(5, 10.0 / 60.0),

@@ -7,7 +7,11 @@ use crate::app_helpers::{Browser, TestApp, hidden, request_id, spawn_app, ts};
 
 /// Creates a key on the dashboard as the test operator; returns the key and the answer
 /// page.
-async fn create_on_dashboard(operator: &Browser, name: &str, scopes: &[&str]) -> (String, String) {
+pub async fn create_on_dashboard(
+    operator: &Browser,
+    name: &str,
+    scopes: &[&str],
+) -> (String, String) {
     let page = operator.get("/admin/api-keys").await;
     assert_eq!(page.status(), 200);
     let csrf = hidden(&page.text().await.expect("html"), "csrf");
@@ -25,7 +29,7 @@ async fn create_on_dashboard(operator: &Browser, name: &str, scopes: &[&str]) ->
     (html[start..end].to_owned(), html)
 }
 
-async fn api_get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Response {
+pub async fn api_get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(url(app, path));
     if let Some(key) = key {
         request = request.bearer_auth(key);
@@ -35,7 +39,7 @@ async fn api_get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Respo
 
 /// Asserts an RFC 9457 problem document with `status` and the request id of its
 /// `x-request-id` header; returns its `detail`.
-async fn assert_problem(response: reqwest::Response, status: u16) -> String {
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> String {
     let actual = response.status().as_u16();
     let rid = request_id(&response);
     let content_type = response.headers()["content-type"]
@@ -56,7 +60,13 @@ async fn assert_problem(response: reqwest::Response, status: u16) -> String {
 }
 
 /// A tenant written straight into the app's database, not due for any check.
-async fn insert_tenant(app: &TestApp, id: &str, status: &str, consented_at: &str, granted: &str) {
+pub async fn insert_tenant(
+    app: &TestApp,
+    id: &str,
+    status: &str,
+    consented_at: &str,
+    granted: &str,
+) {
     let db = app.db().await;
     sqlx::query(
         "insert into tenant (id, status, granted_roles, consented_at, created_at, updated_at) \
@@ -72,11 +82,11 @@ async fn insert_tenant(app: &TestApp, id: &str, status: &str, consented_at: &str
     db.close().await;
 }
 
-fn url(app: &TestApp, path: &str) -> String {
+pub fn url(app: &TestApp, path: &str) -> String {
     format!("{}{path}", app.base)
 }
 
-fn guid(n: u32) -> String {
+pub fn guid(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 
 mod admin;
 mod api_keys;
+mod api_tenants;
 mod attacks;
 mod callback;
 mod crash;

@@ -24,6 +24,8 @@ const LAST_USED_GRANULARITY: time::Duration = time::Duration::minutes(1);
 pub struct ApiClient {
     pub key_id: String,
     pub key_name: String,
+    /// The key's first characters (`cst_live_AbCdEfGh`), to name it in events.
+    pub key_prefix: String,
     scopes: Vec<Scope>,
     request_id: String,
 }
@@ -39,6 +41,11 @@ impl ApiClient {
                 scope.as_str(),
             ))
         }
+    }
+
+    /// The key as events name it: its name and prefix, never the key.
+    pub fn describe(&self) -> String {
+        format!("API key {} ({})", self.key_name, self.key_prefix)
     }
 
     pub fn request_id(&self) -> &str {
@@ -126,6 +133,7 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiClient, Problem> {
         scopes: row.scopes(),
         key_id: row.id,
         key_name: row.name,
+        key_prefix: row.prefix,
         request_id,
     })
 }

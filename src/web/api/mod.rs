@@ -20,6 +20,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .get(tenants::list)
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/tenants/{id}")
+                    .get(tenants::show)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/tenants/{id}/events")
+                    .get(tenants::events)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/tenants/{id}/verify")
+                    .post(tenants::verify)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/tenants/{id}/token")
+                    .post(tenants::token)
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }

@@ -117,6 +117,14 @@ impl Problem {
         }
     }
 
+    /// The same problem with `Retry-After: secs`.
+    pub fn with_retry_after(self, secs: u64) -> Problem {
+        Problem {
+            retry_after: Some(secs),
+            ..self
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -1,14 +1,20 @@
-//! `GET /api/v1/tenants`: the tenants, in pages.
+//! `/api/v1/tenants`: the tenants in pages, one tenant with its claims, its events, a
+//! verification on request, and an app-only access token for it.
 
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::{ApiClient, Problem};
 use crate::domain::api_key::Scope;
 use crate::domain::{TenantId, TenantStatus};
-use crate::store::{TenantCursor, TenantRow, parse_ts};
+use crate::entra::{EntraClient, TokenError};
+use crate::store::{
+    ClaimRow, EventKind, EventRow, NewEvent, TenantCursor, TenantRow, parse_ts, ts,
+};
 use crate::web::AppState;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -102,19 +108,7 @@ pub async fn list(
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| Problem::bad_request(&req, format!("Bad query: {e}.")))?
         .into_inner();
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                Problem::bad_request(
-                    &req,
-                    format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
-                )
-            })?,
-    };
+    let limit = parse_limit(&req, query.limit.as_deref())?;
     let status = match query.status.as_deref() {
         None => None,
         Some(raw) => Some(TenantStatus::parse(raw).ok_or_else(|| {
@@ -148,6 +142,329 @@ pub async fn list(
         next_cursor,
     };
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+fn parse_limit(req: &HttpRequest, raw: Option<&str>) -> Result<i64, Problem> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    req,
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
+                )
+            }),
+    }
+}
+
+fn no_such_tenant(req: &HttpRequest) -> Problem {
+    Problem::new(
+        req,
+        StatusCode::NOT_FOUND,
+        "There is no tenant with this id.",
+    )
+}
+
+/// The tenant named by the path, or a 404 problem (also for an id that is not a GUID).
+async fn tenant_of(
+    req: &HttpRequest,
+    client: &ApiClient,
+    state: &AppState,
+    raw: &str,
+) -> Result<(TenantId, TenantRow), Problem> {
+    let id = TenantId::parse(raw).ok_or_else(|| no_such_tenant(req))?;
+    Ok((id, tenant_row(req, client, state, id).await?))
+}
+
+async fn tenant_row(
+    req: &HttpRequest,
+    client: &ApiClient,
+    state: &AppState,
+    id: TenantId,
+) -> Result<TenantRow, Problem> {
+    state
+        .store
+        .tenant(id)
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?
+        .ok_or_else(|| no_such_tenant(req))
+}
+
+/// What a sign-up said when its callback named the tenant. Claims prove nothing by
+/// themselves: `confirming` marks the one Microsoft's first verification followed.
+#[derive(Debug, Serialize)]
+pub struct ClaimJson {
+    pub organisation_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub domain_hint: Option<String>,
+    pub signed_up_at: String,
+    pub called_back_at: String,
+    pub confirming: bool,
+}
+
+impl ClaimJson {
+    fn of(tenant: &TenantRow, claim: ClaimRow) -> ClaimJson {
+        ClaimJson {
+            confirming: tenant.confirmed_by(&claim),
+            organisation_name: claim.organisation_name,
+            contact_email: claim.contact_email,
+            domain_hint: claim.domain_hint,
+            signed_up_at: claim.created_at,
+            called_back_at: claim.consumed_at,
+        }
+    }
+}
+
+/// One tenant: the list's fields, and the claims.
+#[derive(Debug, Serialize)]
+pub struct TenantDetail {
+    #[serde(flatten)]
+    pub tenant: TenantJson,
+    /// Newest callback first.
+    pub claims: Vec<ClaimJson>,
+}
+
+/// `GET /api/v1/tenants/{id}`.
+pub async fn show(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TenantsRead)?;
+    let (id, row) = tenant_of(&req, &client, &state, &id).await?;
+    let claims = state
+        .store
+        .claims_for(id)
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    let detail = TenantDetail {
+        tenant: TenantJson::of(&row, &state.settings.required_permissions),
+        claims: claims.into_iter().map(|c| ClaimJson::of(&row, c)).collect(),
+    };
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// An entry of a tenant's event log.
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    /// A UUIDv7: ids sort in the order events were written.
+    pub id: String,
+    pub kind: String,
+    /// Plain words for people; never a secret or a token.
+    pub detail: String,
+    /// The request that caused it, when one did.
+    pub request_id: Option<String>,
+    pub created_at: String,
+}
+
+impl EventJson {
+    fn of(row: EventRow) -> EventJson {
+        EventJson {
+            id: row.id,
+            kind: row.kind,
+            detail: row.detail,
+            request_id: row.request_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    pub data: Vec<EventJson>,
+    /// Pass as `cursor` for the next (older) page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/tenants/{id}/events`: newest first; the cursor is the id of the page's
+/// last event, so events written while a client pages never shift the older pages.
+pub async fn events(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TenantsRead)?;
+    let query = web::Query::<EventsQuery>::from_query(req.query_string())
+        .map_err(|e| Problem::bad_request(&req, format!("Bad query: {e}.")))?
+        .into_inner();
+    let limit = parse_limit(&req, query.limit.as_deref())?;
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            uuid::Uuid::parse_str(raw)
+                .ok()
+                .filter(|u| u.get_version_num() == 7)
+                .map(|u| u.hyphenated().to_string())
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        &req,
+                        "cursor is not one this API gave out: pass next_cursor back unchanged.",
+                    )
+                })?,
+        ),
+    };
+    let (id, _) = tenant_of(&req, &client, &state, &id).await?;
+    let mut rows = state
+        .store
+        .events_page(id, before.as_deref(), limit + 1)
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
+    Ok(HttpResponse::Ok().json(EventPage {
+        data: rows.into_iter().map(EventJson::of).collect(),
+        next_cursor,
+    }))
+}
+
+/// `POST /api/v1/tenants/{id}/verify`: what the dashboard's "Verify now" does. It needs
+/// only `tenants:read`: a check asks Microsoft again what the tenant's status already
+/// says and changes nothing a reader would not see after the next scheduled check; it
+/// hands out nothing. Answers 202 with the tenant as it stands; the check runs in the
+/// background.
+pub async fn verify(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TenantsRead)?;
+    let id = TenantId::parse(&id).ok_or_else(|| no_such_tenant(&req))?;
+    let detail = format!("{} asked to verify the tenant now.", client.describe());
+    let requested = state
+        .store
+        .request_verification(id, OffsetDateTime::now_utc(), detail, client.request_id())
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    if !requested {
+        return Err(no_such_tenant(&req));
+    }
+    // Read before the check can start, so the answer is the tenant as it was asked about.
+    let row = tenant_row(&req, &client, &state, id).await?;
+    state.verifier.check_soon(id);
+    Ok(HttpResponse::Accepted().json(TenantJson::of(&row, &state.settings.required_permissions)))
+}
+
+/// An app-only access token for a tenant, for a service to call Graph itself.
+#[derive(Debug, Serialize)]
+pub struct TokenJson<'a> {
+    pub access_token: &'a str,
+    pub token_type: &'static str,
+    /// When Microsoft stops accepting it (RFC 3339 UTC).
+    pub expires_at: String,
+    pub tenant_id: String,
+    /// Required permissions the tenant did not grant: calls that need them will fail.
+    pub missing_permissions: Vec<String>,
+}
+
+/// Why no token is handed out for a tenant in `status`, or `None` when one is.
+fn refusal(row: &TenantRow, status: Option<TenantStatus>) -> Option<String> {
+    let code = row
+        .last_error_code
+        .as_deref()
+        .map(|c| format!(" (last error: {c})"))
+        .unwrap_or_default();
+    match status {
+        Some(TenantStatus::Active | TenantStatus::MissingPermissions) => None,
+        Some(TenantStatus::Revoked) => Some(format!(
+            "The tenant's administrator revoked the consent{code}: they must consent again."
+        )),
+        Some(TenantStatus::Gone) => Some(format!(
+            "Microsoft no longer knows this tenant{code}: it was deleted or blocked."
+        )),
+        Some(TenantStatus::Pending) => {
+            Some("The consent is not verified yet: ask again once the tenant is active.".to_owned())
+        }
+        Some(TenantStatus::Failed) => Some(format!(
+            "Microsoft never confirmed this consent{code}: verification gave up."
+        )),
+        Some(TenantStatus::Failing) => Some(format!(
+            "Checks of this tenant are failing{code}: no token until one succeeds."
+        )),
+        None => Some(format!(
+            "The tenant's status ({}) is not one that allows a token.",
+            row.status
+        )),
+    }
+}
+
+/// A token the engine could not get: 503 with `Retry-After` when Microsoft asked to wait,
+/// 502 otherwise, naming the code (never the response body).
+fn token_failure(req: &HttpRequest, error: &TokenError) -> Problem {
+    let detail = format!(
+        "Microsoft did not issue a token for this tenant ({}).",
+        error.code()
+    );
+    match error {
+        TokenError::Throttled { retry_after, .. } => {
+            Problem::new(req, StatusCode::SERVICE_UNAVAILABLE, detail)
+                .with_retry_after(retry_after.as_secs().max(1))
+        }
+        TokenError::Waiting { remaining } => {
+            Problem::new(req, StatusCode::SERVICE_UNAVAILABLE, detail)
+                .with_retry_after(remaining.as_secs().max(1))
+        }
+        _ => Problem::new(req, StatusCode::BAD_GATEWAY, detail),
+    }
+}
+
+/// `POST /api/v1/tenants/{id}/token` (scope `tokens:issue`): a token from the engine the
+/// checks use (cached and single-flight; never stored), for an `active` or
+/// `missing_permissions` tenant; a 409 problem saying why for any other. Each token handed
+/// out is a `token_issued` event naming the key.
+pub async fn token(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TokensIssue)?;
+    let (id, row) = tenant_of(&req, &client, &state, &id).await?;
+    if let Some(why) = refusal(&row, row.status()) {
+        return Err(Problem::new(&req, StatusCode::CONFLICT, why));
+    }
+    let cached = state
+        .tokens
+        .token(id)
+        .await
+        .map_err(|e| token_failure(&req, &e))?;
+    let event = NewEvent {
+        tenant_id: Some(id),
+        kind: EventKind::TokenIssued,
+        detail: format!("An access token was issued to {}.", client.describe()),
+        request_id: Some(client.request_id().to_owned()),
+    };
+    // No record, no token.
+    state
+        .store
+        .record_event(&event, OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| Problem::from_store(client.request_id(), e))?;
+    let body = TokenJson {
+        access_token: EntraClient::bearer(&cached.token),
+        token_type: "Bearer",
+        expires_at: ts(cached.expires_at),
+        tenant_id: id.to_string(),
+        missing_permissions: row.missing_permissions(&state.settings.required_permissions),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body))
 }
 
 #[cfg(test)]

@@ -244,8 +244,7 @@ fn claim_views(tenant: &TenantRow, claims: Vec<crate::store::ClaimRow>) -> Vec<C
     claims
         .into_iter()
         .map(|c| {
-            let confirming = tenant.verified_at.is_some()
-                && tenant.consent_request_id.as_deref() == Some(c.id.as_str());
+            let confirming = tenant.confirmed_by(&c);
             let evidence = if confirming && contested {
                 "confirmed the consent (contested: other sign-ups named this tenant in the same window)"
             } else if confirming {

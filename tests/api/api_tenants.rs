@@ -1,0 +1,353 @@
+//! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims, its events
+//! by cursor, `POST .../verify` and `POST .../token`.
+
+use serde_json::Value;
+
+use crate::api_keys::{api_get, assert_problem, create_on_dashboard, guid, insert_tenant, url};
+use crate::app_helpers::{TestApp, spawn_app, ts};
+use crate::helpers::claims;
+
+async fn api_post(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url(app, path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("POST")
+}
+
+async fn json(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_tenant_is_the_list_entry_plus_its_claims_and_unknown_ids_get_404() {
+    // Arrange: contoso onboarded, then a second sign-up naming it after verification.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "reader", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let stranger = app.browser();
+    let to_microsoft = stranger
+        .signup(&[
+            ("organisation_name", "Not Contoso"),
+            ("contact_email", "someone@example.com"),
+        ])
+        .await;
+    let callback = app
+        .emulator_decision(&to_microsoft, "accept", Some(&contoso))
+        .await;
+    assert_eq!(stranger.get(&callback).await.status(), 303);
+    insert_tenant(
+        &app,
+        &guid(3),
+        "pending",
+        &ts(time::OffsetDateTime::now_utc()),
+        "[]",
+    )
+    .await;
+
+    // Act
+    let list = json(api_get(&app, "/api/v1/tenants", Some(&key)).await, 200).await;
+    let one = json(
+        api_get(&app, &format!("/api/v1/tenants/{contoso}"), Some(&key)).await,
+        200,
+    )
+    .await;
+    let unclaimed = json(
+        api_get(&app, &format!("/api/v1/tenants/{}", guid(3)), Some(&key)).await,
+        200,
+    )
+    .await;
+    let unknown = api_get(&app, &format!("/api/v1/tenants/{}", guid(9)), Some(&key)).await;
+    let not_a_guid = api_get(&app, "/api/v1/tenants/contoso", Some(&key)).await;
+
+    // Assert: the list's fields, unchanged, and the claims newest first.
+    let mut without_claims = one.clone();
+    let claims_of = without_claims
+        .as_object_mut()
+        .expect("an object")
+        .remove("claims")
+        .expect("claims");
+    assert_eq!(without_claims, list["data"][0], "{one}");
+    let claims_of = claims_of.as_array().expect("an array").clone();
+    assert_eq!(claims_of.len(), 2, "{one}");
+    assert_eq!(claims_of[0]["organisation_name"], "Not Contoso");
+    assert_eq!(claims_of[0]["contact_email"], "someone@example.com");
+    assert_eq!(claims_of[0]["confirming"], false, "after verification");
+    assert_eq!(claims_of[1]["confirming"], true, "the onboarding's own");
+    for claim in &claims_of {
+        assert!(claim["signed_up_at"].is_string() && claim["called_back_at"].is_string());
+        assert!(claim.get("client_addr").is_none());
+    }
+    assert_eq!(unclaimed["claims"], serde_json::json!([]));
+    assert_eq!(unclaimed["status"], "pending");
+    assert!(assert_problem(unknown, 404).await.contains("no tenant"));
+    assert!(assert_problem(not_a_guid, 404).await.contains("no tenant"));
+    let under_scoped = create_on_dashboard(&operator, "tokens", &["tokens:issue"])
+        .await
+        .0;
+    let refused = api_get(
+        &app,
+        &format!("/api/v1/tenants/{contoso}"),
+        Some(&under_scoped),
+    )
+    .await;
+    assert_problem(refused, 403).await;
+}
+
+#[tokio::test]
+async fn events_page_newest_first_by_cursor() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "reader", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let mut expected = app.tenant_event_kinds(&contoso).await;
+    expected.reverse();
+    assert!(expected.len() >= 3, "{expected:?}");
+
+    // Act: pages of two.
+    let mut seen = Vec::new();
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            None => format!("/api/v1/tenants/{contoso}/events?limit=2"),
+            Some(c) => format!("/api/v1/tenants/{contoso}/events?limit=2&cursor={c}"),
+        };
+        let page = json(api_get(&app, &path, Some(&key)).await, 200).await;
+        for event in page["data"].as_array().expect("data") {
+            seen.push(event["kind"].as_str().expect("kind").to_owned());
+            ids.push(event["id"].as_str().expect("id").to_owned());
+            assert!(event["detail"].is_string() && event["created_at"].is_string());
+        }
+        if cursor.is_none() {
+            // An event written while the client pages is newer than every later page.
+            let event = consentry::store::NewEvent {
+                tenant_id: consentry::domain::TenantId::parse(&contoso),
+                kind: consentry::store::EventKind::VerifyRequested,
+                detail: "meanwhile".to_owned(),
+                request_id: None,
+            };
+            app.store
+                .record_event(&event, time::OffsetDateTime::now_utc())
+                .await
+                .expect("event");
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+
+    // Assert: every event once, none of them the one written meanwhile.
+    assert_eq!(seen, expected);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(ids, sorted, "newest (largest UUIDv7) first");
+    for (query, says) in [
+        ("cursor=nonsense", "cursor"),
+        ("cursor=6c0ff3e1-b5a8-4f1e-9d2c-4a7b3e8f5d90", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("since=yesterday", "since"),
+    ] {
+        let response = api_get(
+            &app,
+            &format!("/api/v1/tenants/{contoso}/events?{query}"),
+            Some(&key),
+        )
+        .await;
+        let detail = assert_problem(response, 400).await;
+        assert!(detail.contains(says), "{query}: {detail}");
+    }
+    let unknown = api_get(
+        &app,
+        &format!("/api/v1/tenants/{}/events", guid(9)),
+        Some(&key),
+    )
+    .await;
+    assert_problem(unknown, 404).await;
+}
+
+#[tokio::test]
+async fn verify_runs_the_dashboard_check_and_names_the_key() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "sync", &["tenants:read"]).await;
+    let (tokens_only, _) = create_on_dashboard(&operator, "tokens", &["tokens:issue"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    app.emulator.revoke(&contoso).await;
+
+    // Act
+    let under_scoped = api_post(
+        &app,
+        &format!("/api/v1/tenants/{contoso}/verify"),
+        &tokens_only,
+    )
+    .await;
+    let accepted = api_post(&app, &format!("/api/v1/tenants/{contoso}/verify"), &key).await;
+    let no_cache = accepted.headers().get("cache-control").cloned();
+    let answer = json(accepted, 202).await;
+    let after = app
+        .poll("the requested verification", 30, || async {
+            app.tenant(&contoso).await.filter(|t| t.status != "active")
+        })
+        .await;
+
+    // Assert
+    assert_problem(under_scoped, 403).await;
+    assert_eq!(answer["id"], contoso.as_str());
+    assert!(answer["status"].is_string() && answer["granted_roles"].is_array());
+    assert_eq!(
+        no_cache.as_ref().and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert_eq!(after.status, "revoked");
+    let id = consentry::domain::TenantId::parse(&contoso).expect("guid");
+    let events = app.store.events_for(id, 100).await.expect("events");
+    let requested = events
+        .iter()
+        .find(|e| e.kind == "verify_requested")
+        .expect("a verify_requested event");
+    assert!(requested.detail.contains("sync"), "{}", requested.detail);
+    assert!(
+        requested.detail.contains(&key[..17]),
+        "{}",
+        requested.detail
+    );
+    assert!(!requested.detail.contains(&key[17..]), "never the key");
+    let unknown = api_post(&app, &format!("/api/v1/tenants/{}/verify", guid(9)), &key).await;
+    assert_problem(unknown, 404).await;
+}
+
+#[tokio::test]
+async fn a_token_for_an_active_tenant_is_an_event_and_stored_nowhere() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "mailer", &["tokens:issue"]).await;
+    let (reader, _) = create_on_dashboard(&operator, "reader", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let path = format!("/api/v1/tenants/{contoso}/token");
+
+    // Act
+    let first = api_post(&app, &path, &key).await;
+    let cache_control = first.headers().get("cache-control").cloned();
+    let first = json(first, 200).await;
+    let second = json(api_post(&app, &path, &key).await, 200).await;
+    let under_scoped = api_post(&app, &path, &reader).await;
+    let unknown = api_post(&app, &format!("/api/v1/tenants/{}/token", guid(9)), &key).await;
+
+    // Assert
+    assert_eq!(
+        cache_control.as_ref().and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let token = first["access_token"].as_str().expect("a token").to_owned();
+    assert_eq!(claims(&token)["tid"], contoso.as_str());
+    assert_eq!(first["token_type"], "Bearer");
+    assert_eq!(first["tenant_id"], contoso.as_str());
+    assert_eq!(first["missing_permissions"], serde_json::json!([]));
+    let expires_at = first["expires_at"].as_str().expect("expires_at");
+    let expires_at =
+        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339");
+    assert!(expires_at > time::OffsetDateTime::now_utc());
+    assert_eq!(
+        second["access_token"],
+        token.as_str(),
+        "served from the cache"
+    );
+    let detail = assert_problem(under_scoped, 403).await;
+    assert!(detail.contains("tokens:issue"), "{detail}");
+    assert_problem(unknown, 404).await;
+
+    let db = app.db().await;
+    let issued: Vec<String> = sqlx::query_scalar(
+        "select detail from tenant_event where kind = 'token_issued' and tenant_id = $1",
+    )
+    .bind(&contoso)
+    .fetch_all(&db)
+    .await
+    .expect("events");
+    let details: Vec<String> = sqlx::query_scalar("select detail from tenant_event")
+        .fetch_all(&db)
+        .await
+        .expect("events");
+    db.close().await;
+    assert_eq!(issued.len(), 2, "one event per token handed out");
+    assert!(
+        issued[0].contains("mailer") && issued[0].contains(&key[..17]),
+        "{issued:?}"
+    );
+    assert!(!issued[0].contains(&key[17..]), "never the key");
+    assert!(
+        details.iter().all(|d| !d.contains(&token)),
+        "the token is stored nowhere"
+    );
+}
+
+#[tokio::test]
+async fn no_token_for_a_revoked_tenant_but_a_409_that_says_why() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "both", &["tenants:read", "tokens:issue"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    app.emulator.revoke(&contoso).await;
+    let verify = api_post(&app, &format!("/api/v1/tenants/{contoso}/verify"), &key).await;
+    assert_eq!(verify.status(), 202);
+    app.poll("the tenant to be revoked", 30, || async {
+        app.tenant(&contoso).await.filter(|t| t.status == "revoked")
+    })
+    .await;
+    insert_tenant(
+        &app,
+        &guid(4),
+        "pending",
+        &ts(time::OffsetDateTime::now_utc()),
+        "[]",
+    )
+    .await;
+
+    // Act
+    let revoked = api_post(&app, &format!("/api/v1/tenants/{contoso}/token"), &key).await;
+    let pending = api_post(&app, &format!("/api/v1/tenants/{}/token", guid(4)), &key).await;
+
+    // Assert
+    let detail = assert_problem(revoked, 409).await;
+    assert!(
+        detail.contains("revoked") && detail.contains("AADSTS700016"),
+        "{detail}"
+    );
+    let detail = assert_problem(pending, 409).await;
+    assert!(detail.contains("not verified yet"), "{detail}");
+    for (n, status, says) in [
+        (5, "gone", "no longer knows"),
+        (6, "failed", "never confirmed"),
+        (7, "failing", "failing"),
+    ] {
+        let at = ts(time::OffsetDateTime::now_utc());
+        insert_tenant(&app, &guid(n), status, &at, "[]").await;
+        let refused = api_post(&app, &format!("/api/v1/tenants/{}/token", guid(n)), &key).await;
+        let detail = assert_problem(refused, 409).await;
+        assert!(detail.contains(says), "{status}: {detail}");
+    }
+    assert!(
+        !app.tenant_event_kinds(&contoso)
+            .await
+            .contains(&"token_issued".to_owned())
+    );
+}
