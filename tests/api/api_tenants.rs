@@ -351,3 +351,34 @@ async fn no_token_for_a_revoked_tenant_but_a_409_that_says_why() {
             .contains(&"token_issued".to_owned())
     );
 }
+
+#[tokio::test]
+async fn requested_checks_are_spaced_per_tenant() {
+    // Arrange: a read-only key, perhaps leaked, asks again and again.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "sync", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    let path = format!("/api/v1/tenants/{contoso}/verify");
+
+    // Act
+    let first = api_post(&app, &path, &key).await.status().as_u16();
+    let second = api_post(&app, &path, &key).await.status().as_u16();
+    let third = api_post(&app, &path, &key).await;
+
+    // Assert: a burst of two, then one a minute, each a check of Microsoft spared.
+    assert_eq!((first, second), (202, 202));
+    let wait: u64 = third
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_problem(third, 429).await;
+    let other = api_post(&app, &format!("/api/v1/tenants/{}/verify", guid(9)), &key).await;
+    assert_problem(other, 404).await;
+}

@@ -344,6 +344,10 @@ pub async fn verify(
 ) -> Result<HttpResponse, Problem> {
     client.require(Scope::TenantsRead)?;
     let id = TenantId::parse(&id).ok_or_else(|| no_such_tenant(&req))?;
+    state
+        .api_verify_limit
+        .acquire(&id.to_string())
+        .map_err(|wait| Problem::too_many_requests(&req, wait))?;
     let detail = format!("{} asked to verify the tenant now.", client.describe());
     let requested = state
         .store
