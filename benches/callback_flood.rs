@@ -18,6 +18,8 @@ use sqlx::sqlite::SqlitePoolOptions;
 
 mod common;
 
+use common::{client, real_consent, strip};
+
 struct Options {
     requests: usize,
     addresses: usize,
@@ -42,59 +44,6 @@ fn random_state() -> String {
         ]
         .concat(),
     )
-}
-
-fn client(
-    ip: Option<IpAddr>,
-    jar: Option<std::sync::Arc<reqwest::cookie::Jar>>,
-) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-    if let Some(ip) = ip {
-        builder = builder.local_address(ip);
-    }
-    if let Some(jar) = jar {
-        builder = builder.cookie_provider(jar);
-    }
-    builder.build().expect("client")
-}
-
-/// A real administrator: sign-up, Accept on the emulator's page for Contoso; returns the
-/// callback URL and the browser that must open it.
-async fn real_consent(base: &str, emulator: &str) -> (String, reqwest::Client) {
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let browser = client(None, Some(jar));
-    let landing = browser
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .expect("landing");
-    let html = landing.text().await.expect("html");
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    let csrf = &html[start..start + html[start..].find('"').expect("quote")];
-    let to_microsoft = browser
-        .post(format!("{base}/signup"))
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .expect("sign-up");
-    let location = to_microsoft.headers()["location"].to_str().expect("ascii");
-    let url = url::Url::parse(location).expect("absolute");
-    let back = client(None, None)
-        .post(format!("{emulator}{}", url.path()))
-        .form(&[
-            ("request", url.query().unwrap_or_default()),
-            ("decision", "accept"),
-            ("tenant", "3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58"),
-        ])
-        .send()
-        .await
-        .expect("consent");
-    let callback = back.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    (callback, browser)
 }
 
 async fn rows(db: &sqlx::SqlitePool) -> [(String, i64); 3] {
@@ -238,11 +187,4 @@ async fn main() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-}
-
-/// The path and query of a callback URL.
-fn strip(url: &str) -> &str {
-    url.find("/consent/callback")
-        .map(|i| &url[i..])
-        .unwrap_or(url)
 }

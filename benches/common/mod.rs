@@ -1,8 +1,10 @@
 //! What the benchmarks share: their flags, `consentry emulator` as its own process (so its
-//! CPU time is its own), and that CPU time. Each benchmark uses a part of it.
+//! CPU time is its own), that CPU time, and a real onboarding of Contoso through the demo's
+//! emulator. Each benchmark uses a part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
 
 /// The value after `--name` on the command line, parsed (`cargo bench -- --name value`).
@@ -67,4 +69,69 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
     // USER_HZ, the unit of these fields, is 100 on Linux.
     ticks / 100.0
+}
+
+/// An HTTP client that does not follow redirects, from `ip` when given, keeping cookies in
+/// `jar` when given.
+pub fn client(
+    ip: Option<IpAddr>,
+    jar: Option<std::sync::Arc<reqwest::cookie::Jar>>,
+) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(ip) = ip {
+        builder = builder.local_address(ip);
+    }
+    if let Some(jar) = jar {
+        builder = builder.cookie_provider(jar);
+    }
+    builder.build().expect("client")
+}
+
+/// The seeded Contoso tenant.
+pub const CONTOSO: &str = "3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58";
+
+/// A real administrator: sign-up, Accept on the emulator's page for Contoso; returns the
+/// callback URL and the browser that must open it.
+pub async fn real_consent(base: &str, emulator: &str) -> (String, reqwest::Client) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = client(None, Some(jar));
+    let landing = browser
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("landing");
+    let html = landing.text().await.expect("html");
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').expect("quote")];
+    let to_microsoft = browser
+        .post(format!("{base}/signup"))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .expect("sign-up");
+    let location = to_microsoft.headers()["location"].to_str().expect("ascii");
+    let url = url::Url::parse(location).expect("absolute");
+    let back = client(None, None)
+        .post(format!("{emulator}{}", url.path()))
+        .form(&[
+            ("request", url.query().unwrap_or_default()),
+            ("decision", "accept"),
+            ("tenant", CONTOSO),
+        ])
+        .send()
+        .await
+        .expect("consent");
+    let callback = back.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    (callback, browser)
+}
+
+/// The path and query of a callback URL.
+pub fn strip(url: &str) -> &str {
+    url.find("/consent/callback")
+        .map(|i| &url[i..])
+        .unwrap_or(url)
 }
