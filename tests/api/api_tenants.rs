@@ -461,11 +461,13 @@ async fn a_users_cursor_never_leads_anywhere_but_graph_users() {
     assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
     let first = json(users_page(&app, &key, &contoso, "limit=5").await, 200).await;
     let next = first["next_cursor"].as_str().expect("a next page");
-    let link = String::from_utf8(
+    let text = String::from_utf8(
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, next)
             .expect("base64url"),
     )
     .expect("utf-8");
+    let (for_tenant, link) = text.split_once('\n').expect("tenant and link");
+    assert_eq!(for_tenant, contoso);
     let (_, rest) = link.split_once("/v1.0/users").expect("a users link");
     let before = app.emulator.requests().await;
 
@@ -476,17 +478,18 @@ async fn a_users_cursor_never_leads_anywhere_but_graph_users() {
         (
             format!(
                 "cursor={}",
-                encode(&format!("https://evil.example/v1.0/users{rest}"))
+                encode(&format!("{contoso}\nhttps://evil.example/v1.0/users{rest}"))
             ),
             "cursor",
         ),
         (
             format!(
                 "cursor={}",
-                encode(&link.replace("/v1.0/users", "/v1.0/organization"))
+                encode(&text.replace("/v1.0/users", "/v1.0/organization"))
             ),
             "cursor",
         ),
+        (format!("cursor={}", encode(link)), "cursor"),
         ("cursor=nonsense".to_owned(), "cursor"),
         (format!("cursor={next}&limit=5"), "cursor"),
         ("limit=0".to_owned(), "limit"),
@@ -498,6 +501,11 @@ async fn a_users_cursor_never_leads_anywhere_but_graph_users() {
         let detail = assert_problem(response, 400).await;
         assert!(detail.contains(says), "{query}: {detail}");
     }
+    // Another tenant's cursor.
+    let at = ts(time::OffsetDateTime::now_utc());
+    insert_tenant(&app, &guid(3), "active", &at, "[]").await;
+    let elsewhere = users_page(&app, &key, &guid(3), &format!("cursor={next}")).await;
+    assert!(assert_problem(elsewhere, 400).await.contains("cursor"));
     assert_eq!(app.emulator.requests().await["tenants"], before["tenants"]);
     let unknown = users_page(&app, &key, &guid(9), "").await;
     assert_problem(unknown, 404).await;

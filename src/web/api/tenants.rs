@@ -519,15 +519,21 @@ fn bad_cursor(req: &HttpRequest) -> Problem {
     )
 }
 
-/// Opaque to clients: base64url of Graph's `@odata.nextLink`.
-fn encode_users_cursor(next_link: &str) -> String {
-    URL_SAFE_NO_PAD.encode(next_link)
+/// Opaque to clients: base64url of the tenant's id and Graph's `@odata.nextLink`.
+fn encode_users_cursor(tenant: TenantId, next_link: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{tenant}\n{next_link}"))
 }
 
-/// The `@odata.nextLink` a cursor carries, only if it is a link to `GET /v1.0/users` on the
-/// configured Graph host: a cursor must never send the tenant's token anywhere else.
-fn decode_users_cursor(raw: &str, graph_host: &str) -> Option<String> {
-    let link = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+/// The `@odata.nextLink` a cursor carries, only if the cursor was given out for `tenant`
+/// and the link leads to `GET /v1.0/users` on the configured Graph host: a cursor must never
+/// send the tenant's token anywhere else.
+fn decode_users_cursor(raw: &str, graph_host: &str, tenant: TenantId) -> Option<String> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+    let (for_tenant, link) = text.split_once('\n')?;
+    if TenantId::parse(for_tenant)? != tenant {
+        return None;
+    }
+    let link = link.to_owned();
     let parsed = reqwest::Url::parse(&link).ok()?;
     let host = reqwest::Url::parse(graph_host).ok()?;
     let same_origin = parsed.scheme() == host.scheme()
@@ -617,6 +623,7 @@ pub async fn users(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     client.require(Scope::TenantsRead)?;
+    let (id, row) = tenant_of(&req, &client, &state, &id).await?;
     let query = web::Query::<UsersQuery>::from_query(req.query_string())
         .map_err(|e| Problem::bad_request(&req, format!("Bad query: {e}.")))?
         .into_inner();
@@ -628,7 +635,7 @@ pub async fn users(
                 "limit and fields go with the first request only: a cursor carries them.",
             ));
         }
-        Some(raw) => decode_users_cursor(raw, graph_host).ok_or_else(|| bad_cursor(&req))?,
+        Some(raw) => decode_users_cursor(raw, graph_host, id).ok_or_else(|| bad_cursor(&req))?,
         None => {
             let limit = match query.limit.as_deref() {
                 None => DEFAULT_USERS,
@@ -651,7 +658,6 @@ pub async fn users(
             url
         }
     };
-    let (id, row) = tenant_of(&req, &client, &state, &id).await?;
     if let Some(why) = refusal(&row, row.status()) {
         return Err(Problem::new(&req, StatusCode::CONFLICT, why));
     }
@@ -663,7 +669,7 @@ pub async fn users(
     let next_cursor = page
         .get("@odata.nextLink")
         .and_then(serde_json::Value::as_str)
-        .map(encode_users_cursor);
+        .map(|link| encode_users_cursor(id, link));
     let data = match page.get_mut("value").map(serde_json::Value::take) {
         Some(serde_json::Value::Array(users)) => users,
         _ => Vec::new(),
@@ -689,9 +695,19 @@ mod tests {
     #[test]
     fn a_users_cursor_leads_only_to_graph_users() {
         let host = "https://graph.microsoft.com";
+        let tenant = TenantId::parse("6c0ff3e1-b5a8-4f1e-9d2c-4a7b3e8f5d90").expect("guid");
+        let other = TenantId::parse("3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58").expect("guid");
         let link = "https://graph.microsoft.com/v1.0/users?$top=5&$skiptoken=abc";
-        let cursor = encode_users_cursor(link);
-        assert_eq!(decode_users_cursor(&cursor, host).as_deref(), Some(link));
+        let cursor = encode_users_cursor(tenant, link);
+        assert_eq!(
+            decode_users_cursor(&cursor, host, tenant).as_deref(),
+            Some(link)
+        );
+        assert_eq!(decode_users_cursor(&cursor, host, other), None);
+        assert_eq!(
+            decode_users_cursor(&URL_SAFE_NO_PAD.encode(link), host, tenant),
+            None
+        );
         for forged in [
             "https://evil.example/v1.0/users?$skiptoken=abc",
             "https://graph.microsoft.com.evil.example/v1.0/users?$skiptoken=abc",
@@ -704,11 +720,11 @@ mod tests {
             "not a link",
         ] {
             assert_eq!(
-                decode_users_cursor(&encode_users_cursor(forged), host),
+                decode_users_cursor(&encode_users_cursor(tenant, forged), host, tenant),
                 None,
                 "{forged}"
             );
         }
-        assert_eq!(decode_users_cursor("%%%", host), None);
+        assert_eq!(decode_users_cursor("%%%", host, tenant), None);
     }
 }
