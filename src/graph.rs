@@ -43,30 +43,37 @@ impl GraphClient {
     /// (a page may be empty). Links are followed only on the Graph host, so a token never
     /// goes anywhere else.
     pub async fn list(&self, tenant: TenantId, path: &str) -> Result<Vec<Value>, GraphError> {
-        let host = self.entra.graph_host().to_owned();
-        let mut url = format!("{host}{path}");
+        let mut url = format!("{}{path}", self.entra.graph_host());
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
-            let body = self.send(tenant, &url, &[]).await?;
-            let page: Value =
-                serde_json::from_slice(&body).map_err(|e| GraphError::Malformed(e.to_string()))?;
-            match page.get("value") {
-                Some(Value::Array(values)) => items.extend(values.iter().cloned()),
-                _ => return Err(GraphError::Malformed("a page without a value array".into())),
+            let page = self.page(tenant, &url).await?;
+            if let Some(Value::Array(values)) = page.get("value") {
+                items.extend(values.iter().cloned());
             }
             match page.get("@odata.nextLink").and_then(Value::as_str) {
                 None => return Ok(items),
-                Some(next) if next.starts_with(&format!("{host}/")) => url = next.to_owned(),
-                Some(next) => {
-                    return Err(GraphError::Malformed(format!(
-                        "a next link to another host: {next}"
-                    )));
-                }
+                Some(next) => url = next.to_owned(),
             }
         }
         Err(GraphError::Malformed(format!(
             "more than {MAX_PAGES} pages"
         )))
+    }
+
+    /// One page of a collection: `url` is a first request or an `@odata.nextLink`, and must
+    /// be on the Graph host, so a token never goes anywhere else. The page is Graph's JSON,
+    /// with its `value` array and, unless it is the last, its `@odata.nextLink`.
+    pub async fn page(&self, tenant: TenantId, url: &str) -> Result<Value, GraphError> {
+        if !url.starts_with(&format!("{}/", self.entra.graph_host())) {
+            return Err(GraphError::Malformed("a link to another host".into()));
+        }
+        let body = self.send(tenant, url, &[]).await?;
+        let page: Value =
+            serde_json::from_slice(&body).map_err(|e| GraphError::Malformed(e.to_string()))?;
+        if !page.get("value").is_some_and(Value::is_array) {
+            return Err(GraphError::Malformed("a page without a value array".into()));
+        }
+        Ok(page)
     }
 
     /// The number of users, from `GET /v1.0/users/$count` (an advanced query).

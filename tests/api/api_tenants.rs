@@ -382,3 +382,199 @@ async fn requested_checks_are_spaced_per_tenant() {
     let other = api_post(&app, &format!("/api/v1/tenants/{}/verify", guid(9)), &key).await;
     assert_problem(other, 404).await;
 }
+
+async fn users_page(app: &TestApp, key: &str, tenant: &str, query: &str) -> reqwest::Response {
+    api_get(
+        app,
+        &format!("/api/v1/tenants/{tenant}/users?{query}"),
+        Some(key),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn users_page_through_graph_by_cursor_with_the_fields_chosen() {
+    // Arrange: contoso has 36 users in the emulator.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "directory", &["tenants:read"]).await;
+    let (tokens_only, _) = create_on_dashboard(&operator, "tokens", &["tokens:issue"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+
+    // Act: pages of ten, only two fields.
+    let mut pages = 0;
+    let mut ids = Vec::new();
+    let mut query = "limit=10&fields=id,displayName".to_owned();
+    loop {
+        let page = json(users_page(&app, &key, &contoso, &query).await, 200).await;
+        pages += 1;
+        let users = page["data"].as_array().expect("data");
+        assert!(users.len() <= 10, "{page}");
+        for user in users {
+            let mut keys: Vec<&str> = user
+                .as_object()
+                .expect("a user")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["displayName", "id"], "{user}");
+            ids.push(user["id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => query = format!("cursor={next}"),
+            None => break,
+        }
+        assert!(pages < 10, "paging ends");
+    }
+    let all = json(users_page(&app, &key, &contoso, "").await, 200).await;
+
+    // Assert: four pages, every user once, and without fields Graph's default properties.
+    assert_eq!(pages, 4);
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), 36);
+    assert_eq!(unique.len(), 36, "no duplicates");
+    let everyone = all["data"].as_array().expect("data");
+    assert_eq!(everyone.len(), 36);
+    assert_eq!(all["next_cursor"], Value::Null);
+    assert!(everyone.iter().all(|u| u["userPrincipalName"].is_string()
+        && unique.contains(&u["id"].as_str().expect("id").to_owned())));
+    let requests = app.emulator.requests().await;
+    assert_eq!(
+        requests["tenants"][contoso.as_str()]["graph_users"],
+        5,
+        "one Graph page per API page: {requests}"
+    );
+    let refused = users_page(&app, &tokens_only, &contoso, "").await;
+    let detail = assert_problem(refused, 403).await;
+    assert!(detail.contains("tenants:read"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_users_cursor_never_leads_anywhere_but_graph_users() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "directory", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let first = json(users_page(&app, &key, &contoso, "limit=5").await, 200).await;
+    let next = first["next_cursor"].as_str().expect("a next page");
+    let text = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, next)
+            .expect("base64url"),
+    )
+    .expect("utf-8");
+    let (for_tenant, link) = text.split_once('\n').expect("tenant and link");
+    assert_eq!(for_tenant, contoso);
+    let (_, rest) = link.split_once("/v1.0/users").expect("a users link");
+    let before = app.emulator.requests().await;
+
+    // Act and assert: each a 400 problem, and Graph asked nothing.
+    let encode =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+    for (query, says) in [
+        (
+            format!(
+                "cursor={}",
+                encode(&format!("{contoso}\nhttps://evil.example/v1.0/users{rest}"))
+            ),
+            "cursor",
+        ),
+        (
+            format!(
+                "cursor={}",
+                encode(&text.replace("/v1.0/users", "/v1.0/organization"))
+            ),
+            "cursor",
+        ),
+        (format!("cursor={}", encode(link)), "cursor"),
+        ("cursor=nonsense".to_owned(), "cursor"),
+        (format!("cursor={next}&limit=5"), "cursor"),
+        ("limit=0".to_owned(), "limit"),
+        ("limit=1000".to_owned(), "limit"),
+        ("fields=id,password".to_owned(), "fields"),
+        ("top=5".to_owned(), "top"),
+    ] {
+        let response = users_page(&app, &key, &contoso, &query).await;
+        let detail = assert_problem(response, 400).await;
+        assert!(detail.contains(says), "{query}: {detail}");
+    }
+    // Another tenant's cursor.
+    let at = ts(time::OffsetDateTime::now_utc());
+    insert_tenant(&app, &guid(3), "active", &at, "[]").await;
+    let elsewhere = users_page(&app, &key, &guid(3), &format!("cursor={next}")).await;
+    assert!(assert_problem(elsewhere, 400).await.contains("cursor"));
+    assert_eq!(app.emulator.requests().await["tenants"], before["tenants"]);
+    let unknown = users_page(&app, &key, &guid(9), "").await;
+    assert_problem(unknown, 404).await;
+}
+
+#[tokio::test]
+async fn users_need_a_connected_tenant_that_granted_user_read_all() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "directory", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+
+    // Act: throttled beyond what is waited in place; then revoked.
+    let (status, body) = app
+        .emulator
+        .control(
+            reqwest::Method::PUT,
+            "/faults",
+            Some(serde_json::json!({"throttle_next": 1, "retry_after_seconds": 120, "endpoints": ["graph"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let throttled = users_page(&app, &key, &contoso, "").await;
+    let retry_after = throttled.headers().get("retry-after").cloned();
+    app.emulator.revoke(&contoso).await;
+    let verify = api_post(&app, &format!("/api/v1/tenants/{contoso}/verify"), &key).await;
+    assert_eq!(verify.status(), 202);
+    app.poll("the tenant to be revoked", 30, || async {
+        app.tenant(&contoso).await.filter(|t| t.status == "revoked")
+    })
+    .await;
+    let revoked = users_page(&app, &key, &contoso, "").await;
+
+    // Assert
+    assert_eq!(
+        retry_after.as_ref().and_then(|v| v.to_str().ok()),
+        Some("120")
+    );
+    assert_problem(throttled, 503).await;
+    let detail = assert_problem(revoked, 409).await;
+    assert!(detail.contains("revoked"), "{detail}");
+}
+
+#[tokio::test]
+async fn users_of_a_tenant_without_user_read_all_are_a_409_naming_it() {
+    // Arrange: the administrator withdrew User.Read.All after consenting.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "directory", &["tenants:read"]).await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    app.emulator
+        .set_roles(&contoso, &["Organization.Read.All"])
+        .await;
+    let verify = api_post(&app, &format!("/api/v1/tenants/{contoso}/verify"), &key).await;
+    assert_eq!(verify.status(), 202);
+    app.poll("the tenant to miss a permission", 30, || async {
+        app.tenant(&contoso)
+            .await
+            .filter(|t| t.status == "missing_permissions")
+    })
+    .await;
+
+    // Act
+    let refused = users_page(&app, &key, &contoso, "").await;
+
+    // Assert
+    let detail = assert_problem(refused, 409).await;
+    assert!(detail.contains("User.Read.All"), "{detail}");
+}

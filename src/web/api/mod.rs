@@ -36,6 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
+                web::resource("/tenants/{id}/users")
+                    .get(tenants::users)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
                 web::resource("/tenants/{id}/token")
                     .post(tenants::token)
                     .default_service(web::to(method_not_allowed)),

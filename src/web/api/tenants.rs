@@ -1,5 +1,5 @@
 //! `/api/v1/tenants`: the tenants in pages, one tenant with its claims, its events, a
-//! verification on request, and an app-only access token for it.
+//! verification on request, an app-only access token for it, and its users from Graph.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::{ApiClient, Problem};
 use crate::domain::api_key::Scope;
 use crate::domain::{TenantId, TenantStatus};
-use crate::entra::{EntraClient, TokenError};
+use crate::entra::{EntraClient, GraphError, TokenError};
 use crate::store::{
     ClaimRow, EventKind, EventRow, NewEvent, TenantCursor, TenantRow, parse_ts, ts,
 };
@@ -471,6 +471,212 @@ pub async fn token(
         .json(body))
 }
 
+/// Users per page when `limit` is absent (Graph's own default), and Graph's largest `$top`.
+const DEFAULT_USERS: u32 = 100;
+const MAX_USERS: u32 = 999;
+
+/// The user properties `fields` may name, as Graph spells them.
+const USER_FIELDS: &[&str] = &[
+    "id",
+    "displayName",
+    "userPrincipalName",
+    "mail",
+    "givenName",
+    "surname",
+    "jobTitle",
+    "accountEnabled",
+    "businessPhones",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "userType",
+    "usageLocation",
+    "companyName",
+];
+
+const USERS_PATH: &str = "/v1.0/users";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    fields: Option<String>,
+}
+
+/// A page of a tenant's users, each as Graph gives it.
+#[derive(Debug, Serialize)]
+pub struct UserPage {
+    pub data: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+fn bad_cursor(req: &HttpRequest) -> Problem {
+    Problem::bad_request(
+        req,
+        "cursor is not one this API gave out: pass next_cursor back unchanged.",
+    )
+}
+
+/// Opaque to clients: base64url of the tenant's id and Graph's `@odata.nextLink`.
+fn encode_users_cursor(tenant: TenantId, next_link: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{tenant}\n{next_link}"))
+}
+
+/// The `@odata.nextLink` a cursor carries, only if the cursor was given out for `tenant`
+/// and the link leads to `GET /v1.0/users` on the configured Graph host: a cursor must never
+/// send the tenant's token anywhere else.
+fn decode_users_cursor(raw: &str, graph_host: &str, tenant: TenantId) -> Option<String> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+    let (for_tenant, link) = text.split_once('\n')?;
+    if TenantId::parse(for_tenant)? != tenant {
+        return None;
+    }
+    let link = link.to_owned();
+    let parsed = reqwest::Url::parse(&link).ok()?;
+    let host = reqwest::Url::parse(graph_host).ok()?;
+    let same_origin = parsed.scheme() == host.scheme()
+        && parsed.host_str() == host.host_str()
+        && parsed.port_or_known_default() == host.port_or_known_default();
+    let plain = parsed.username().is_empty()
+        && parsed.password().is_none()
+        && parsed.fragment().is_none()
+        && parsed.query().is_some();
+    let base = format!("{}{USERS_PATH}?", graph_host.trim_end_matches('/'));
+    (same_origin && plain && parsed.path() == USERS_PATH && link.starts_with(&base)).then_some(link)
+}
+
+/// `fields`: a comma-separated choice from [`USER_FIELDS`] (any case), as Graph spells them.
+fn parse_fields(req: &HttpRequest, raw: &str) -> Result<Vec<&'static str>, Problem> {
+    let mut fields: Vec<&'static str> = Vec::new();
+    for wanted in raw.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let found = USER_FIELDS
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    req,
+                    format!(
+                        "fields must be a comma-separated choice of {}.",
+                        USER_FIELDS.join(", ")
+                    ),
+                )
+            })?;
+        if !fields.contains(found) {
+            fields.push(found);
+        }
+    }
+    if fields.is_empty() {
+        return Err(Problem::bad_request(req, "fields names no field."));
+    }
+    Ok(fields)
+}
+
+/// A Graph call that failed: a permission not granted is 409, throttling 503 with
+/// `Retry-After`, anything else 502 naming Graph's code (never the response body).
+fn graph_failure(req: &HttpRequest, error: &GraphError, with_cursor: bool) -> Problem {
+    match error {
+        GraphError::Status { status: 403, .. } => Problem::new(
+            req,
+            StatusCode::CONFLICT,
+            "The tenant has not granted the application permission User.Read.All: its \
+             administrator must consent to it.",
+        ),
+        GraphError::Status { status: 400, .. } if with_cursor => bad_cursor(req),
+        GraphError::Throttled { retry_after, .. } => Problem::new(
+            req,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Microsoft Graph asked to wait before the next request.",
+        )
+        .with_retry_after(retry_after.as_secs().max(1)),
+        GraphError::Status {
+            status: status @ (429 | 503),
+            ..
+        } => Problem::new(
+            req,
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Microsoft Graph is busy (HTTP {status})."),
+        )
+        .with_retry_after(1),
+        GraphError::Status { status, code, .. } => Problem::new(
+            req,
+            StatusCode::BAD_GATEWAY,
+            format!("Microsoft Graph did not list the users (HTTP {status}: {code})."),
+        ),
+        GraphError::Unreachable(_) | GraphError::Malformed(_) => Problem::new(
+            req,
+            StatusCode::BAD_GATEWAY,
+            "Microsoft Graph could not be reached or its answer could not be read.",
+        ),
+    }
+}
+
+/// `GET /api/v1/tenants/{id}/users` (scope `tenants:read`): the tenant's users through
+/// Graph's `GET /v1.0/users`, `limit` (`$top`) at a time, with the `fields` chosen
+/// (`$select`). `next_cursor` wraps Graph's `@odata.nextLink`, which carries the first
+/// request's `limit` and `fields`. Only for an `active` or `missing_permissions` tenant.
+pub async fn users(
+    client: ApiClient,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    client.require(Scope::TenantsRead)?;
+    let (id, row) = tenant_of(&req, &client, &state, &id).await?;
+    let query = web::Query::<UsersQuery>::from_query(req.query_string())
+        .map_err(|e| Problem::bad_request(&req, format!("Bad query: {e}.")))?
+        .into_inner();
+    let graph_host = state.entra.graph_host();
+    let url = match query.cursor.as_deref() {
+        Some(_) if query.limit.is_some() || query.fields.is_some() => {
+            return Err(Problem::bad_request(
+                &req,
+                "limit and fields go with the first request only: a cursor carries them.",
+            ));
+        }
+        Some(raw) => decode_users_cursor(raw, graph_host, id).ok_or_else(|| bad_cursor(&req))?,
+        None => {
+            let limit = match query.limit.as_deref() {
+                None => DEFAULT_USERS,
+                Some(raw) => raw
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_USERS).contains(n))
+                    .ok_or_else(|| {
+                        Problem::bad_request(
+                            &req,
+                            format!("limit must be a whole number from 1 to {MAX_USERS}."),
+                        )
+                    })?,
+            };
+            let mut url = format!("{graph_host}{USERS_PATH}?$top={limit}");
+            if let Some(raw) = query.fields.as_deref() {
+                url.push_str("&$select=");
+                url.push_str(&parse_fields(&req, raw)?.join(","));
+            }
+            url
+        }
+    };
+    if let Some(why) = refusal(&row, row.status()) {
+        return Err(Problem::new(&req, StatusCode::CONFLICT, why));
+    }
+    let mut page = state
+        .graph
+        .page(id, &url)
+        .await
+        .map_err(|e| graph_failure(&req, &e, query.cursor.is_some()))?;
+    let next_cursor = page
+        .get("@odata.nextLink")
+        .and_then(serde_json::Value::as_str)
+        .map(|link| encode_users_cursor(id, link));
+    let data = match page.get_mut("value").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(users)) => users,
+        _ => Vec::new(),
+    };
+    Ok(HttpResponse::Ok().json(UserPage { data, next_cursor }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,5 +690,41 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
         assert_eq!(decode_cursor("not-a-cursor"), None);
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("x\ny")), None);
+    }
+
+    #[test]
+    fn a_users_cursor_leads_only_to_graph_users() {
+        let host = "https://graph.microsoft.com";
+        let tenant = TenantId::parse("6c0ff3e1-b5a8-4f1e-9d2c-4a7b3e8f5d90").expect("guid");
+        let other = TenantId::parse("3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58").expect("guid");
+        let link = "https://graph.microsoft.com/v1.0/users?$top=5&$skiptoken=abc";
+        let cursor = encode_users_cursor(tenant, link);
+        assert_eq!(
+            decode_users_cursor(&cursor, host, tenant).as_deref(),
+            Some(link)
+        );
+        assert_eq!(decode_users_cursor(&cursor, host, other), None);
+        assert_eq!(
+            decode_users_cursor(&URL_SAFE_NO_PAD.encode(link), host, tenant),
+            None
+        );
+        for forged in [
+            "https://evil.example/v1.0/users?$skiptoken=abc",
+            "https://graph.microsoft.com.evil.example/v1.0/users?$skiptoken=abc",
+            "https://graph.microsoft.com@evil.example/v1.0/users?$skiptoken=abc",
+            "http://graph.microsoft.com/v1.0/users?$skiptoken=abc",
+            "https://graph.microsoft.com:8443/v1.0/users?$skiptoken=abc",
+            "https://graph.microsoft.com/v1.0/organization?$skiptoken=abc",
+            "https://graph.microsoft.com/v1.0/users/../groups?$skiptoken=abc",
+            "https://graph.microsoft.com/v1.0/users",
+            "not a link",
+        ] {
+            assert_eq!(
+                decode_users_cursor(&encode_users_cursor(tenant, forged), host, tenant),
+                None,
+                "{forged}"
+            );
+        }
+        assert_eq!(decode_users_cursor("%%%", host, tenant), None);
     }
 }
