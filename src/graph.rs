@@ -96,7 +96,7 @@ impl GraphClient {
     ) -> Result<Vec<u8>, GraphError> {
         let mut refreshed = false;
         let mut last = GraphError::Unreachable("no attempt made".into());
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 1..=MAX_ATTEMPTS {
             let token = if refreshed {
                 self.engine.fresh_token(tenant).await
             } else {
@@ -151,7 +151,9 @@ impl GraphClient {
                 }
                 429 | 503 => {
                     let wait = wait.unwrap_or(Duration::from_secs(1));
-                    if wait > self.max_wait {
+                    // Too long to wait in place, or no attempt left: the caller is told how
+                    // long Graph asked for (its own caller may pass it on as Retry-After).
+                    if wait > self.max_wait || attempt == MAX_ATTEMPTS {
                         return Err(GraphError::Throttled {
                             status,
                             retry_after: wait,

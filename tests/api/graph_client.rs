@@ -141,3 +141,38 @@ async fn graph_throttling_is_waited_out_as_retry_after_says() {
         "the throttled page, again, then the last: {requests}"
     );
 }
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_retries_reports_graphs_wait() {
+    let emulator = spawn_emulator().await;
+    emulator.consent(WOODGROVE).await;
+    let graph = graph(&emulator);
+    let tenant = TenantId::parse(WOODGROVE).expect("guid");
+    let (status, body) = emulator
+        .control(
+            reqwest::Method::PUT,
+            "/faults",
+            Some(json!({"throttle_next": 10, "retry_after_seconds": 1, "endpoints": ["graph"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let error = graph
+        .list(tenant, "/v1.0/users?$top=100&$select=id")
+        .await
+        .expect_err("still throttled after every attempt");
+
+    assert!(
+        matches!(
+            error,
+            consentry::entra::GraphError::Throttled { status: 429, retry_after }
+                if retry_after == std::time::Duration::from_secs(1)
+        ),
+        "{error:?}"
+    );
+    let requests = emulator.requests().await;
+    assert_eq!(
+        requests["tenants"][WOODGROVE]["graph_users"], 4,
+        "four attempts, none after the last answer: {requests}"
+    );
+}
