@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use consentry::demo::{Demo, DemoOptions};
 use consentry::domain::TenantId;
 use consentry::domain::api_key::{ApiKeySecret, Scope};
 use consentry::store::{NewApiKey, Store};
@@ -118,18 +117,8 @@ async fn round(
 async fn main() {
     let requests: usize = common::arg("--requests").unwrap_or(20_000);
     let concurrency: usize = common::arg::<usize>("--concurrency").unwrap_or(32).max(1);
-    let path = std::env::temp_dir().join(format!("consentry-api-{}.db", uuid::Uuid::new_v4()));
-    let database = format!("sqlite://{}", path.display());
-    let demo = Demo::start(DemoOptions {
-        port: 0,
-        emulator_port: 0,
-        database: database.clone(),
-    })
-    .await
-    .expect("the demo starts");
-    let base = demo.public_url.clone();
-    let emulator = demo.emulator.base_url().to_owned();
-    tokio::spawn(demo.run_until_stopped());
+    let run = common::DemoRun::start("api").await;
+    let (base, emulator, database) = (run.base.clone(), run.emulator.clone(), run.database.clone());
 
     let (callback, admin) = real_consent(&base, &emulator).await;
     let answer = admin
@@ -191,7 +180,4 @@ async fn main() {
         "  token_to_health_ratio: {:.2} (target: at least 0.8)",
         token_rate / health_rate
     );
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }

@@ -12,7 +12,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use base64::Engine;
-use consentry::demo::{Demo, DemoOptions};
 use futures_util::StreamExt;
 use sqlx::sqlite::SqlitePoolOptions;
 
@@ -75,18 +74,8 @@ fn file_size(path: &str) -> u64 {
 #[tokio::main]
 async fn main() {
     let o = options();
-    let path = std::env::temp_dir().join(format!("consentry-flood-{}.db", uuid::Uuid::new_v4()));
-    let database = format!("sqlite://{}", path.display());
-    let demo = Demo::start(DemoOptions {
-        port: 0,
-        emulator_port: 0,
-        database: database.clone(),
-    })
-    .await
-    .expect("the demo starts");
-    let base = demo.public_url.clone();
-    let emulator = demo.emulator.base_url().to_owned();
-    tokio::spawn(demo.run_until_stopped());
+    let run = common::DemoRun::start("flood").await;
+    let (base, emulator, database) = (run.base.clone(), run.emulator.clone(), run.database.clone());
     let db = SqlitePoolOptions::new()
         .max_connections(1)
         .connect(&database)
@@ -102,7 +91,7 @@ async fn main() {
     assert_eq!(first.status(), 303, "the real callback is accepted");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let before = rows(&db).await;
-    let size_before = file_size(&path.display().to_string());
+    let size_before = file_size(&run.path.display().to_string());
 
     // The flood: each address sends its share; a tenth of the requests replay the real
     // callback URL (its state is stored and used), the rest carry states never issued.
@@ -145,7 +134,7 @@ async fn main() {
         .await;
     let elapsed = started.elapsed().as_secs_f64();
     let after = rows(&db).await;
-    let size_after = file_size(&path.display().to_string());
+    let size_after = file_size(&run.path.display().to_string());
 
     let mut by_status = std::collections::BTreeMap::new();
     for s in &statuses {
@@ -184,7 +173,4 @@ async fn main() {
         .unwrap_or(0);
     println!("  real_callback_after_flood: {status}");
     db.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }

@@ -135,3 +135,47 @@ pub fn strip(url: &str) -> &str {
         .map(|i| &url[i..])
         .unwrap_or(url)
 }
+
+/// `consentry demo` in this process, on port 0, with a fresh SQLite file that goes with it.
+pub struct DemoRun {
+    /// consentry's URL.
+    pub base: String,
+    /// The emulator's URL.
+    pub emulator: String,
+    /// `sqlite://...`
+    pub database: String,
+    /// The database file (`-wal` and `-shm` beside it).
+    pub path: std::path::PathBuf,
+}
+
+impl DemoRun {
+    /// Starts the demo and serves it in the background; `name` goes into the file's name.
+    pub async fn start(name: &str) -> DemoRun {
+        let path =
+            std::env::temp_dir().join(format!("consentry-{name}-{}.db", uuid::Uuid::new_v4()));
+        let database = format!("sqlite://{}", path.display());
+        let demo = consentry::demo::Demo::start(consentry::demo::DemoOptions {
+            port: 0,
+            emulator_port: 0,
+            database: database.clone(),
+        })
+        .await
+        .expect("the demo starts");
+        let run = DemoRun {
+            base: demo.public_url.clone(),
+            emulator: demo.emulator.base_url().to_owned(),
+            database,
+            path,
+        };
+        tokio::spawn(demo.run_until_stopped());
+        run
+    }
+}
+
+impl Drop for DemoRun {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}

@@ -45,6 +45,19 @@ pub async fn spawn_app() -> TestApp {
 
 /// `adjust` may change consentry's raw settings and the emulator's config before start.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings, &mut EmulatorConfig)) -> TestApp {
+    spawn(adjust, None).await
+}
+
+/// consentry whose Microsoft (authority and Graph) is `microsoft`, a stand-in of the test's
+/// own; the emulator still runs beside it, unused by consentry.
+pub async fn spawn_app_against(microsoft: &str) -> TestApp {
+    spawn(|_, _| {}, Some(microsoft)).await
+}
+
+async fn spawn(
+    adjust: impl FnOnce(&mut RawSettings, &mut EmulatorConfig),
+    microsoft: Option<&str>,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!(
         "http://127.0.0.1:{}",
@@ -76,8 +89,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings, &mut EmulatorC
         c.workers = workers;
     })
     .await;
-    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
-    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
+    let microsoft = microsoft.unwrap_or(emulator.base.as_str());
+    raw.set("CONSENTRY_AUTHORITY_HOST", microsoft);
+    raw.set("CONSENTRY_GRAPH_HOST", microsoft);
     let settings = raw.parse().expect("test settings parse");
     let app = Application::build(settings, listener)
         .await

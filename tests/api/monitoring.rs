@@ -13,8 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::app_helpers::{
-    Browser, OPERATOR, OPERATOR_PASSWORD, TestApp, callback_url, hidden, spawn_app, spawn_app_with,
-    state_of, ts,
+    Browser, TestApp, callback_url, hidden, spawn_app, spawn_app_with, state_of, ts,
 };
 use crate::helpers::FABRIKAM;
 
@@ -212,105 +211,22 @@ async fn canned_token_endpoint(status: u16, body: Value) -> CannedTokenEndpoint 
     CannedTokenEndpoint { base, requests }
 }
 
-/// consentry whose Microsoft is `authority` (both hosts), with its own database.
-struct CannedApp {
-    base: String,
-    store: Store,
+/// Signs up and comes back with a callback for `tenant` carrying the sign-up's state
+/// (Microsoft's page is not visited: the stand-in "Microsoft" only has a token endpoint).
+async fn callback(app: &TestApp, tenant: &str) {
+    let browser = app.browser();
+    let to_microsoft = browser.signup(&[]).await;
+    let url = callback_url(&[
+        ("admin_consent", "True"),
+        ("tenant", tenant),
+        ("state", &state_of(&to_microsoft)),
+    ]);
+    assert_eq!(browser.get(&url).await.status(), 303);
 }
 
-async fn spawn_app_against(authority: &str) -> CannedApp {
-    use base64::Engine;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let db = std::env::temp_dir().join(format!("consentry-test-{}.db", uuid::Uuid::new_v4()));
-    let database_url = format!("sqlite://{}", db.display());
-    let mut raw = consentry::config::RawSettings::default();
-    raw.set(
-        "CONSENTRY_CLIENT_ID",
-        consentry::emulator::DEFAULT_CLIENT_ID.to_string(),
-    );
-    raw.set(
-        "CONSENTRY_CLIENT_SECRET",
-        consentry::emulator::DEFAULT_CLIENT_SECRET,
-    );
-    raw.set("CONSENTRY_AUTHORITY_HOST", authority);
-    raw.set("CONSENTRY_GRAPH_HOST", authority);
-    raw.set("CONSENTRY_PUBLIC_URL", base.as_str());
-    raw.set("CONSENTRY_DATABASE_URL", database_url.as_str());
-    raw.set(
-        "CONSENTRY_SESSION_KEY",
-        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
-    );
-    raw.set("CONSENTRY_VERIFY_DEADLINE", "3s");
-    let app = consentry::web::Application::build(raw.parse().expect("settings"), listener)
-        .await
-        .expect("consentry starts");
-    tokio::spawn(app.run_until_stopped());
-    let store = Store::connect(&database_url).await.expect("store");
-    let hash = consentry::domain::password::hash_password(OPERATOR_PASSWORD).expect("hash");
-    store
-        .upsert_operator(OPERATOR, &hash, time::OffsetDateTime::now_utc())
-        .await
-        .expect("operator");
-    CannedApp { base, store }
-}
-
-impl CannedApp {
-    fn browser(&self) -> Browser {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        Browser {
-            http: reqwest::Client::builder()
-                .cookie_provider(jar.clone())
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: self.base.clone(),
-            jar,
-        }
-    }
-
-    /// Signs up and comes back with a callback for `tenant` carrying the sign-up's state
-    /// (Microsoft's page is not visited: this "Microsoft" only has a token endpoint).
-    async fn callback(&self, tenant: &str) {
-        let browser = self.browser();
-        let to_microsoft = browser.signup(&[]).await;
-        let url = callback_url(&[
-            ("admin_consent", "True"),
-            ("tenant", tenant),
-            ("state", &state_of(&to_microsoft)),
-        ]);
-        assert_eq!(browser.get(&url).await.status(), 303);
-    }
-
-    async fn outcome(&self, tenant: &str) -> consentry::store::TenantRow {
-        let id = TenantId::parse(tenant).expect("guid");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let row = self
-                .store
-                .tenant(id)
-                .await
-                .expect("store")
-                .expect("recorded");
-            if row.status != "pending" {
-                return row;
-            }
-            assert!(Instant::now() < deadline, "still pending: {row:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn dashboard(&self) -> String {
-        let browser = self.browser();
-        crate::app_helpers::sign_in(&browser).await;
-        browser.get("/admin").await.text().await.expect("html")
-    }
-
-    async fn event_kinds(&self, tenant: &str) -> Vec<String> {
-        let id = TenantId::parse(tenant).expect("guid");
-        let events = self.store.events_for(id, 1000).await.expect("events");
-        events.into_iter().map(|e| e.kind).collect()
-    }
+async fn dashboard(app: &TestApp) -> String {
+    let html = app.operator().await.get("/admin").await.text().await;
+    html.expect("html")
 }
 
 /// Microsoft's error body for `code`, as its token endpoint sends it.
@@ -336,11 +252,11 @@ async fn the_app_disabled_in_one_tenant_fails_that_tenant_and_raises_no_app_wide
         ),
     )
     .await;
-    let app = spawn_app_against(&sts.base).await;
+    let app = crate::app_helpers::spawn_app_against(&sts.base).await;
 
-    app.callback(FABRIKAM).await;
-    let row = app.outcome(FABRIKAM).await;
-    let dashboard = app.dashboard().await;
+    callback(&app, FABRIKAM).await;
+    let row = app.wait_for_outcome(FABRIKAM, 15).await;
+    let dashboard = dashboard(&app).await;
 
     assert_eq!(row.status, "failed", "{row:?}");
     assert_eq!(row.last_error_code.as_deref(), Some("AADSTS7000112"));
@@ -349,7 +265,7 @@ async fn the_app_disabled_in_one_tenant_fails_that_tenant_and_raises_no_app_wide
         "a tenant's choice is not our credential: {dashboard}"
     );
     assert!(
-        !app.event_kinds(FABRIKAM)
+        !app.tenant_event_kinds(FABRIKAM)
             .await
             .contains(&"app_credential_rejected".to_owned())
     );
@@ -363,11 +279,11 @@ async fn an_unknown_code_raises_no_alert_and_fails_a_never_verified_tenant_at_it
         sts_error("invalid_client", 9_999_999, "Something new went wrong."),
     )
     .await;
-    let app = spawn_app_against(&sts.base).await;
+    let app = crate::app_helpers::spawn_app_against(&sts.base).await;
 
-    app.callback(FABRIKAM).await;
-    let row = app.outcome(FABRIKAM).await;
-    let dashboard = app.dashboard().await;
+    callback(&app, FABRIKAM).await;
+    let row = app.wait_for_outcome(FABRIKAM, 15).await;
+    let dashboard = dashboard(&app).await;
 
     assert_eq!(row.status, "failed", "{row:?}");
     assert_eq!(row.last_error_code.as_deref(), Some("AADSTS9999999"));
