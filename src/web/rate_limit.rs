@@ -198,14 +198,22 @@ impl RateLimiter {
 /// keying on the full address would give every client 2^64 budgets); an IPv4-mapped IPv6
 /// address (a dual-stack socket's IPv4 peer) as the IPv4 address it maps.
 pub fn client_key(ip: std::net::IpAddr) -> String {
+    client_prefix(ip, 64)
+}
+
+/// An IPv4 address, or the IPv6 network of `ipv6_prefix` bits an address is in, as text
+/// (`2001:db8:1::/48`); an IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn client_prefix(ip: std::net::IpAddr, ipv6_prefix: u32) -> String {
     use std::net::{IpAddr, Ipv6Addr};
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
             None => {
-                let prefix = u128::from(v6) & !(u128::from(u64::MAX));
-                format!("{}/64", Ipv6Addr::from(prefix))
+                let mask = u128::MAX
+                    .checked_shl(128 - ipv6_prefix.min(128))
+                    .unwrap_or(0);
+                format!("{}/{ipv6_prefix}", Ipv6Addr::from(u128::from(v6) & mask))
             }
         },
     }
@@ -301,6 +309,16 @@ mod tests {
 
     fn key(addr: &str) -> String {
         client_key(addr.parse().unwrap())
+    }
+
+    #[test]
+    fn networks_are_an_ipv6_prefix_or_the_ipv4_address() {
+        let net = |a: &str| client_prefix(a.parse().unwrap(), 48);
+        assert_eq!(net("2001:db8:1:2:aaaa::1"), "2001:db8:1::/48");
+        assert_eq!(net("2001:db8:1:ffff::1"), net("2001:db8:1::1"));
+        assert_ne!(net("2001:db8:1::1"), net("2001:db8:2::1"));
+        assert_eq!(net("203.0.113.7"), "203.0.113.7");
+        assert_eq!(net("::ffff:203.0.113.7"), "203.0.113.7");
     }
 
     #[test]

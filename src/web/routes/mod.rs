@@ -52,17 +52,9 @@ fn client_addr(req: &HttpRequest) -> String {
 /// The client's network, for bounds that a single address could dodge: an IPv4 address
 /// (an attacker rarely holds many), an IPv6 /48 (one site's allocation: 65,536 /64s).
 fn client_network(req: &HttpRequest) -> String {
-    match req.peer_addr().map(|a| a.ip()) {
-        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-            }
-        },
-        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        None => "unknown".into(),
-    }
+    req.peer_addr()
+        .map(|a| super::rate_limit::client_prefix(a.ip(), 48))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Renders an askama template as a page of its own (not replaced by the error page).
