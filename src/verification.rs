@@ -566,12 +566,7 @@ impl Verifier {
         let drifted: Vec<TenantId> = all
             .iter()
             .filter(|t| t.status() == Some(TenantStatus::Active))
-            .filter(|t| {
-                let granted = t.granted_roles();
-                self.required
-                    .iter()
-                    .any(|r| !granted.iter().any(|g| g.eq_ignore_ascii_case(r)))
-            })
+            .filter(|t| !t.missing_permissions(&self.required).is_empty())
             .filter_map(|t| t.tenant_id())
             .collect();
         if !drifted.is_empty() {

@@ -55,13 +55,7 @@ pub async fn status(
     };
     let status = tenant.status().unwrap_or(TenantStatus::Failed);
     let granted = tenant.granted_roles();
-    let missing = state
-        .settings
-        .required_permissions
-        .iter()
-        .filter(|r| !granted.iter().any(|g| g.eq_ignore_ascii_case(r)))
-        .cloned()
-        .collect();
+    let missing = tenant.missing_permissions(&state.settings.required_permissions);
     let (csrf_token, fresh) = csrf::form_token(&req);
     let template = StatusPage {
         status,
