@@ -99,7 +99,6 @@ pub enum ConsentOutcome {
     /// transaction.
     Recorded {
         tenant: TenantId,
-        consent_request_id: String,
         /// The tenant is due for a check now (the verifier should look at once).
         check_now: bool,
     },
@@ -416,7 +415,6 @@ impl Store {
         tx.commit().await?;
         Ok(ConsentOutcome::Recorded {
             tenant: cb.tenant,
-            consent_request_id: request_id,
             check_now,
         })
     }

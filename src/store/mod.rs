@@ -20,9 +20,8 @@ use time::OffsetDateTime;
 
 pub use api_key::{ApiKeyRow, NewApiKey};
 pub use consent::{
-    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, MAX_PENDING_PER_ADDRESS,
-    MAX_PENDING_PER_NETWORK, MAX_PENDING_REQUESTS, MAX_TENANTS_PER_ADDRESS,
-    MAX_TENANTS_PER_BROWSER, NewConsentRequest, Onboarding, PurgeReport,
+    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, MAX_PENDING_REQUESTS,
+    NewConsentRequest, Onboarding, PurgeReport,
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};

@@ -71,11 +71,6 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for `key`; false when the bucket is empty.
-    pub fn try_acquire(&self, key: &str) -> bool {
-        self.acquire(key).is_ok()
-    }
-
     /// Takes one token for `key`, or says how long until one is there.
     pub fn acquire(&self, key: &str) -> Result<(), Duration> {
         self.reserve_at(&[key], Instant::now()).map(|_| ())
@@ -85,17 +80,6 @@ impl RateLimiter {
     /// is taken and the answer is how long until every one has a token again.
     pub fn reserve(&self, keys: &[&str]) -> Result<Reservation<'_>, Duration> {
         self.reserve_at(keys, Instant::now())
-    }
-
-    /// Whether `key` has a token left, without taking it.
-    pub fn allows(&self, key: &str) -> bool {
-        let buckets = self.lock();
-        buckets
-            .map
-            .get(key)
-            .map(|b| self.level(*b, Instant::now()))
-            .unwrap_or(self.capacity)
-            >= 1.0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
