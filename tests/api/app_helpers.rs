@@ -142,6 +142,12 @@ impl TestApp {
         browser
     }
 
+    /// The dashboard's HTML (`/admin`), as a newly signed-in operator sees it.
+    pub async fn dashboard(&self) -> String {
+        let page = self.operator().await.get("/admin").await;
+        page.text().await.expect("html")
+    }
+
     /// Signs up in `browser`, accepts on the emulator's page for `tenant`, and returns the
     /// callback URL Microsoft redirects to (not yet visited).
     pub async fn consent(&self, browser: &Browser, tenant: &str) -> String {

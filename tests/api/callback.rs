@@ -33,14 +33,7 @@ async fn assert_refused_unstored(
 
 /// How many refused callbacks of `reason` the dashboard counts.
 pub async fn refused_count(app: &TestApp, reason: &str) -> u64 {
-    let html = app
-        .operator()
-        .await
-        .get("/admin")
-        .await
-        .text()
-        .await
-        .expect("html");
+    let html = app.dashboard().await;
     let line = section(&html, r#"<p class="small" id="refused-callbacks">"#, "</p>");
     line.split(['(', ',', ')'])
         .map(str::trim)

@@ -87,14 +87,7 @@ async fn a_certificate_credential_onboards_a_tenant() {
     let contoso = app.emulator.contoso();
 
     let row = app.onboard(&app.browser(), &contoso).await;
-    let dashboard = app
-        .operator()
-        .await
-        .get("/admin")
-        .await
-        .text()
-        .await
-        .expect("html");
+    let dashboard = app.dashboard().await;
 
     assert_eq!(row.status, "active", "{row:?}");
     assert!(
@@ -145,14 +138,7 @@ async fn when_the_credential_stops_working_active_tenants_stay_active_and_operat
                 .filter(|t| t.last_error_code.as_deref() == Some("AADSTS700027"))
         })
         .await;
-    let dashboard = app
-        .operator()
-        .await
-        .get("/admin")
-        .await
-        .text()
-        .await
-        .expect("html");
+    let dashboard = app.dashboard().await;
 
     assert_eq!(status, 204);
     assert_eq!(
@@ -273,14 +259,7 @@ async fn a_certificate_close_to_expiry_is_flagged_on_the_dashboard() {
     ));
     let app = spawn_with_certificate(&cert.cert_path, &cert.key_path).await;
 
-    let dashboard = app
-        .operator()
-        .await
-        .get("/admin")
-        .await
-        .text()
-        .await
-        .expect("html");
+    let dashboard = app.dashboard().await;
 
     assert!(
         dashboard.contains(r#"<p class="flash error" id="credential">"#),

@@ -224,11 +224,6 @@ async fn callback(app: &TestApp, tenant: &str) {
     assert_eq!(browser.get(&url).await.status(), 303);
 }
 
-async fn dashboard(app: &TestApp) -> String {
-    let html = app.operator().await.get("/admin").await.text().await;
-    html.expect("html")
-}
-
 /// Microsoft's error body for `code`, as its token endpoint sends it.
 fn sts_error(error: &str, code: u32, text: &str) -> Value {
     json!({
@@ -256,7 +251,7 @@ async fn the_app_disabled_in_one_tenant_fails_that_tenant_and_raises_no_app_wide
 
     callback(&app, FABRIKAM).await;
     let row = app.wait_for_outcome(FABRIKAM, 15).await;
-    let dashboard = dashboard(&app).await;
+    let dashboard = app.dashboard().await;
 
     assert_eq!(row.status, "failed", "{row:?}");
     assert_eq!(row.last_error_code.as_deref(), Some("AADSTS7000112"));
@@ -283,7 +278,7 @@ async fn an_unknown_code_raises_no_alert_and_fails_a_never_verified_tenant_at_it
 
     callback(&app, FABRIKAM).await;
     let row = app.wait_for_outcome(FABRIKAM, 15).await;
-    let dashboard = dashboard(&app).await;
+    let dashboard = app.dashboard().await;
 
     assert_eq!(row.status, "failed", "{row:?}");
     assert_eq!(row.last_error_code.as_deref(), Some("AADSTS9999999"));
