@@ -423,19 +423,7 @@ async fn never_verified_tenants_leave_the_default_list_and_are_purged() {
     assert!(all.contains(FABRIKAM), "{all}");
 
     // A week later, the forged tenant, its events and its claim are gone.
-    let db = app.db().await;
-    let week_ago = ts(time::OffsetDateTime::now_utc() - time::Duration::days(8));
-    sqlx::query("update tenant set consented_at = $1")
-        .bind(&week_ago)
-        .execute(&db)
-        .await
-        .expect("age");
-    db.close().await;
-    let report = app
-        .store
-        .purge_stale(time::OffsetDateTime::now_utc())
-        .await
-        .expect("purge");
+    let report = purge_after(&app, "update tenant set consented_at = $1", 8).await;
 
     assert_eq!(report.tenants, 1, "{report:?}");
     assert!(app.tenant(FABRIKAM).await.is_none());
@@ -480,23 +468,31 @@ async fn events_of_no_tenant_expire() {
         1
     );
 
+    let report = purge_after(&app, "update tenant_event set created_at = $1", 31).await;
+
+    assert_eq!(report.events, 1);
+    assert_eq!(app.count_rows("tenant_event").await, 0);
+}
+
+/// Runs `aging` (an update setting a timestamp to `$1`) with `days` ago, as if that long had
+/// passed, then purges as the verifier does every minute.
+async fn purge_after(
+    app: &crate::app_helpers::TestApp,
+    aging: &str,
+    days: i64,
+) -> consentry::store::PurgeReport {
     let db = app.db().await;
-    sqlx::query("update tenant_event set created_at = $1")
-        .bind(ts(
-            time::OffsetDateTime::now_utc() - time::Duration::days(31)
-        ))
+    let past = ts(time::OffsetDateTime::now_utc() - time::Duration::days(days));
+    sqlx::query(aging)
+        .bind(past)
         .execute(&db)
         .await
         .expect("age");
     db.close().await;
-    let report = app
-        .store
+    app.store
         .purge_stale(time::OffsetDateTime::now_utc())
         .await
-        .expect("purge");
-
-    assert_eq!(report.events, 1);
-    assert_eq!(app.count_rows("tenant_event").await, 0);
+        .expect("purge")
 }
 
 fn request(addr: &str, net: &str, at: time::OffsetDateTime) -> NewConsentRequest {
