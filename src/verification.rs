@@ -25,7 +25,9 @@ use tokio::sync::{Notify, Semaphore};
 use crate::clock::Clock;
 use crate::domain::{TenantId, TenantStatus};
 use crate::entra::{EntraClient, Fault, GraphError, Organization, TokenError};
-use crate::store::{CheckOutcome, CheckResult, EventKind, Store, StoreError, TenantRow};
+use crate::store::{
+    CheckOutcome, CheckResult, EventKind, RaisedAlert, Store, StoreError, TenantRow,
+};
 use crate::tokens::{TokenEngine, later};
 
 /// Tenants due in one batch of the background loop.
@@ -87,9 +89,15 @@ impl CheckPolicy {
 }
 
 /// The app-wide alert: Microsoft rejects consentry's own credential or requests.
+///
+/// Held in memory for the dashboard, and mirrored in the store, whose every change
+/// (raised, cleared) is an `app.credential_alert` event: `stored` is whether the store is
+/// known to say raised (`None` until this process has told it once), so the store is
+/// written only when the alert changes.
 #[derive(Debug, Default)]
 pub struct AppHealth {
     alert: Mutex<Option<AppAlert>>,
+    stored: Mutex<Option<bool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +116,15 @@ impl AppHealth {
 
     fn set(&self, alert: Option<AppAlert>) {
         *self.alert.lock().unwrap_or_else(|p| p.into_inner()) = alert;
+    }
+
+    /// Whether the store must be told that the alert is `raised` (or cleared).
+    fn store_differs(&self, raised: bool) -> bool {
+        *self.stored.lock().unwrap_or_else(|p| p.into_inner()) != Some(raised)
+    }
+
+    fn stored(&self, raised: bool) {
+        *self.stored.lock().unwrap_or_else(|p| p.into_inner()) = Some(raised);
     }
 }
 
@@ -258,13 +275,13 @@ impl Verifier {
         let probe = self.probe(id).await;
         let now = self.clock.now();
         let outcome = self.decide(tenant, previous, &probe, now);
-        match &probe {
+        let alert = match &probe {
             // Only evidence that OUR credential or requests are wrong raises the alert
             // (an unknown code does not, nor does a tenant's own refusal).
             Probe::NoToken(e)
                 if matches!(e.fault(), Fault::AppCredential | Fault::AppConfiguration) =>
             {
-                self.health.set(Some(AppAlert {
+                Some(Some(AppAlert {
                     headline: if e.fault() == Fault::AppCredential {
                         "consentry's own credential is failing."
                     } else {
@@ -273,10 +290,13 @@ impl Verifier {
                     code: e.code(),
                     message: format!("{e} {}", e.fault().advice()),
                     at: now,
-                }));
+                }))
             }
-            Probe::Token { .. } => self.health.set(None),
-            Probe::NoToken(_) => {}
+            Probe::Token { .. } => Some(None),
+            Probe::NoToken(_) => None,
+        };
+        if let Some(alert) = alert {
+            self.report_alert(alert, now).await;
         }
         let saved = self
             .store
@@ -292,6 +312,30 @@ impl Verifier {
             );
         }
         Ok(outcome.status)
+    }
+
+    /// Shows the alert on the dashboard and, when it changed, records the change (and its
+    /// event) in the store. A store that cannot be written is told again at the next check.
+    async fn report_alert(&self, alert: Option<AppAlert>, now: OffsetDateTime) {
+        let raised = alert.is_some();
+        self.health.set(alert.clone());
+        if !self.health.store_differs(raised) {
+            return;
+        }
+        let words = alert.as_ref().map(|a| RaisedAlert {
+            code: &a.code,
+            headline: a.headline,
+            message: &a.message,
+        });
+        match self.store.set_app_alert(words, now).await {
+            Ok(changed) => {
+                if changed {
+                    tracing::warn!(raised, "the app credential alert changed");
+                }
+                self.health.stored(raised);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record the app credential alert"),
+        }
     }
 
     async fn probe(&self, id: TenantId) -> Probe {
@@ -541,6 +585,7 @@ impl Verifier {
                         display_name,
                         verified_domains,
                         granted_roles: roles.clone(),
+                        missing_permissions: missing,
                     },
                 }
             }

@@ -5,6 +5,7 @@ pub mod password;
 mod status;
 mod tenant_id;
 mod token;
+pub mod webhook;
 
 pub use status::TenantStatus;
 pub use tenant_id::TenantId;

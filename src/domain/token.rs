@@ -57,6 +57,17 @@ impl Keyed {
         ctx.update(token.0.as_bytes());
         URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
     }
+
+    /// Key material for `purpose` derived from a stored random `salt`: what the salt
+    /// becomes only in the hands of whoever holds the session key (a webhook endpoint's
+    /// signing secret is this, so the database never holds the secret).
+    pub fn derive(&self, purpose: &str, salt: &str) -> Vec<u8> {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(purpose.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(salt.as_bytes());
+        ctx.sign().as_ref().to_vec()
+    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,58 @@
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use serde_json::json;
+
 use super::event::{EventKind, NewEvent, insert_event};
 use super::tenant::TenantRow;
+use super::webhook::{OutboxEvent, insert_outbox, tenant_json};
 use super::{Store, StoreError, ts};
 use crate::domain::TenantId;
+use crate::domain::webhook::EventType;
+
+/// How Microsoft's page answered a sign-up it declined (`tenant.consent_declined`).
+#[derive(Debug, Clone)]
+pub struct Declined<'a> {
+    /// The OAuth `error` (`access_denied`, `consent_required`).
+    pub error: &'a str,
+    /// `AADSTS65004` when the description names one.
+    pub code: Option<String>,
+    /// Microsoft's own first line of `error_description`.
+    pub description: &'a str,
+}
+
+/// A failed tenant that a new callback put back to pending: `tenant.status_changed`.
+async fn reopened_webhook(
+    conn: &mut sqlx::SqliteConnection,
+    cb: &ConsentCallback<'_>,
+) -> Result<(), StoreError> {
+    let row: TenantRow = sqlx::query_as("select * from tenant where id = $1")
+        .bind(cb.tenant.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+    let data = json!({
+        "tenant": tenant_json(&row),
+        "from": "failed",
+        "to": "pending",
+        "reason": crate::domain::webhook::status_change_reason(
+            crate::domain::TenantStatus::Failed,
+            crate::domain::TenantStatus::Pending,
+        ),
+        "error": null,
+        "missing_permissions": [],
+    });
+    insert_outbox(
+        conn,
+        &OutboxEvent {
+            event_type: EventType::TenantStatusChanged,
+            tenant_id: Some(cb.tenant),
+            data,
+        },
+        cb.now,
+    )
+    .await?;
+    Ok(())
+}
 
 /// Unexpired pending sign-ups, in all. With the caps per address and per network below, an
 /// attacker needs 1,000 networks at once to reach it; beyond it sign-ups answer 503.
@@ -373,6 +421,7 @@ impl Store {
                 .bind(&now)
                 .execute(&mut *tx)
                 .await?;
+                reopened_webhook(&mut tx, cb).await?;
                 (
                     EventKind::ConsentRecorded,
                     "A consent callback named this tenant again; verifying the consent with Microsoft.".to_owned(),
@@ -428,23 +477,63 @@ impl Store {
         state_hash: &str,
         binding_hashes: &[String],
         event: &NewEvent,
+        declined: &Declined<'_>,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
-        let consumed: Option<String> = sqlx::query_scalar(
+        type Consumed = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let consumed: Option<Consumed> = sqlx::query_as(
             "update consent_request set consumed_at = $1 \
-             where state_hash = $2 and consumed_at is null and expires_at > $1 returning binding_hash",
+             where state_hash = $2 and consumed_at is null and expires_at > $1 \
+             returning id, binding_hash, organisation_name, contact_email, domain_hint, created_at",
         )
         .bind(&now_s)
         .bind(state_hash)
         .fetch_optional(&mut *tx)
         .await?;
-        if !consumed.is_some_and(|b| binding_hashes.contains(&b)) {
+        let Some((request_id, _, organisation_name, contact_email, domain_hint, started_at)) =
+            consumed.filter(|r| binding_hashes.contains(&r.1))
+        else {
             tx.rollback().await?;
             return Ok(false);
-        }
+        };
         insert_event(&mut *tx, event, now).await?;
+        // The sign-up's own words are claims (typed by whoever started it), so the event
+        // says so; the customer's product may follow the sign-up up.
+        let data = json!({
+            "sign_up": {
+                "id": request_id,
+                "started_at": started_at,
+                "claimed": {
+                    "organisation_name": organisation_name,
+                    "contact_email": contact_email,
+                    "domain": domain_hint,
+                },
+            },
+            "error": {
+                "error": declined.error,
+                "code": declined.code,
+                "description": declined.description,
+            },
+        });
+        insert_outbox(
+            &mut tx,
+            &OutboxEvent {
+                event_type: EventType::TenantConsentDeclined,
+                tenant_id: None,
+                data,
+            },
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

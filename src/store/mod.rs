@@ -9,6 +9,7 @@ mod consent;
 mod event;
 mod operator;
 mod tenant;
+mod webhook;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,12 +21,17 @@ use time::OffsetDateTime;
 
 pub use api_key::{ApiKeyRow, NewApiKey};
 pub use consent::{
-    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, MAX_PENDING_REQUESTS,
+    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, MAX_PENDING_REQUESTS,
     NewConsentRequest, Onboarding, PurgeReport,
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};
 pub use tenant::{CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantRow};
+pub use webhook::{
+    AppAlertRow, Attempt, AttemptOutcome, ClaimedDelivery, DeliveryCounts, DeliveryFilter,
+    DeliveryRow, EndpointChange, EndpointRow, NewEndpoint, OutboxEvent, RaisedAlert,
+    WebhookEventRow,
+};
 
 /// The database behind consentry.
 #[derive(Clone, Debug)]

@@ -4,8 +4,11 @@ use time::OffsetDateTime;
 
 use super::consent::ClaimRow;
 use super::event::{EventKind, NewEvent, insert_event};
+use super::webhook::{OutboxEvent, insert_outbox, tenant_json};
 use super::{Store, StoreError, ts};
+use crate::domain::webhook::{EventType, status_change_reason};
 use crate::domain::{TenantId, TenantStatus};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantRow {
@@ -124,6 +127,8 @@ pub enum CheckResult {
         display_name: Option<String>,
         verified_domains: Vec<String>,
         granted_roles: Vec<String>,
+        /// Required permissions that are not granted (empty when the tenant is active).
+        missing_permissions: Vec<String>,
     },
     Failed {
         code: String,
@@ -312,11 +317,18 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        // Read under the write lock just taken, before this check sets it.
+        let first_verification: bool =
+            sqlx::query_scalar("select verified_at is null from tenant where id = $1")
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
         match &outcome.result {
             CheckResult::Verified {
                 display_name,
                 verified_domains,
                 granted_roles,
+                ..
             } => {
                 sqlx::query(
                     "update tenant set display_name = coalesce($1, display_name), verified_domains = $2, granted_roles = $3, \
@@ -369,7 +381,71 @@ impl Store {
             )
             .await?;
         }
+        if let Some(webhook) =
+            check_webhook(&mut tx, id, previous, outcome, first_verification).await?
+        {
+            insert_outbox(&mut tx, &webhook, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// The webhook event a saved check makes, if any: `tenant.connected` for a tenant's first
+/// verification, `tenant.status_changed` for any other change of status.
+async fn check_webhook(
+    conn: &mut sqlx::SqliteConnection,
+    id: TenantId,
+    previous: TenantStatus,
+    outcome: &CheckOutcome,
+    first_verification: bool,
+) -> Result<Option<OutboxEvent>, StoreError> {
+    let verified = matches!(outcome.result, CheckResult::Verified { .. });
+    let connected = verified && first_verification;
+    if !connected && previous == outcome.status {
+        return Ok(None);
+    }
+    let row: TenantRow = sqlx::query_as("select * from tenant where id = $1")
+        .bind(id.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+    let missing = match &outcome.result {
+        CheckResult::Verified {
+            missing_permissions,
+            ..
+        } => missing_permissions.clone(),
+        CheckResult::Failed { .. } => Vec::new(),
+    };
+    let error = match &outcome.result {
+        CheckResult::Failed { code, message } => json!({ "code": code, "message": message }),
+        CheckResult::Verified { .. } => Value::Null,
+    };
+    let (event_type, data) = if connected {
+        (
+            EventType::TenantConnected,
+            json!({
+                "tenant": tenant_json(&row),
+                "missing_permissions": missing,
+                "consented_at": row.consented_at,
+                "verified_at": row.verified_at,
+            }),
+        )
+    } else {
+        (
+            EventType::TenantStatusChanged,
+            json!({
+                "tenant": tenant_json(&row),
+                "from": previous.as_str(),
+                "to": outcome.status.as_str(),
+                "reason": status_change_reason(previous, outcome.status),
+                "error": error,
+                "missing_permissions": missing,
+            }),
+        )
+    };
+    Ok(Some(OutboxEvent {
+        event_type,
+        tenant_id: Some(id),
+        data,
+    }))
 }

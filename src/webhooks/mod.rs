@@ -15,10 +15,11 @@
 //!   `CONSENTRY_WEBHOOK_ALLOW_PRIVATE=true` is to lift the address guard for the demo and
 //!   tests once configuration is wired.
 //!
-//! Still to come on top of them: endpoints and their secrets in the store, the event outbox
-//! written in the change's own transaction, the worker with the retry schedule (immediately,
-//! 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, with jitter; `Retry-After` honoured, capped at
-//! the 10 h step; `410` disabling the endpoint), and the delivery log.
+//! The store keeps the rest (store/webhook.rs, migration 20261130000004_webhooks.sql):
+//! endpoints (an endpoint's secret is derived from a stored salt under the session key, see
+//! [`WebhookSecret::derive`], so the database never holds it), the event outbox written in
+//! the transaction of the change each event reports, one delivery per (event, endpoint),
+//! and the leases workers claim deliveries with.
 
 /// The outbound client: address guard, no redirects, a timeout per attempt.
 pub mod client;

@@ -60,6 +60,13 @@ impl WebhookSecret {
         Ok(WebhookSecret(SecretSlice::from(bytes)))
     }
 
+    /// An endpoint's secret: derived under the session key from the random salt the store
+    /// keeps (`webhook_endpoint.secret_salt`), so the database never holds a secret. A new
+    /// session key therefore gives every endpoint a new secret: rotate them all.
+    pub fn derive(keyed: &crate::domain::Keyed, salt: &str) -> WebhookSecret {
+        WebhookSecret(SecretSlice::from(keyed.derive("webhook-secret", salt)))
+    }
+
     /// Parses the `whsec_<base64>` form (surrounding whitespace ignored).
     pub fn parse(text: &str) -> Result<WebhookSecret, SecretParseError> {
         let encoded = text
@@ -133,6 +140,23 @@ pub fn headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_secrets_depend_on_the_session_key_and_the_salt_and_parse_back() {
+        let key = crate::domain::Keyed::new(&[1; 32]);
+        let a = WebhookSecret::derive(&key, "salt-a");
+        let encoded = a.expose_encoded();
+        let again = WebhookSecret::derive(&key, "salt-a").expose_encoded();
+        let other_salt = WebhookSecret::derive(&key, "salt-b").expose_encoded();
+        let other_key =
+            WebhookSecret::derive(&crate::domain::Keyed::new(&[2; 32]), "salt-a").expose_encoded();
+
+        assert_eq!(encoded.expose_secret(), again.expose_secret());
+        assert_ne!(encoded.expose_secret(), other_salt.expose_secret());
+        assert_ne!(encoded.expose_secret(), other_key.expose_secret());
+        let parsed = WebhookSecret::parse(encoded.expose_secret()).expect("a whsec_ secret");
+        assert_eq!(sign("m", 1, b"x", &[&parsed]), sign("m", 1, b"x", &[&a]));
+    }
 
     /// The example of the Standard Webhooks specification's test suites.
     const SPEC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

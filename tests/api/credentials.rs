@@ -7,6 +7,8 @@ use reqwest::Method;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::json;
 
+use consentry::domain::webhook::EventType;
+
 use crate::app_helpers::{TestApp, spawn_app_with};
 
 /// A fresh RSA-2048 key and a self-signed certificate, written as PEM files.
@@ -269,4 +271,71 @@ async fn a_certificate_close_to_expiry_is_flagged_on_the_dashboard() {
         dashboard.contains("(in 9 days)") || dashboard.contains("(in 10 days)"),
         "{dashboard}"
     );
+}
+
+#[tokio::test]
+async fn the_credential_alert_is_one_event_when_raised_and_one_when_cleared() {
+    // Arrange: an active tenant, checked every second.
+    let cert = TestCertificate::generate(None);
+    let app = spawn_with_certificate(&cert.cert_path, &cert.key_path).await;
+    register(&app, &cert.pem).await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    let alerts = || async {
+        app.store
+            .webhook_events(None, Some(EventType::AppCredentialAlert), None, 100)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.payload).expect("json"))
+            .collect::<Vec<_>>()
+    };
+
+    // Act: Microsoft forgets the certificate for a few checks, then learns it again.
+    app.emulator
+        .control(Method::DELETE, "/app/certificates", None)
+        .await;
+    app.poll("the alert's event", 15, || async {
+        (!alerts().await.is_empty()).then_some(())
+    })
+    .await;
+    let id = consentry::domain::TenantId::parse(&contoso).expect("guid");
+    let rejected = || async {
+        app.tenant_event_kinds(&contoso)
+            .await
+            .iter()
+            .filter(|k| *k == "app_credential_rejected")
+            .count()
+    };
+    for checks in 2..=3 {
+        let now = time::OffsetDateTime::now_utc();
+        app.store.schedule_now(&[id], now).await.expect("due");
+        app.poll("another rejected check", 15, || async {
+            (rejected().await >= checks).then_some(())
+        })
+        .await;
+    }
+    register(&app, &cert.pem).await;
+    app.store
+        .schedule_now(&[id], time::OffsetDateTime::now_utc())
+        .await
+        .expect("due");
+    let events = app
+        .poll("the cleared event", 15, || async {
+            let events = alerts().await;
+            (events.len() >= 2).then_some(events)
+        })
+        .await;
+
+    // Assert: raised once however many checks failed, then cleared once.
+    let states: Vec<&str> = events
+        .iter()
+        .map(|e| e["data"]["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["raised", "cleared"], "{events:?}");
+    assert_eq!(events[0]["type"], "app.credential_alert");
+    assert_eq!(events[0]["data"]["code"], "AADSTS700027", "{events:?}");
+    assert!(events[1]["data"]["cleared_at"].is_string(), "{events:?}");
+    let alert = app.store.app_alert().await.expect("store").expect("row");
+    assert!(alert.cleared_at.is_some(), "{alert:?}");
 }

@@ -352,7 +352,17 @@ async fn declined(
         Some(hash) if !binding_hashes.is_empty() => {
             state
                 .store
-                .decline_consent(hash, binding_hashes, &event, now)
+                .decline_consent(
+                    hash,
+                    binding_hashes,
+                    &event,
+                    &crate::store::Declined {
+                        error: &clip(error, 64),
+                        code: code.map(|c| format!("AADSTS{c}")),
+                        description: &clip(&headline, 300),
+                    },
+                    now,
+                )
                 .await?
         }
         _ => false,
