@@ -136,6 +136,11 @@ pub struct Settings {
     pub verify_interval: Duration,
     /// Checks running at once.
     pub verify_concurrency: usize,
+    /// Lets webhook endpoints be loopback, private or link-local addresses
+    /// (`CONSENTRY_WEBHOOK_ALLOW_PRIVATE=true`): for the demo and tests, never for
+    /// production, where it would let anyone who may add an endpoint probe the internal
+    /// network.
+    pub webhook_allow_private: bool,
 }
 
 /// Why the configuration cannot be used; always names the key.
@@ -171,6 +176,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("verify_interval", "CONSENTRY_VERIFY_INTERVAL"),
     ("ca_file", "CONSENTRY_CA_FILE"),
     ("verify_concurrency", "CONSENTRY_VERIFY_CONCURRENCY"),
+    ("webhook_allow_private", "CONSENTRY_WEBHOOK_ALLOW_PRIVATE"),
 ];
 
 /// The environment variable naming the optional TOML file.
@@ -388,7 +394,19 @@ impl RawSettings {
             ));
         }
 
+        let webhook_allow_private = match self.get("CONSENTRY_WEBHOOK_ALLOW_PRIVATE") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "CONSENTRY_WEBHOOK_ALLOW_PRIVATE",
+                    &format!("'{other}' is neither true nor false"),
+                ));
+            }
+        };
+
         Ok(Settings {
+            webhook_allow_private,
             ca_file,
             client_id,
             credential,

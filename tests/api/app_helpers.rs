@@ -76,6 +76,9 @@ async fn spawn(
         base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
     );
     raw.set("CONSENTRY_VERIFY_DEADLINE", "3s");
+    // Webhook receivers in tests listen on 127.0.0.1 (a test of the address guard turns
+    // this off again).
+    raw.set("CONSENTRY_WEBHOOK_ALLOW_PRIVATE", "true");
     let mut emulator_config = EmulatorConfig {
         redirect_uris: vec![format!("{base}/consent/callback")],
         ..EmulatorConfig::default()
