@@ -145,27 +145,69 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|_| Unresolved)?
-                .collect();
-            if addrs.is_empty() {
-                return Err(Unresolved.into());
+            match guarded_lookup(&host, allow_private).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as Addrs),
+                Err(DeliveryError::NotPublic { addr, kind }) => Err(Refused { addr, kind }.into()),
+                Err(_) => Err(Unresolved.into()),
             }
-            if !allow_private {
-                for addr in &addrs {
-                    if let Some(kind) = classify(addr.ip()) {
-                        return Err(Refused {
-                            addr: addr.ip(),
-                            kind,
-                        }
-                        .into());
-                    }
-                }
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
+}
+
+/// The system's lookup of `host`, every address checked unless `allow_private`: a name
+/// with any non-public address is refused as a whole. Errors are `NotPublic` or
+/// `Unresolved`.
+async fn guarded_lookup(host: &str, allow_private: bool) -> Result<Vec<SocketAddr>, DeliveryError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|_| DeliveryError::Unresolved)?
+        .collect();
+    if addrs.is_empty() {
+        return Err(DeliveryError::Unresolved);
+    }
+    if !allow_private {
+        for addr in &addrs {
+            if let Some(kind) = classify(addr.ip()) {
+                return Err(DeliveryError::NotPublic {
+                    addr: addr.ip(),
+                    kind,
+                });
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+/// Checks a URL the way a delivery to it would be checked, without sending anything:
+/// scheme, host, and every address its host name resolves to now (unless `allow_private`).
+/// For refusing an endpoint when it is created or changed; each delivery checks again, on
+/// the addresses it connects to, since a name may resolve elsewhere later.
+pub async fn check_url_resolving(url: &Url, allow_private: bool) -> Result<(), DeliveryError> {
+    check_url_with(url, allow_private)?;
+    if let (false, Some(Host::Domain(name))) = (allow_private, url.host()) {
+        guarded_lookup(name, allow_private).await?;
+    }
+    Ok(())
+}
+
+/// Scheme, host, and (for an IP literal) the address; a host name is not resolved.
+fn check_url_with(url: &Url, allow_private: bool) -> Result<(), DeliveryError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(DeliveryError::UnsupportedScheme(url.scheme().to_owned()));
+    }
+    let literal = match url.host() {
+        None => return Err(DeliveryError::NoHost),
+        Some(Host::Domain(_)) => None,
+        Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+    };
+    if let Some(addr) = literal
+        && !allow_private
+        && let Some(kind) = classify(addr)
+    {
+        return Err(DeliveryError::NotPublic { addr, kind });
+    }
+    Ok(())
 }
 
 /// What a receiver answered. Only a 2xx is a delivery: a 3xx is a failure (never
@@ -246,22 +288,7 @@ impl DeliveryClient {
     /// Checks a URL without sending anything: scheme, host, and (for an IP literal) the
     /// address. A host name is only checked when a delivery resolves it.
     pub fn check_url(&self, url: &Url) -> Result<(), DeliveryError> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(DeliveryError::UnsupportedScheme(url.scheme().to_owned()));
-        }
-        let literal = match url.host() {
-            None => return Err(DeliveryError::NoHost),
-            Some(Host::Domain(_)) => None,
-            Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-            Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-        };
-        if let Some(addr) = literal
-            && !self.allow_private
-            && let Some(kind) = classify(addr)
-        {
-            return Err(DeliveryError::NotPublic { addr, kind });
-        }
-        Ok(())
+        check_url_with(url, self.allow_private)
     }
 
     /// One attempt: POSTs `body` with `headers` (JSON unless they say otherwise) and

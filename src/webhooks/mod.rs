@@ -23,6 +23,8 @@
 
 /// The outbound client: address guard, no redirects, a timeout per attempt.
 pub mod client;
+/// The rules an endpoint's URL, description and event types meet, and its secret.
+pub mod endpoints;
 /// Standard Webhooks signatures and `whsec_` secrets.
 pub mod signature;
 
