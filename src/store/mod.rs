@@ -7,6 +7,7 @@
 mod api_key;
 mod consent;
 mod event;
+mod idempotency;
 mod operator;
 mod tenant;
 mod webhook;
@@ -25,6 +26,7 @@ pub use consent::{
     NewConsentRequest, Onboarding, PurgeReport,
 };
 pub use event::{EventKind, EventRow, NewEvent};
+pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use operator::{OperatorRow, SessionRow};
 pub use tenant::{CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantRow};
 pub use webhook::{

@@ -67,6 +67,28 @@ pub(super) async fn insert_outbox(
     Ok(id)
 }
 
+/// Inserts an endpoint on the caller's connection (so that `create_endpoint_once` can
+/// record its idempotency key in the same transaction).
+pub(super) async fn insert_endpoint(
+    conn: &mut SqliteConnection,
+    endpoint: &NewEndpoint<'_>,
+    now: OffsetDateTime,
+) -> Result<EndpointRow, StoreError> {
+    let id = format!("ep_{}", Uuid::now_v7().simple());
+    Ok(sqlx::query_as(
+        "insert into webhook_endpoint (id, url, description, event_types, state, secret_salt, created_at, updated_at) \
+         values ($1, $2, $3, $4, 'enabled', $5, $6, $6) returning *",
+    )
+    .bind(&id)
+    .bind(endpoint.url)
+    .bind(endpoint.description)
+    .bind(endpoint.filter.to_column())
+    .bind(endpoint.secret_salt)
+    .bind(ts(now))
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 /// How a tenant appears in event payloads: what Graph said of it, never a claim.
 pub(super) fn tenant_json(row: &TenantRow) -> Value {
     json!({
@@ -261,19 +283,8 @@ impl Store {
         endpoint: &NewEndpoint<'_>,
         now: OffsetDateTime,
     ) -> Result<EndpointRow, StoreError> {
-        let id = format!("ep_{}", Uuid::now_v7().simple());
-        Ok(sqlx::query_as(
-            "insert into webhook_endpoint (id, url, description, event_types, state, secret_salt, created_at, updated_at) \
-             values ($1, $2, $3, $4, 'enabled', $5, $6, $6) returning *",
-        )
-        .bind(&id)
-        .bind(endpoint.url)
-        .bind(endpoint.description)
-        .bind(endpoint.filter.to_column())
-        .bind(endpoint.secret_salt)
-        .bind(ts(now))
-        .fetch_one(&self.pool)
-        .await?)
+        let mut conn = self.pool.acquire().await?;
+        insert_endpoint(&mut conn, endpoint, now).await
     }
 
     pub async fn endpoint(&self, id: &str) -> Result<Option<EndpointRow>, StoreError> {
