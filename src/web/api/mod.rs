@@ -4,6 +4,7 @@
 mod auth;
 mod problem;
 mod tenants;
+mod webhooks;
 
 use actix_web::{HttpRequest, web};
 
@@ -43,6 +44,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/tenants/{id}/token")
                     .post(tenants::token)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhook-endpoints")
+                    .get(webhooks::list_endpoints)
+                    .post(webhooks::create_endpoint)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhook-endpoints/{id}")
+                    .get(webhooks::show_endpoint)
+                    .patch(webhooks::update_endpoint)
+                    .delete(webhooks::delete_endpoint)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhook-endpoints/{id}/rotate-secret")
+                    .post(webhooks::rotate_secret)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhook-endpoints/{id}/deliveries")
+                    .get(webhooks::deliveries)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhook-deliveries/{id}/resend")
+                    .post(webhooks::resend)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/events")
+                    .get(webhooks::events)
                     .default_service(web::to(method_not_allowed)),
             )
             .default_service(web::to(not_found)),

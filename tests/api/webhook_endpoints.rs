@@ -1,0 +1,834 @@
+//! Webhook endpoints managed through the API (`webhooks:manage`), their delivery logs and
+//! resends, and the event feed.
+
+use consentry::domain::api_key::{ApiKeySecret, Scope};
+use consentry::store::{NewApiKey, RaisedAlert};
+use serde_json::{Value, json};
+
+use crate::api_keys::{api_get, assert_problem, url};
+use crate::app_helpers::{TestApp, spawn_app, spawn_app_with};
+
+/// A receiver address where nothing listens: deliveries to it fail at once.
+const DEAD_RECEIVER: &str = "http://127.0.0.1:9/hook";
+
+async fn endpoint_row(app: &TestApp, id: &str) -> consentry::store::EndpointRow {
+    app.store
+        .endpoint(id)
+        .await
+        .expect("store")
+        .expect("the endpoint")
+}
+
+// ---- The API ----
+
+async fn api_key(app: &TestApp, scopes: &[Scope]) -> String {
+    let key = ApiKeySecret::generate();
+    app.store
+        .create_api_key(
+            &NewApiKey {
+                name: "integration",
+                prefix: &key.shown_prefix(),
+                key_hash: &key.hash(),
+                scopes,
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("key");
+    key.expose().to_owned()
+}
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .request(method, url(app, path))
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request")
+}
+
+async fn raw(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .request(method, url(app, path))
+        .bearer_auth(key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn json(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+const ENDPOINT_FIELDS: [&str; 10] = [
+    "id",
+    "url",
+    "description",
+    "event_types",
+    "state",
+    "state_reason",
+    "previous_secret_expires_at",
+    "deliveries",
+    "created_at",
+    "updated_at",
+];
+
+fn assert_endpoint_shape(body: &Value, with_secret: bool) {
+    let mut expected: Vec<&str> = ENDPOINT_FIELDS.to_vec();
+    if with_secret {
+        expected.push("secret");
+    }
+    expected.sort_unstable();
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, expected, "{body}");
+    let deliveries = &body["deliveries"];
+    for status in ["pending", "succeeded", "failed"] {
+        assert!(deliveries[status].is_i64(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_creates_lists_shows_changes_rotates_and_deletes_endpoints() {
+    // Arrange
+    let app = spawn_app().await;
+    let key = api_key(&app, &[Scope::WebhooksManage]).await;
+    use reqwest::Method;
+
+    // Act: create
+    let created = send(
+        &app,
+        Method::POST,
+        "/api/v1/webhook-endpoints",
+        &key,
+        Some(json!({"url": DEAD_RECEIVER, "description": "CRM"})),
+    )
+    .await;
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let location = created.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let created = json(created, 201).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let list = json(
+        send(&app, Method::GET, "/api/v1/webhook-endpoints", &key, None).await,
+        200,
+    )
+    .await;
+    let one = json(send(&app, Method::GET, &location, &key, None).await, 200).await;
+    let patched = json(
+        send(
+            &app,
+            Method::PATCH,
+            &location,
+            &key,
+            Some(json!({"description": "CRM sync", "event_types": ["tenant.status_changed", "tenant.connected"], "state": "paused"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let enabled = json(
+        send(
+            &app,
+            Method::PATCH,
+            &location,
+            &key,
+            Some(json!({"state": "enabled", "event_types": null, "url": "http://127.0.0.1:9/v2"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let rotated = send(
+        &app,
+        Method::POST,
+        &format!("{location}/rotate-secret"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(rotated.headers()["cache-control"], "no-store");
+    let rotated = json(rotated, 200).await;
+    let after_rotation = json(send(&app, Method::GET, &location, &key, None).await, 200).await;
+    let deleted = send(&app, Method::DELETE, &location, &key, None).await;
+    let again = send(&app, Method::DELETE, &location, &key, None).await;
+    let gone = send(&app, Method::GET, &location, &key, None).await;
+
+    // Assert
+    assert_eq!(location, format!("/api/v1/webhook-endpoints/{id}"));
+    assert!(id.starts_with("ep_"), "{id}");
+    assert_endpoint_shape(&created, true);
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_eq!(created["url"], DEAD_RECEIVER);
+    assert_eq!(created["event_types"], Value::Null, "every type");
+    assert_eq!(created["state"], "enabled");
+    assert_eq!(list["data"].as_array().expect("data").len(), 1);
+    assert_endpoint_shape(&list["data"][0], false);
+    assert_endpoint_shape(&one, false);
+    assert_eq!(one["id"], id.as_str());
+    assert_endpoint_shape(&patched, false);
+    assert_eq!(patched["description"], "CRM sync");
+    assert_eq!(
+        patched["event_types"],
+        json!(["tenant.connected", "tenant.status_changed"])
+    );
+    assert_eq!(patched["state"], "paused");
+    assert!(
+        patched["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("API key integration")),
+        "{patched}"
+    );
+    assert_eq!(enabled["state"], "enabled");
+    assert_eq!(enabled["state_reason"], Value::Null);
+    assert_eq!(enabled["event_types"], Value::Null);
+    assert_eq!(enabled["url"], "http://127.0.0.1:9/v2");
+    assert_endpoint_shape(&rotated, true);
+    let new_secret = rotated["secret"].as_str().expect("secret");
+    assert!(new_secret.starts_with("whsec_") && new_secret != secret);
+    let until = rotated["previous_secret_expires_at"]
+        .as_str()
+        .expect("an overlap");
+    let until = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
+        .expect("rfc 3339");
+    let hours = (until - time::OffsetDateTime::now_utc()).whole_minutes();
+    assert!((23 * 60..=24 * 60).contains(&hours), "{hours} minutes");
+    assert_endpoint_shape(&after_rotation, false);
+    let text = format!("{list}{one}{patched}{enabled}{after_rotation}");
+    assert!(!text.contains(&secret[6..]) && !text.contains(&new_secret[6..]));
+    assert!(!text.contains("salt"));
+    assert_eq!(deleted.status(), 204);
+    assert_problem(again, 404).await;
+    assert_problem(gone, 404).await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_problems_and_write_nothing() {
+    // Arrange
+    let app = spawn_app().await;
+    let key = api_key(&app, &[Scope::WebhooksManage]).await;
+    let reader = api_key(&app, &[Scope::TenantsRead]).await;
+    use reqwest::Method;
+    let create = "/api/v1/webhook-endpoints";
+    let id = json(
+        send(
+            &app,
+            Method::POST,
+            create,
+            &key,
+            Some(json!({"url": DEAD_RECEIVER, "description": "kept"})),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let one = format!("/api/v1/webhook-endpoints/{id}");
+    let before = endpoint_row(&app, &id).await;
+
+    // Act + Assert: scopes and keys on every route.
+    let routes = [
+        (Method::GET, create.to_owned()),
+        (Method::POST, create.to_owned()),
+        (Method::GET, one.clone()),
+        (Method::PATCH, one.clone()),
+        (Method::DELETE, one.clone()),
+        (Method::POST, format!("{one}/rotate-secret")),
+        (Method::GET, format!("{one}/deliveries")),
+        (
+            Method::POST,
+            "/api/v1/webhook-deliveries/dlv_x/resend".to_owned(),
+        ),
+    ];
+    for (method, path) in &routes {
+        let body = Some(json!({"url": "http://127.0.0.1:9/evil"}));
+        let forbidden = send(&app, method.clone(), path, &reader, body.clone()).await;
+        assert_eq!(
+            forbidden.headers()["www-authenticate"],
+            "Bearer realm=\"consentry\", error=\"insufficient_scope\", scope=\"webhooks:manage\""
+        );
+        assert!(
+            assert_problem(forbidden, 403)
+                .await
+                .contains("webhooks:manage")
+        );
+        let anonymous = reqwest::Client::new()
+            .request(method.clone(), url(&app, path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_problem(anonymous, 401).await;
+    }
+    let manage_only_feed = api_get(&app, "/api/v1/events", Some(&key)).await;
+    assert!(
+        assert_problem(manage_only_feed, 403)
+            .await
+            .contains("tenants:read")
+    );
+
+    // Bodies: malformed, unknown fields, oversized, not JSON.
+    for (method, path) in [(Method::POST, create), (Method::PATCH, one.as_str())] {
+        let malformed = raw(
+            &app,
+            method.clone(),
+            path,
+            &key,
+            "application/json",
+            "{\"url\": ",
+        )
+        .await;
+        assert!(
+            assert_problem(malformed, 400)
+                .await
+                .contains("not valid JSON")
+        );
+        let unknown = send(
+            &app,
+            method.clone(),
+            path,
+            &key,
+            Some(json!({"url": DEAD_RECEIVER, "secret": "whsec_mine"})),
+        )
+        .await;
+        let detail = assert_problem(unknown, 400).await;
+        assert!(detail.contains("unknown field `secret`"), "{detail}");
+        let oversized = send(
+            &app,
+            method.clone(),
+            path,
+            &key,
+            Some(json!({"url": DEAD_RECEIVER, "description": "x".repeat(20_000)})),
+        )
+        .await;
+        assert_problem(oversized, 413).await;
+        let form = raw(
+            &app,
+            method.clone(),
+            path,
+            &key,
+            "application/x-www-form-urlencoded",
+            "url=http%3A%2F%2F127.0.0.1%3A9%2F",
+        )
+        .await;
+        assert_problem(form, 415).await;
+    }
+    let missing_url = send(&app, Method::POST, create, &key, Some(json!({}))).await;
+    assert!(
+        assert_problem(missing_url, 400)
+            .await
+            .contains("missing field `url`")
+    );
+    let wrong_type = send(&app, Method::POST, create, &key, Some(json!({"url": 5}))).await;
+    assert_problem(wrong_type, 400).await;
+
+    // Fields: 422 naming the field.
+    let cases = [
+        (
+            json!({"url": "ftp://hooks.example.com/x"}),
+            "url: webhook URLs are http or https, not ftp",
+        ),
+        (json!({"url": "not a url"}), "url: "),
+        (
+            json!({"url": format!("https://hooks.example.com/{}", "a".repeat(2100))}),
+            "url: ",
+        ),
+        (json!({"url": "https://u:p@hooks.example.com/"}), "url: "),
+        (
+            json!({"url": DEAD_RECEIVER, "event_types": ["tenant.connected", "tenant.exploded"]}),
+            "'tenant.exploded'",
+        ),
+        (
+            json!({"url": DEAD_RECEIVER, "event_types": []}),
+            "event_types",
+        ),
+        (
+            json!({"url": DEAD_RECEIVER, "description": "x".repeat(501)}),
+            "description",
+        ),
+    ];
+    for (body, named) in &cases {
+        let refused = send(&app, Method::POST, create, &key, Some(body.clone())).await;
+        let detail = assert_problem(refused, 422).await;
+        assert!(detail.contains(named), "{body}: {detail}");
+    }
+    // A PATCH with one bad field changes nothing, not even the good ones.
+    for body in [
+        json!({"description": "changed", "url": "ftp://x.example/"}),
+        json!({"description": "changed", "state": "disabled"}),
+        json!({"description": "changed", "event_types": ["nope"]}),
+    ] {
+        let refused = send(&app, Method::PATCH, &one, &key, Some(body.clone())).await;
+        assert_problem(refused, 422).await;
+    }
+    let after = endpoint_row(&app, &id).await;
+    assert_eq!(
+        (
+            &after.description,
+            &after.url,
+            &after.state,
+            &after.updated_at
+        ),
+        (
+            &before.description,
+            &before.url,
+            &before.state,
+            &before.updated_at
+        )
+    );
+    assert_eq!(
+        app.count_rows("webhook_endpoint").await,
+        1,
+        "nothing else created"
+    );
+
+    // Unknown ids and cursors.
+    let unknown = "/api/v1/webhook-endpoints/ep_00000000000000000000000000000000";
+    for (method, path) in [
+        (Method::GET, unknown.to_owned()),
+        (Method::DELETE, unknown.to_owned()),
+        (Method::POST, format!("{unknown}/rotate-secret")),
+        (Method::GET, format!("{unknown}/deliveries")),
+        (
+            Method::POST,
+            "/api/v1/webhook-deliveries/dlv_nope/resend".to_owned(),
+        ),
+    ] {
+        assert_problem(send(&app, method, &path, &key, None).await, 404).await;
+    }
+    let patch_unknown = send(&app, Method::PATCH, unknown, &key, Some(json!({}))).await;
+    assert_problem(patch_unknown, 404).await;
+    for query in ["cursor=nope", "limit=0", "status=lost", "colour=blue"] {
+        let bad = send(
+            &app,
+            Method::GET,
+            &format!("{one}/deliveries?{query}"),
+            &key,
+            None,
+        )
+        .await;
+        assert_problem(bad, 400).await;
+    }
+    let wrong_method = send(&app, Method::PUT, &one, &key, None).await;
+    assert_problem(wrong_method, 405).await;
+}
+
+#[tokio::test]
+async fn private_and_loopback_urls_are_refused_on_their_resolved_addresses() {
+    // Arrange: the address guard on, as in production.
+    let app = spawn_app_with(|raw, _| raw.set("CONSENTRY_WEBHOOK_ALLOW_PRIVATE", "false")).await;
+    let key = api_key(&app, &[Scope::WebhooksManage]).await;
+    use reqwest::Method;
+
+    for (bad, kind) in [
+        ("http://127.0.0.1:8080/hook", "loopback"),
+        ("http://[::1]:8080/hook", "loopback"),
+        ("http://localhost:8080/hook", "loopback"),
+        ("http://10.0.0.7/hook", "private"),
+        ("http://[::ffff:192.168.0.1]/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data", "link-local"),
+    ] {
+        // Act
+        let refused = send(
+            &app,
+            Method::POST,
+            "/api/v1/webhook-endpoints",
+            &key,
+            Some(json!({ "url": bad })),
+        )
+        .await;
+
+        // Assert
+        let detail = assert_problem(refused, 422).await;
+        assert!(detail.starts_with("url: "), "{detail}");
+        assert!(detail.contains(kind), "{bad}: {detail}");
+        assert!(
+            detail.contains("CONSENTRY_WEBHOOK_ALLOW_PRIVATE"),
+            "{detail}"
+        );
+    }
+    assert_eq!(app.count_rows("webhook_endpoint").await, 0);
+    // A public address literal is accepted (nothing is sent to it).
+    let public = send(
+        &app,
+        Method::POST,
+        "/api/v1/webhook-endpoints",
+        &key,
+        Some(json!({ "url": "https://8.8.8.8/hook" })),
+    )
+    .await;
+    let id = json(public, 201).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let moved = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/webhook-endpoints/{id}"),
+        &key,
+        Some(json!({ "url": "http://localhost:9/hook" })),
+    )
+    .await;
+    assert!(assert_problem(moved, 422).await.contains("loopback"));
+    assert_eq!(endpoint_row(&app, &id).await.url, "https://8.8.8.8/hook");
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_endpoint_without_its_secret() {
+    // Arrange
+    let app = spawn_app().await;
+    let key = api_key(&app, &[Scope::WebhooksManage]).await;
+    let other_key = api_key(&app, &[Scope::WebhooksManage]).await;
+    let post = |key: &str, idempotency: &str, body: Value| {
+        reqwest::Client::new()
+            .post(url(&app, "/api/v1/webhook-endpoints"))
+            .bearer_auth(key)
+            .header("idempotency-key", idempotency)
+            .json(&body)
+            .send()
+    };
+    let body = json!({"url": DEAD_RECEIVER, "event_types": ["tenant.connected"]});
+
+    // Act: two at once, then a retry, the key for another request, another API key.
+    let (a, b) = tokio::join!(
+        post(&key, "k-1", body.clone()),
+        post(&key, "k-1", body.clone())
+    );
+    let (a, b) = (a.expect("POST"), b.expect("POST"));
+    let statuses = {
+        let mut s = [a.status().as_u16(), b.status().as_u16()];
+        s.sort_unstable();
+        s
+    };
+    let (first, replay) = if a.status() == 201 { (a, b) } else { (b, a) };
+    let first = json(first, 201).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay = json(replay, 200).await;
+    let retry = post(&key, "k-1", body.clone()).await.expect("POST");
+    let retry_replayed = retry.headers().get("idempotent-replayed").cloned();
+    let retry = json(retry, 200).await;
+    let different = post(&key, "k-1", json!({"url": DEAD_RECEIVER}))
+        .await
+        .expect("POST");
+    let elsewhere = post(&other_key, "k-1", body.clone()).await.expect("POST");
+    let too_long = post(&key, &"k".repeat(256), body.clone())
+        .await
+        .expect("POST");
+
+    // Assert
+    assert_eq!(statuses, [200, 201]);
+    assert!(first["secret"].is_string());
+    assert_endpoint_shape(&replay, false);
+    assert_eq!(replay["id"], first["id"]);
+    assert_eq!(retry["id"], first["id"]);
+    assert_eq!(
+        retry_replayed.as_ref().map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert!(
+        assert_problem(different, 422)
+            .await
+            .contains("used for a different request")
+    );
+    assert_eq!(elsewhere.status(), 201, "keys are scoped to their API key");
+    assert_problem(too_long, 400).await;
+    assert_eq!(app.count_rows("webhook_endpoint").await, 2);
+    let stored = format!(
+        "{:?}",
+        sqlx::query_as::<_, (String, String, String, String)>(
+            "select idempotency_key, operation, request_hash, resource_id from api_idempotency_key"
+        )
+        .fetch_all(&app.db().await)
+        .await
+        .expect("rows")
+    );
+    assert!(!stored.contains(&first["secret"].as_str().expect("secret")[6..]));
+
+    // Act: the endpoint is deleted, then the key replayed.
+    let id = first["id"].as_str().expect("id");
+    let deleted = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/webhook-endpoints/{id}"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status(), 204);
+    let after_delete = post(&key, "k-1", body).await.expect("POST");
+
+    // Assert
+    assert!(assert_problem(after_delete, 409).await.contains("deleted"));
+}
+
+#[tokio::test]
+async fn deliveries_page_by_cursor_and_resend_makes_a_failed_one_pending() {
+    // Arrange: an endpoint, then three events (a tenant connects, an alert is raised and
+    // cleared).
+    let app = spawn_app().await;
+    let key = api_key(&app, &[Scope::WebhooksManage]).await;
+    use reqwest::Method;
+    let created = json(
+        send(
+            &app,
+            Method::POST,
+            "/api/v1/webhook-endpoints",
+            &key,
+            Some(json!({ "url": DEAD_RECEIVER })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = created["id"].as_str().expect("id");
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    raise_and_clear_alert(&app).await;
+    let log = format!("/api/v1/webhook-endpoints/{id}/deliveries");
+
+    // Act
+    let first = json(
+        send(&app, Method::GET, &format!("{log}?limit=2"), &key, None).await,
+        200,
+    )
+    .await;
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = json(
+        send(
+            &app,
+            Method::GET,
+            &format!("{log}?limit=2&cursor={cursor}"),
+            &key,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    // Assert: newest first, all three once, the tenant's one pending without any worker.
+    let types: Vec<&str> = first["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .chain(second["data"].as_array().expect("data"))
+        .map(|d| d["event_type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "app.credential_alert",
+            "app.credential_alert",
+            "tenant.connected"
+        ]
+    );
+    assert_eq!(second["next_cursor"], Value::Null);
+    let connected = &second["data"][0];
+    assert_eq!(connected["tenant_id"], contoso.as_str());
+    assert_eq!(connected["endpoint_id"], id);
+    assert!(
+        connected["event_id"]
+            .as_str()
+            .expect("event")
+            .starts_with("evt_")
+    );
+    for field in [
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_attempt_at",
+        "last_status_code",
+        "last_duration_ms",
+        "last_error",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(connected.get(field).is_some(), "{field}: {connected}");
+    }
+    let delivery = connected["id"].as_str().expect("id").to_owned();
+    let pending = json(
+        send(
+            &app,
+            Method::GET,
+            &format!("{log}?status=pending"),
+            &key,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(!pending["data"].as_array().expect("data").is_empty());
+
+    // Arrange: it gave up.
+    let db = app.db().await;
+    sqlx::query(
+        "update webhook_delivery set status = 'failed', next_attempt_at = null, schedule_step = 8 where id = $1",
+    )
+    .bind(&delivery)
+    .execute(&db)
+    .await
+    .expect("fail it");
+    let failed = json(
+        send(
+            &app,
+            Method::GET,
+            &format!("{log}?status=failed"),
+            &key,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(failed["data"][0]["id"], delivery.as_str());
+
+    // Act
+    let resent = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/webhook-deliveries/{delivery}/resend"),
+        &key,
+        None,
+    )
+    .await;
+
+    // Assert
+    let resent = json(resent, 202).await;
+    assert_eq!(resent["id"], delivery.as_str());
+    assert_eq!(resent["status"], "pending");
+    assert!(resent["next_attempt_at"].is_string());
+    let step: i64 = sqlx::query_scalar("select schedule_step from webhook_delivery where id = $1")
+        .bind(&delivery)
+        .fetch_one(&db)
+        .await
+        .expect("step");
+    assert_eq!(step, 0, "the retry schedule starts again");
+}
+
+async fn raise_and_clear_alert(app: &TestApp) {
+    let raised = app
+        .store
+        .set_app_alert(
+            Some(RaisedAlert {
+                code: "AADSTS7000215",
+                headline: "Microsoft rejects the client secret",
+                message: "Renew it in the app registration.",
+            }),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("raise");
+    let cleared = app
+        .store
+        .set_app_alert(None, time::OffsetDateTime::now_utc())
+        .await
+        .expect("clear");
+    assert!(raised && cleared);
+}
+
+#[tokio::test]
+async fn the_event_feed_pages_oldest_first_and_filters_by_type_and_tenant() {
+    // Arrange: three events, no endpoint at all (the feed does not need one).
+    let app = spawn_app().await;
+    let reader = api_key(&app, &[Scope::TenantsRead]).await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    raise_and_clear_alert(&app).await;
+    let feed = |query: &str| {
+        let path = format!("/api/v1/events{query}");
+        let (app, reader) = (&app, &reader);
+        async move { api_get(app, &path, Some(reader)).await }
+    };
+
+    // Act
+    let first = json(feed("?limit=2").await, 200).await;
+    let cursor = first["next_cursor"].as_str().expect("cursor").to_owned();
+    let rest = json(feed(&format!("?limit=2&cursor={cursor}")).await, 200).await;
+    let end = rest["next_cursor"].as_str().expect("cursor").to_owned();
+    let nothing_new = json(feed(&format!("?cursor={end}")).await, 200).await;
+    let of_type = json(feed("?type=tenant.connected").await, 200).await;
+    let of_tenant = json(feed(&format!("?tenant_id={contoso}")).await, 200).await;
+
+    // Assert
+    let types: Vec<&str> = first["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .chain(rest["data"].as_array().expect("data"))
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "tenant.connected",
+            "app.credential_alert",
+            "app.credential_alert"
+        ]
+    );
+    assert_eq!(first["has_more"], true);
+    assert_eq!(rest["has_more"], false);
+    let event = &first["data"][0];
+    let mut keys: Vec<&str> = event
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["data", "id", "timestamp", "type"],
+        "the webhook body"
+    );
+    assert_eq!(event["data"]["tenant"]["id"], contoso.as_str());
+    assert_eq!(rest["data"][0]["data"]["state"], "cleared");
+    assert_eq!(nothing_new["data"], json!([]));
+    assert_eq!(
+        nothing_new["next_cursor"],
+        end.as_str(),
+        "keep polling from here"
+    );
+    assert_eq!(of_type["data"].as_array().expect("data").len(), 1);
+    assert_eq!(of_tenant["data"].as_array().expect("data").len(), 1);
+    assert_eq!(of_tenant["data"][0]["type"], "tenant.connected");
+    for bad in [
+        "?type=tenant.exploded",
+        "?cursor=evt_nope",
+        "?tenant_id=contoso",
+        "?limit=500",
+        "?after=x",
+    ] {
+        assert_problem(feed(bad).await, 400).await;
+    }
+    assert_problem(api_get(&app, "/api/v1/events", None).await, 401).await;
+}
