@@ -1,15 +1,79 @@
-//! Webhook endpoints managed through the API (`webhooks:manage`), their delivery logs and
-//! resends, and the event feed.
+//! Webhook endpoints managed on the dashboard (sessions and CSRF) and through the API
+//! (`webhooks:manage`), their delivery logs and resends, and the event feed.
 
 use consentry::domain::api_key::{ApiKeySecret, Scope};
 use consentry::store::{NewApiKey, RaisedAlert};
 use serde_json::{Value, json};
 
 use crate::api_keys::{api_get, assert_problem, url};
-use crate::app_helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::app_helpers::{Browser, TestApp, hidden, spawn_app, spawn_app_with};
 
 /// A receiver address where nothing listens: deliveries to it fail at once.
 const DEAD_RECEIVER: &str = "http://127.0.0.1:9/hook";
+
+/// Creates an endpoint on the dashboard; returns its id, its secret and the answer page.
+async fn create_on_dashboard(
+    operator: &Browser,
+    endpoint_url: &str,
+    types: Option<&[&str]>,
+) -> (String, String, String) {
+    let csrf = operator.csrf_of("/admin/webhooks").await;
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("url", endpoint_url),
+        ("description", "billing service"),
+    ];
+    match types {
+        None => form.push(("types", "all")),
+        Some(types) => {
+            form.push(("types", "chosen"));
+            form.extend(types.iter().map(|t| ("event_type", *t)));
+        }
+    }
+    let answer = operator.post_form("/admin/webhooks", &form).await;
+    assert_eq!(answer.status(), 200);
+    let html = answer.text().await.expect("html");
+    let secret = between(&html, "<code id=\"webhook-secret\">", "<");
+    let id = format!("ep_{}", between(&html, "href=\"/admin/webhooks/ep_", "\""));
+    (id, secret, html)
+}
+
+/// The text after `start` up to `end`.
+fn between(html: &str, start: &str, end: &str) -> String {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"))
+        + start.len();
+    let to = html[from..].find(end).expect("end") + from;
+    html[from..to].to_owned()
+}
+
+async fn page(browser: &Browser, path: &str) -> String {
+    let response = browser.get(path).await;
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().await.expect("html")
+}
+
+/// The bytes of the app's database files (main file and write-ahead log).
+fn database_bytes(app: &TestApp) -> Vec<u8> {
+    let path = app
+        .database_url
+        .strip_prefix("sqlite://")
+        .expect("a sqlite url");
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal"] {
+        if let Ok(b) = std::fs::read(format!("{path}{suffix}")) {
+            bytes.extend(b);
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
 
 async fn endpoint_row(app: &TestApp, id: &str) -> consentry::store::EndpointRow {
     app.store
@@ -17,6 +81,355 @@ async fn endpoint_row(app: &TestApp, id: &str) -> consentry::store::EndpointRow 
         .await
         .expect("store")
         .expect("the endpoint")
+}
+
+#[tokio::test]
+async fn an_endpoint_made_on_the_dashboard_shows_its_secret_once_and_the_database_never_holds_it() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+
+    // Act
+    let (id, secret, answer) = create_on_dashboard(&operator, DEAD_RECEIVER, None).await;
+    let list = page(&operator, "/admin/webhooks").await;
+    let endpoint = page(&operator, &format!("/admin/webhooks/{id}")).await;
+
+    // Assert
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 50,
+        "{secret}"
+    );
+    assert!(answer.contains("shown only this once"), "{answer}");
+    assert!(list.contains(DEAD_RECEIVER) && list.contains("billing service"));
+    assert!(list.contains("all, including future ones"), "{list}");
+    assert!(
+        list.contains("href=\"/admin/webhooks\""),
+        "the nav links the page"
+    );
+    assert!(endpoint.contains(DEAD_RECEIVER));
+    let encoded = &secret["whsec_".len()..];
+    for html in [&list, &endpoint] {
+        assert!(!html.contains(encoded), "the secret is shown once only");
+    }
+    let row = endpoint_row(&app, &id).await;
+    assert_eq!(row.event_types, "", "every type");
+    // The secret is what the stored salt derives under the session key, and only that.
+    let keyed = consentry::domain::Keyed::new(&[7u8; 32]);
+    let derived = consentry::webhooks::WebhookSecret::derive(&keyed, &row.secret_salt);
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&derived.expose_encoded()),
+        secret
+    );
+    let bytes = database_bytes(&app);
+    assert!(bytes.len() > 4096, "the database files were read");
+    assert!(contains(&bytes, &row.secret_salt), "the salt is stored");
+    assert!(
+        !contains(&bytes, encoded),
+        "the secret is not in the database"
+    );
+    assert!(!contains(&bytes, &encoded[..20]));
+}
+
+#[tokio::test]
+async fn an_operator_edits_pauses_resumes_rotates_and_deletes_an_endpoint() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (id, first_secret, _) = create_on_dashboard(&operator, DEAD_RECEIVER, None).await;
+    let path = format!("/admin/webhooks/{id}");
+    let csrf = operator.csrf_of(&path).await;
+
+    // Act: edit
+    let edited = operator
+        .post_form(
+            &path,
+            &[
+                ("csrf", csrf.as_str()),
+                ("url", "http://127.0.0.1:9/other"),
+                ("description", "CRM sync"),
+                ("types", "chosen"),
+                ("event_type", "tenant.connected"),
+                ("event_type", "tenant.status_changed"),
+            ],
+        )
+        .await;
+    let after_edit = page(&operator, &path).await;
+    // pause, then resume
+    let paused = operator
+        .post_form(&format!("{path}/pause"), &[("csrf", csrf.as_str())])
+        .await;
+    let while_paused = page(&operator, &path).await;
+    let paused_row = endpoint_row(&app, &id).await;
+    let resumed = operator
+        .post_form(&format!("{path}/enable"), &[("csrf", csrf.as_str())])
+        .await;
+    let resumed_row = endpoint_row(&app, &id).await;
+    // rotate
+    let salt_before = resumed_row.secret_salt.clone();
+    let rotated = operator
+        .post_form(&format!("{path}/rotate"), &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(rotated.status(), 200);
+    let rotated_html = rotated.text().await.expect("html");
+    let new_secret = between(&rotated_html, "<code id=\"webhook-secret\">", "<");
+    let after_rotation = page(&operator, &path).await;
+    let rotated_row = endpoint_row(&app, &id).await;
+    // delete, after the confirmation page
+    let confirm = page(&operator, &format!("{path}/delete")).await;
+    let deleted = operator
+        .post_form(&format!("{path}/delete"), &[("csrf", csrf.as_str())])
+        .await;
+    let gone = operator.get(&path).await;
+
+    // Assert
+    assert_eq!(edited.status(), 303);
+    assert!(after_edit.contains("http://127.0.0.1:9/other"));
+    assert!(after_edit.contains("CRM sync"));
+    let row = app.store.endpoint(&id).await.expect("store");
+    assert!(row.is_none(), "deleted");
+    assert_eq!(paused.status(), 303);
+    assert_eq!(paused_row.state, "paused");
+    assert_eq!(
+        paused_row.event_types,
+        "tenant.connected tenant.status_changed"
+    );
+    assert!(while_paused.contains("Paused by ops"), "{while_paused}");
+    assert!(while_paused.contains("Resume deliveries"));
+    assert_eq!(resumed.status(), 303);
+    assert_eq!(resumed_row.state, "enabled");
+    assert_eq!(resumed_row.state_reason, None);
+    assert!(new_secret.starts_with("whsec_") && new_secret != first_secret);
+    assert!(rotated_html.contains("previous secret stays valid until"));
+    assert!(rotated_html.contains("two signatures"), "{rotated_html}");
+    assert_eq!(
+        rotated_row.previous_secret_salt.as_deref(),
+        Some(salt_before.as_str())
+    );
+    assert!(
+        rotated_row
+            .previous_salt_at(time::OffsetDateTime::now_utc())
+            .is_some()
+    );
+    assert!(after_rotation.contains("deliveries carry both signatures"));
+    assert!(!after_rotation.contains(&new_secret["whsec_".len()..]));
+    assert!(confirm.contains("Delete this endpoint?"));
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(deleted.headers()["location"], "/admin/webhooks");
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn no_other_browser_can_manage_endpoints_without_the_sessions_csrf_token() {
+    // Arrange: an endpoint, a stranger without a session, and the same operator in a
+    // second browser (its own session and CSRF token) replaying the first one's token.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (id, _, _) = create_on_dashboard(&operator, DEAD_RECEIVER, None).await;
+    let csrf = operator.csrf_of(&format!("/admin/webhooks/{id}")).await;
+    let stranger = app.browser();
+    let other = app.operator().await;
+    let other_csrf = other.csrf_of("/admin/webhooks").await;
+    assert_ne!(csrf, other_csrf);
+    app.onboard(&app.browser(), &app.emulator.contoso()).await;
+    let delivery: String = sqlx::query_scalar("select id from webhook_delivery")
+        .fetch_one(&app.db().await)
+        .await
+        .expect("a delivery");
+    let before = endpoint_row(&app, &id).await;
+    let posts = [
+        "/admin/webhooks".to_owned(),
+        format!("/admin/webhooks/{id}"),
+        format!("/admin/webhooks/{id}/pause"),
+        format!("/admin/webhooks/{id}/rotate"),
+        format!("/admin/webhooks/{id}/delete"),
+        format!("/admin/webhook-deliveries/{delivery}/resend"),
+    ];
+    let form = |token: &str| {
+        vec![
+            ("csrf".to_owned(), token.to_owned()),
+            ("url".to_owned(), "http://127.0.0.1:9/evil".to_owned()),
+            ("types".to_owned(), "all".to_owned()),
+        ]
+    };
+
+    for path in &posts {
+        // Act
+        let anonymous = stranger
+            .http
+            .post(stranger.url(path))
+            .form(&form(&csrf))
+            .send()
+            .await
+            .expect("POST");
+        let replayed = other
+            .http
+            .post(other.url(path))
+            .form(&form(&csrf))
+            .send()
+            .await
+            .expect("POST");
+        let without = operator
+            .http
+            .post(operator.url(path))
+            .form(&[("url", "http://127.0.0.1:9/evil")])
+            .send()
+            .await
+            .expect("POST");
+
+        // Assert
+        assert_eq!(anonymous.status(), 303, "{path}");
+        assert_eq!(anonymous.headers()["location"], "/admin/login", "{path}");
+        assert_eq!(replayed.status(), 403, "{path}");
+        assert_eq!(without.status(), 403, "{path}");
+    }
+    let after = endpoint_row(&app, &id).await;
+    assert_eq!(app.count_rows("webhook_endpoint").await, 1);
+    assert_eq!(
+        (after.url, after.state, after.secret_salt, after.updated_at),
+        (
+            before.url,
+            before.state,
+            before.secret_salt,
+            before.updated_at
+        )
+    );
+    // A stranger cannot read the pages either.
+    for path in [
+        "/admin/webhooks".to_owned(),
+        format!("/admin/webhooks/{id}"),
+    ] {
+        assert_eq!(stranger.get(&path).await.status(), 303);
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_on_the_dashboard_and_the_form_is_kept() {
+    // Arrange: the address guard on, as in production.
+    let app = spawn_app_with(|raw, _| raw.set("CONSENTRY_WEBHOOK_ALLOW_PRIVATE", "false")).await;
+    let operator = app.operator().await;
+    let csrf = operator.csrf_of("/admin/webhooks").await;
+
+    for (bad, why) in [
+        ("ftp://hooks.example.com/x", "http or https, not ftp"),
+        ("http://127.0.0.1:8080/x", "loopback"),
+        ("http://localhost:8080/x", "loopback"),
+        ("http://192.168.1.20/x", "private"),
+        ("http://169.254.169.254/latest", "link-local"),
+        ("https://me:pw@hooks.example.com/x", "user name or password"),
+    ] {
+        // Act
+        let answer = operator
+            .post_form(
+                "/admin/webhooks",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("url", bad),
+                    ("description", "kept description"),
+                    ("types", "all"),
+                ],
+            )
+            .await;
+
+        // Assert
+        assert_eq!(answer.status(), 422, "{bad}");
+        let html = answer.text().await.expect("html");
+        let error = between(&html, "id=\"error\">", "</p>");
+        assert!(error.contains(why), "{bad}: {error}");
+        assert!(
+            html.contains("value=\"kept description\""),
+            "the form is kept"
+        );
+    }
+    let none_ticked = operator
+        .post_form(
+            "/admin/webhooks",
+            &[
+                ("csrf", csrf.as_str()),
+                ("url", "https://8.8.8.8/hook"),
+                ("types", "chosen"),
+            ],
+        )
+        .await;
+    assert_eq!(none_ticked.status(), 422);
+    assert_eq!(app.count_rows("webhook_endpoint").await, 0);
+}
+
+#[tokio::test]
+async fn the_delivery_logs_show_a_tenants_delivery_and_resend_queues_a_failed_one_again() {
+    // Arrange: an endpoint for every type, then a tenant connects.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (id, _, _) = create_on_dashboard(&operator, DEAD_RECEIVER, None).await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+
+    // Act
+    let log = page(&operator, &format!("/admin/webhooks/{id}")).await;
+    let tenant_page = page(&operator, &format!("/admin/tenants/{contoso}")).await;
+
+    // Assert: a pending delivery, even before any worker tried it.
+    let row = section_of(&log, "<table id=\"deliveries\">");
+    assert!(row.contains("tenant.connected"), "{row}");
+    assert!(
+        row.contains(&format!(
+            "<a href=\"/admin/tenants/{contoso}\">Contoso Ltd</a>"
+        )),
+        "{row}"
+    );
+    assert!(row.contains("Resend"));
+    let delivery = between(row, "<tr class=\"delivery\" id=\"", "\"");
+    let tenant_log = section_of(&tenant_page, "<table id=\"deliveries\">");
+    assert!(tenant_log.contains(&delivery), "{tenant_log}");
+    assert!(
+        tenant_log.contains(DEAD_RECEIVER),
+        "the tenant's log names the endpoint"
+    );
+
+    // Arrange: the delivery gave up.
+    let db = app.db().await;
+    sqlx::query(
+        "update webhook_delivery set status = 'failed', next_attempt_at = null, schedule_step = 8 where id = $1",
+    )
+    .bind(&delivery)
+    .execute(&db)
+    .await
+    .expect("fail it");
+    let csrf = hidden(&log, "csrf");
+
+    // Act: resend from the tenant's page.
+    let resent = operator
+        .post_form(
+            &format!("/admin/webhook-deliveries/{delivery}/resend"),
+            &[("csrf", csrf.as_str()), ("back", "tenant")],
+        )
+        .await;
+
+    // Assert
+    assert_eq!(resent.status(), 303);
+    assert_eq!(
+        resent.headers()["location"],
+        format!("/admin/tenants/{contoso}#deliveries-log").as_str()
+    );
+    let (status, step, next): (String, i64, Option<String>) = sqlx::query_as(
+        "select status, schedule_step, next_attempt_at from webhook_delivery where id = $1",
+    )
+    .bind(&delivery)
+    .fetch_one(&db)
+    .await
+    .expect("the delivery");
+    assert_eq!((status.as_str(), step), ("pending", 0));
+    assert!(next.is_some());
+    let unknown = operator
+        .post_form(
+            "/admin/webhook-deliveries/dlv_nope/resend",
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+}
+
+fn section_of<'a>(html: &'a str, start: &str) -> &'a str {
+    crate::app_helpers::section(html, start, "</table>")
 }
 
 // ---- The API ----

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, web};
 
 pub use auth::ApiClient;
 pub use problem::Problem;
+pub(crate) use webhooks::{is_delivery_id, wake_delivery_worker};
 
 /// Routes go through `web::resource` with a default service, so that a wrong method or an
 /// unknown path under `/api` answers with a problem document, not the HTML error page.

@@ -4,6 +4,7 @@
 mod api_keys;
 mod login;
 mod tenants;
+mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,7 +29,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .get(api_keys::list)
                 .post(api_keys::create),
         )
-        .service(web::resource("/api-keys/{id}/revoke").post(api_keys::revoke));
+        .service(web::resource("/api-keys/{id}/revoke").post(api_keys::revoke))
+        .service(
+            web::resource("/webhooks")
+                .get(webhooks::list)
+                .post(webhooks::create),
+        )
+        .service(
+            web::resource("/webhooks/{id}")
+                .get(webhooks::show)
+                .post(webhooks::update),
+        )
+        .service(web::resource("/webhooks/{id}/pause").post(webhooks::pause))
+        .service(web::resource("/webhooks/{id}/enable").post(webhooks::enable))
+        .service(web::resource("/webhooks/{id}/rotate").post(webhooks::rotate))
+        .service(
+            web::resource("/webhooks/{id}/delete")
+                .get(webhooks::confirm_delete)
+                .post(webhooks::delete),
+        )
+        .service(web::resource("/webhook-deliveries/{id}/resend").post(webhooks::resend));
 }
 
 /// A signed-in operator, from the session cookie.

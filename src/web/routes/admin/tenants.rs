@@ -217,6 +217,19 @@ struct TenantPage {
     reconsent_link: String,
     alert: Option<(&'static str, String)>,
     claims: Vec<ClaimView>,
+    /// The tenant's webhook deliveries, newest first, to every endpoint.
+    deliveries: Vec<super::webhooks::DeliveryView>,
+    /// The cursor of the next (older) page of deliveries.
+    next: Option<String>,
+    paged: bool,
+    back: &'static str,
+    show_endpoint: bool,
+}
+
+#[derive(Deserialize)]
+pub struct TenantQuery {
+    /// Deliveries older than this one (a page of the delivery log).
+    deliveries_before: Option<String>,
 }
 
 /// What a sign-up said about itself: a claim, never the tenant's record.
@@ -273,10 +286,21 @@ fn claim_views(tenant: &TenantRow, claims: Vec<crate::store::ClaimRow>) -> Vec<C
 pub async fn show(
     operator: Operator,
     id: web::Path<String>,
+    query: web::Query<TenantQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
     let tenant = state.store.tenant(id).await?.ok_or(WebError::NotFound)?;
+    let before = query.deliveries_before.as_deref();
+    let (deliveries, next) = super::webhooks::delivery_log(
+        &state,
+        &crate::store::DeliveryFilter {
+            tenant_id: Some(id),
+            ..Default::default()
+        },
+        before,
+    )
+    .await?;
     let events = state.store.events_for(id, 200).await?;
     let claims = claim_views(&tenant, state.store.claims_for(id).await?);
     let users = match tenant.status() {
@@ -311,6 +335,11 @@ pub async fn show(
             .credential_alert()
             .map(|a| (a.headline, a.message)),
         claims,
+        deliveries,
+        next,
+        paged: before.is_some(),
+        back: "tenant",
+        show_endpoint: true,
     };
     page(StatusCode::OK, template.render())
 }
