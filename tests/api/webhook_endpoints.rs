@@ -219,6 +219,77 @@ async fn an_operator_edits_pauses_resumes_rotates_and_deletes_an_endpoint() {
 }
 
 #[tokio::test]
+async fn an_endpoint_disabled_by_a_410_shows_why_and_is_enabled_again() {
+    // Arrange: two endpoints the receiver disabled with 410 Gone, as the delivery worker
+    // records it.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let key = api_key(&app, &[Scope::WebhooksManage]).await;
+    let (on_dashboard, _, _) = create_on_dashboard(&operator, DEAD_RECEIVER, None).await;
+    let (through_api, _, _) = create_on_dashboard(&operator, DEAD_RECEIVER, None).await;
+    let reason = "The endpoint answered 410 Gone: deliveries wait until it is enabled again.";
+    for id in [&on_dashboard, &through_api] {
+        let found = app
+            .store
+            .set_endpoint_state(
+                id,
+                consentry::domain::webhook::EndpointState::Disabled,
+                Some(reason),
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("store");
+        assert!(found);
+    }
+    let path = format!("/admin/webhooks/{on_dashboard}");
+
+    // Act
+    let list = page(&operator, "/admin/webhooks").await;
+    let endpoint = page(&operator, &path).await;
+    let csrf = hidden(&endpoint, "csrf");
+    let enabled = operator
+        .post_form(&format!("{path}/enable"), &[("csrf", csrf.as_str())])
+        .await;
+    let after = page(&operator, &path).await;
+    let shown = json(
+        send(
+            &app,
+            reqwest::Method::GET,
+            &format!("/api/v1/webhook-endpoints/{through_api}"),
+            &key,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let patched = json(
+        send(
+            &app,
+            reqwest::Method::PATCH,
+            &format!("/api/v1/webhook-endpoints/{through_api}"),
+            &key,
+            Some(json!({ "state": "enabled" })),
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    // Assert
+    assert!(list.contains(reason), "{list}");
+    assert!(endpoint.contains(reason));
+    assert!(endpoint.contains("Enable again"), "{endpoint}");
+    assert_eq!(enabled.status(), 303);
+    assert!(after.contains("Pause deliveries") && !after.contains(reason));
+    assert_eq!(endpoint_row(&app, &on_dashboard).await.state, "enabled");
+    assert_eq!(shown["state"], "disabled");
+    assert_eq!(shown["state_reason"], reason);
+    assert_eq!(patched["state"], "enabled");
+    assert_eq!(patched["state_reason"], Value::Null);
+}
+
+#[tokio::test]
 async fn no_other_browser_can_manage_endpoints_without_the_sessions_csrf_token() {
     // Arrange: an endpoint, a stranger without a session, and the same operator in a
     // second browser (its own session and CSRF token) replaying the first one's token.
@@ -385,16 +456,18 @@ async fn the_delivery_logs_show_a_tenants_delivery_and_resend_queues_a_failed_on
         "the tenant's log names the endpoint"
     );
 
-    // Arrange: the delivery gave up.
-    let db = app.db().await;
-    sqlx::query(
-        "update webhook_delivery set status = 'failed', next_attempt_at = null, schedule_step = 8 where id = $1",
-    )
-    .bind(&delivery)
-    .execute(&db)
-    .await
-    .expect("fail it");
+    // Arrange: the endpoint paused (so no delivery worker takes the delivery meanwhile)
+    // and the delivery given up.
     let csrf = hidden(&log, "csrf");
+    let paused = operator
+        .post_form(
+            &format!("/admin/webhooks/{id}/pause"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(paused.status(), 303);
+    give_up(&app, &delivery).await;
+    let db = app.db().await;
 
     // Act: resend from the tenant's page.
     let resent = operator
@@ -426,6 +499,30 @@ async fn the_delivery_logs_show_a_tenants_delivery_and_resend_queues_a_failed_on
         )
         .await;
     assert_eq!(unknown.status(), 404);
+}
+
+/// Marks a delivery as given up (the retry schedule exhausted), once no worker holds it.
+async fn give_up(app: &TestApp, delivery: &str) {
+    let db = app.db().await;
+    app.poll("the delivery's lease to end", 30, || async {
+        let held: Option<String> =
+            sqlx::query_scalar("select lease_token from webhook_delivery where id = $1")
+                .bind(delivery)
+                .fetch_one(&db)
+                .await
+                .expect("the delivery");
+        held.is_none().then_some(())
+    })
+    .await;
+    sqlx::query(
+        "update webhook_delivery set status = 'failed', next_attempt_at = null, schedule_step = 8 \
+         where id = $1 and lease_token is null",
+    )
+    .bind(delivery)
+    .execute(&db)
+    .await
+    .expect("fail it");
+    db.close().await;
 }
 
 fn section_of<'a>(html: &'a str, start: &str) -> &'a str {
@@ -1102,15 +1199,19 @@ async fn deliveries_page_by_cursor_and_resend_makes_a_failed_one_pending() {
     .await;
     assert!(!pending["data"].as_array().expect("data").is_empty());
 
-    // Arrange: it gave up.
-    let db = app.db().await;
-    sqlx::query(
-        "update webhook_delivery set status = 'failed', next_attempt_at = null, schedule_step = 8 where id = $1",
+    // Arrange: the endpoint paused (so no delivery worker takes the delivery meanwhile)
+    // and the delivery given up.
+    let paused = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/webhook-endpoints/{id}"),
+        &key,
+        Some(json!({ "state": "paused" })),
     )
-    .bind(&delivery)
-    .execute(&db)
-    .await
-    .expect("fail it");
+    .await;
+    assert_eq!(paused.status(), 200);
+    give_up(&app, &delivery).await;
+    let db = app.db().await;
     let failed = json(
         send(
             &app,
