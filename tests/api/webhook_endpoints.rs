@@ -311,6 +311,7 @@ async fn no_other_browser_can_manage_endpoints_without_the_sessions_csrf_token()
         "/admin/webhooks".to_owned(),
         format!("/admin/webhooks/{id}"),
         format!("/admin/webhooks/{id}/pause"),
+        format!("/admin/webhooks/{id}/enable"),
         format!("/admin/webhooks/{id}/rotate"),
         format!("/admin/webhooks/{id}/delete"),
         format!("/admin/webhook-deliveries/{delivery}/resend"),
