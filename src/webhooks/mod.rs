@@ -27,4 +27,4 @@ pub mod client;
 pub mod signature;
 
 pub use client::{DeliveryClient, DeliveryError, DeliveryOutcome, NonPublic};
-pub use signature::{WebhookSecret, sign};
+pub use signature::{VerifyError, WebhookSecret, sign, verify};
