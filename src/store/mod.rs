@@ -25,7 +25,9 @@ pub use consent::{
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};
-pub use tenant::{CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantRow};
+pub use tenant::{
+    CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
+};
 
 /// The database behind consentry.
 #[derive(Clone, Debug)]

@@ -27,6 +27,7 @@ mod login;
 mod logs;
 mod monitoring;
 mod onboarding;
+mod openapi;
 mod quirks;
 mod signup;
 mod token_engine;
