@@ -12,18 +12,25 @@
 //!    `security(("api_key" = ["<scope>"]))` naming the scope it requires, and every
 //!    response: the success body (a struct deriving `ToSchema`, the one the handler
 //!    serialises) and each problem it can answer, by the shared components in
-//!    [`problem`] (`(status = 404, response = problem::NotFound)`). See
-//!    [`tenants::list`] for a complete example.
+//!    [`problem`] (`(status = 404, response = problem::NotFound)`); a JSON request body
+//!    as `request_body = NewThing` (the struct the handler deserialises, deriving
+//!    `ToSchema`). Take `ApiClient` as the handler's first argument, so that a request
+//!    without a key is a 401 before anything else is read. See [`tenants::list`] for a
+//!    complete example.
 //! 2. Add one line to [`routes`]: `route(module::__path_handler, module::handler)`. The
 //!    route is then served at the annotation's path and method, nowhere else.
 //! 3. Add the handler to `paths(...)` of [`ApiDoc`] (and any new problem response to
 //!    `components(responses(...))`).
-//! 4. Exercise it in `tests/api/openapi.rs`: the test fails while a route of [`routes`] is
-//!    missing from the document (or the other way round), and validates each body a case
-//!    gets against the schema the document gives for that status.
+//! 4. Exercise it in `tests/api/openapi.rs` (`every_route_answers_as_its_document_says`),
+//!    one `r.case(...)` (or `r.case_with_body(...)`) per answer: its success, no key (401), a key with every scope but
+//!    the documented ones (403), and its own problems (400, 404, 409...). Each body is
+//!    validated against the schema the document gives for its status, with any property
+//!    the schema does not declare counted as a mismatch. The test fails while a route of
+//!    [`routes`] is missing from the document (or the other way round), or lacks those
+//!    cases.
 
 mod auth;
-pub mod problem;
+mod problem;
 mod tenants;
 
 use std::sync::LazyLock;

@@ -56,7 +56,7 @@ pub struct ProblemBody<'a> {
 /// the [`ProblemBody`] schema, and `headers` (name, description).
 fn problem_response(description: &str, headers: &[(&str, &str)]) -> RefOr<Response> {
     let mut response = ResponseBuilder::new().description(description).content(
-        "application/problem+json",
+        PROBLEM_JSON,
         ContentBuilder::new()
             .schema(Some(Ref::from_schema_name("Problem")))
             .build(),
@@ -78,7 +78,8 @@ fn problem_response(description: &str, headers: &[(&str, &str)]) -> RefOr<Respon
 /// route's `#[utoipa::path(responses(...))]` names, e.g.
 /// `(status = 404, response = problem::NotFound)`. A route whose problem needs a
 /// description of its own spells it out instead:
-/// `(status = 409, description = "...", body = ProblemBody, content_type = PROBLEM_JSON)`.
+/// `(status = 409, description = "...", body = ProblemBody, content_type =
+/// "application/problem+json")`.
 macro_rules! problem_responses {
     ($($name:ident: $description:literal $(, $header:literal = $about:expr)*;)*) => {
         $(
@@ -95,7 +96,7 @@ macro_rules! problem_responses {
 }
 
 /// The media type of every error of the API.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+const PROBLEM_JSON: &str = "application/problem+json";
 
 const AUTHENTICATE_DOC: &str = "`Bearer realm=\"consentry\"`, with `error=\"insufficient_scope\"` and \
     the `scope` needed on a 403 (RFC 6750 §3).";
@@ -240,7 +241,7 @@ impl ResponseError for Problem {
             request_id: &self.request_id,
         };
         let mut response = HttpResponse::build(self.status);
-        response.content_type("application/problem+json");
+        response.content_type(PROBLEM_JSON);
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }

@@ -36,7 +36,7 @@ struct ListQuery {
     /// `next_cursor` of the previous page, unchanged.
     cursor: Option<String>,
     /// Only tenants with this status.
-    #[param(schema_with = tenant_status)]
+    #[param(schema_with = status_filter)]
     status: Option<String>,
     /// Only tenants whose id, organisation name or a verified domain contains this text,
     /// ignoring case (the dashboard's search).
@@ -47,12 +47,21 @@ struct ListQuery {
     updated_since: Option<String>,
 }
 
-/// A tenant's status, as the schema of `status` fields and parameters.
-fn tenant_status() -> Object {
+/// The schema of a tenant's `status`: one of [`TenantStatus::ALL`].
+fn status_schema(description: &str) -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(TenantStatus::ALL.iter().map(|s| s.as_str())))
+        .description(Some(description))
         .build()
+}
+
+fn tenant_status() -> Object {
+    status_schema("Where the tenant stands, as its last check found.")
+}
+
+fn status_filter() -> Object {
+    status_schema("Only tenants with this status.")
 }
 
 /// A tenant as the API shows it. Timestamps are RFC 3339 UTC.
@@ -136,12 +145,15 @@ fn decode_cursor(raw: &str) -> Option<TenantCursor> {
     })
 }
 
-/// Tenants in the order they consented (then by id), narrowed by `status`, `search` and
+/// List the tenants, a page at a time.
+///
+/// In the order they consented (then by id), narrowed by `status`, `search` and
 /// `updated_since`. Tenants that consent while a client pages sort after every earlier
 /// page, so a client walking `next_cursor` sees each tenant once.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants",
+    operation_id = "list_tenants",
     tag = "tenants",
     params(ListQuery),
     security(("api_key" = ["tenants:read"])),
@@ -313,10 +325,15 @@ pub struct TenantDetail {
     pub claims: Vec<ClaimJson>,
 }
 
-/// `GET /api/v1/tenants/{id}`.
+/// One tenant, with the sign-ups' claims.
+///
+/// The list's fields, and `claims`: what sign-ups said when their callback named the
+/// tenant, newest first; `confirming` marks the one Microsoft's first verification
+/// followed.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{id}",
+    operation_id = "get_tenant",
     tag = "tenants",
     params(TenantPath),
     security(("api_key" = ["tenants:read"])),
@@ -408,11 +425,14 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/tenants/{id}/events`: newest first; the cursor is the id of the page's
-/// last event, so events written while a client pages never shift the older pages.
+/// The tenant's event log, newest first.
+///
+/// The cursor is the id of the page's last event, so events written while a client
+/// pages never shift the older pages.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{id}/events",
+    operation_id = "list_tenant_events",
     tag = "tenants",
     params(TenantPath, EventsQuery),
     security(("api_key" = ["tenants:read"])),
@@ -468,7 +488,9 @@ pub async fn events(
     }))
 }
 
-/// `POST /api/v1/tenants/{id}/verify`: what the dashboard's "Verify now" does. It needs
+/// Check the tenant now.
+///
+/// What the dashboard's "Verify now" does. It needs
 /// only `tenants:read`: a check asks Microsoft again what the tenant's status already
 /// says and changes nothing a reader would not see after the next scheduled check; it
 /// hands out nothing. Answers 202 with the tenant as it stands; the check runs in the
@@ -476,6 +498,7 @@ pub async fn events(
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{id}/verify",
+    operation_id = "verify_tenant",
     tag = "tenants",
     params(TenantPath),
     security(("api_key" = ["tenants:read"])),
@@ -585,13 +608,16 @@ fn token_failure(req: &HttpRequest, error: &TokenError) -> Problem {
     }
 }
 
-/// `POST /api/v1/tenants/{id}/token` (scope `tokens:issue`): a token from the engine the
+/// An app-only access token for the tenant.
+///
+/// A token from the engine the
 /// checks use (cached and single-flight; never stored), for an `active` or
 /// `missing_permissions` tenant; a 409 problem saying why for any other. Each token handed
 /// out is a `token_issued` event naming the key.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{id}/token",
+    operation_id = "issue_tenant_token",
     tag = "tenants",
     params(TenantPath),
     security(("api_key" = ["tokens:issue"])),
@@ -800,13 +826,15 @@ fn graph_failure(req: &HttpRequest, error: &GraphError, with_cursor: bool) -> Pr
     }
 }
 
-/// `GET /api/v1/tenants/{id}/users` (scope `tenants:read`): the tenant's users through
-/// Graph's `GET /v1.0/users`, `limit` (`$top`) at a time, with the `fields` chosen
+/// The tenant's users, from Microsoft Graph.
+///
+/// Through Graph's `GET /v1.0/users`, `limit` (`$top`) at a time, with the `fields` chosen
 /// (`$select`). `next_cursor` wraps Graph's `@odata.nextLink`, which carries the first
 /// request's `limit` and `fields`. Only for an `active` or `missing_permissions` tenant.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{id}/users",
+    operation_id = "list_tenant_users",
     tag = "tenants",
     params(TenantPath, UsersQuery),
     security(("api_key" = ["tenants:read"])),
