@@ -26,7 +26,9 @@ pub use consent::{
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use operator::{OperatorRow, SessionRow};
-pub use tenant::{CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantRow};
+pub use tenant::{
+    CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
+};
 pub use webhook::{
     AppAlertRow, Attempt, AttemptOutcome, ClaimedDelivery, DeliveryCounts, DeliveryFilter,
     DeliveryRow, EndpointChange, EndpointRow, NewEndpoint, OutboxEvent, RaisedAlert,
