@@ -302,7 +302,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for id in ids {
             sqlx::query(
-                "update tenant set next_verify_at = $1, revision = revision + 1 where id = $2",
+                "update tenant set next_verify_at = $1, updated_at = $1, revision = revision + 1 where id = $2",
             )
             .bind(ts(now))
             .bind(id.to_string())
