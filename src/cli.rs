@@ -66,6 +66,9 @@ struct DemoArgs {
     /// Port of the emulator.
     #[arg(long, default_value_t = 8081)]
     emulator_port: u16,
+    /// Port of the demo's webhook inbox.
+    #[arg(long, default_value_t = 8082)]
+    inbox_port: u16,
     /// The demo's database.
     #[arg(long, default_value = "sqlite://consentry-demo.db")]
     database: String,
@@ -266,6 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let demo = Demo::start(DemoOptions {
                 port: args.port,
                 emulator_port: args.emulator_port,
+                inbox_port: args.inbox_port,
                 database: args.database,
             })
             .await?;

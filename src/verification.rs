@@ -88,6 +88,11 @@ impl CheckPolicy {
     }
 }
 
+/// The alert's headline when Microsoft rejects consentry's credential.
+const CREDENTIAL_FAILING: &str = "consentry's own credential is failing.";
+/// The alert's headline when Microsoft rejects consentry's requests' configuration.
+const MISCONFIGURED: &str = "Microsoft refuses consentry's requests as misconfigured.";
+
 /// The app-wide alert: Microsoft rejects consentry's own credential or requests.
 ///
 /// Held in memory for the dashboard, and mirrored in the store, whose every change
@@ -116,6 +121,25 @@ impl AppHealth {
 
     fn set(&self, alert: Option<AppAlert>) {
         *self.alert.lock().unwrap_or_else(|p| p.into_inner()) = alert;
+    }
+
+    /// Takes up the alert the store kept from before a restart (raised and not cleared),
+    /// so the dashboard shows it until a check says otherwise.
+    pub fn restore(&self, stored: Option<&crate::store::AppAlertRow>) {
+        let raised = stored.filter(|a| a.cleared_at.is_none());
+        if let Some(row) = raised {
+            self.set(Some(AppAlert {
+                headline: if row.headline == MISCONFIGURED {
+                    MISCONFIGURED
+                } else {
+                    CREDENTIAL_FAILING
+                },
+                code: row.code.clone(),
+                message: row.message.clone(),
+                at: crate::store::parse_ts(&row.raised_at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            }));
+        }
+        self.stored(raised.is_some());
     }
 
     /// Whether the store must be told that the alert is `raised` (or cleared).
@@ -283,9 +307,9 @@ impl Verifier {
             {
                 Some(Some(AppAlert {
                     headline: if e.fault() == Fault::AppCredential {
-                        "consentry's own credential is failing."
+                        CREDENTIAL_FAILING
                     } else {
-                        "Microsoft refuses consentry's requests as misconfigured."
+                        MISCONFIGURED
                     },
                     code: e.code(),
                     message: format!("{e} {}", e.fault().advice()),

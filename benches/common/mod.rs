@@ -157,6 +157,7 @@ impl DemoRun {
         let demo = consentry::demo::Demo::start(consentry::demo::DemoOptions {
             port: 0,
             emulator_port: 0,
+            inbox_port: 0,
             database: database.clone(),
         })
         .await

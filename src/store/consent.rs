@@ -434,10 +434,11 @@ impl Store {
                 // this callback does not save its outcome, so the confirming claim is always
                 // the latest one before the check that succeeds.
                 sqlx::query(
-                    "update tenant set consent_request_id = $2, revision = revision + 1 where id = $1",
+                    "update tenant set consent_request_id = $2, updated_at = $3, revision = revision + 1 where id = $1",
                 )
                     .bind(&tenant)
                     .bind(&request_id)
+                    .bind(&now)
                     .execute(&mut *tx)
                     .await?;
                 if may_force {
@@ -680,8 +681,8 @@ async fn force_check(
     now: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "update tenant set next_verify_at = $2, forced_check_at = $2, revision = revision + 1 \
-         where id = $1",
+        "update tenant set next_verify_at = $2, forced_check_at = $2, updated_at = $2, \
+         revision = revision + 1 where id = $1",
     )
     .bind(tenant)
     .bind(now)

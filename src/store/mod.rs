@@ -28,7 +28,9 @@ pub use consent::{
 pub use event::{EventKind, EventRow, NewEvent};
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use operator::{OperatorRow, SessionRow};
-pub use tenant::{CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantRow};
+pub use tenant::{
+    CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
+};
 pub use webhook::{
     AppAlertRow, Attempt, AttemptOutcome, ClaimedDelivery, DeliveryCounts, DeliveryFilter,
     DeliveryRow, EndpointChange, EndpointRow, NewEndpoint, OutboxEvent, RaisedAlert,

@@ -99,6 +99,36 @@ pub struct TenantFilter {
     pub limit: i64,
 }
 
+/// The API's list filter; each condition applies only when set.
+#[derive(Debug, Default, Clone)]
+pub struct TenantPageFilter {
+    pub status: Option<TenantStatus>,
+    /// Matched as the dashboard's search is: against id, name and domains.
+    pub search: Option<String>,
+    /// Only tenants whose `updated_at` is at or after this instant (for sync).
+    pub updated_since: Option<OffsetDateTime>,
+}
+
+/// The search both lists share: `param` (a `like` pattern from [`search_pattern`], or
+/// null for no search) against the id, the organisation's name and its verified domains,
+/// ignoring case.
+fn search_condition(param: &str) -> String {
+    format!(
+        "({param} is null or lower(id) like {param} escape '\\' \
+         or lower(coalesce(display_name, '')) like {param} escape '\\' \
+         or lower(verified_domains) like {param} escape '\\')"
+    )
+}
+
+/// `search` as a case-folded `like` pattern matching it anywhere, its wildcards escaped.
+fn search_pattern(search: &str) -> String {
+    let escaped = search
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{}%", escaped.to_lowercase())
+}
+
 /// A position in the tenants ordered by (consented_at, id): a unique key, so a page
 /// continues after exactly the tenant it ended with, whatever was added meanwhile (new
 /// consents sort last).
@@ -145,43 +175,42 @@ impl Store {
     }
 
     pub async fn list_tenants(&self, filter: &TenantFilter) -> Result<Vec<TenantRow>, StoreError> {
-        let pattern = filter.search.as_deref().map(|s| {
-            let escaped = s
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{}%", escaped.to_lowercase())
-        });
-        Ok(sqlx::query_as(
-            "select * from tenant where ($1 is null or status = $1) and ($2 is null or \
-             lower(id) like $2 escape '\\' or lower(coalesce(display_name, '')) like $2 escape '\\' or \
-             lower(verified_domains) like $2 escape '\\') and ($4 = 0 or verified_at is not null) \
-             order by consented_at desc limit $3",
-        )
+        Ok(sqlx::query_as(&format!(
+            "select * from tenant where ($1 is null or status = $1) and {} \
+             and ($4 = 0 or verified_at is not null) order by consented_at desc limit $3",
+            search_condition("$2")
+        ))
         .bind(filter.status.map(|s| s.as_str()))
-        .bind(pattern)
+        .bind(filter.search.as_deref().map(search_pattern))
         .bind(if filter.limit > 0 { filter.limit } else { 500 })
         .bind(i64::from(filter.verified_only))
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// Up to `limit` tenants after `after` in (consented_at, id) order, optionally of one
-    /// status: the API's pages.
+    /// Up to `limit` tenants after `after` in (consented_at, id) order that match `filter`:
+    /// the API's pages. The filter only narrows the walk, so a cursor continues the same
+    /// order whatever the filter; a tenant written while a client pages with
+    /// `updated_since` still matches it (its `updated_at` only grows).
     pub async fn tenants_page(
         &self,
-        status: Option<TenantStatus>,
+        filter: &TenantPageFilter,
         after: Option<&TenantCursor>,
         limit: i64,
     ) -> Result<Vec<TenantRow>, StoreError> {
         // Spelled out rather than a row-value comparison so that both SQLite and
         // PostgreSQL walk the (consented_at, id) index.
-        Ok(sqlx::query_as(
-            "select * from tenant where ($1 is null or status = $1) and \
-             ($2 is null or consented_at > $2 or (consented_at = $2 and id > $3)) \
-             order by consented_at, id limit $4",
-        )
-        .bind(status.map(|s| s.as_str()))
+        Ok(sqlx::query_as(&format!(
+            "select * from tenant where ($1 is null or status = $1) and {} \
+             and ($3 is null or updated_at >= $3) \
+             and ($4 is null or consented_at > $4 or (consented_at = $4 and id > $5)) \
+             order by consented_at, id limit $6",
+            search_condition("$2")
+        ))
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.search.as_deref().map(search_pattern))
+        // Stored timestamps are fixed-width UTC (`ts`), so text order is time order.
+        .bind(filter.updated_since.map(ts))
         .bind(after.map(|c| c.consented_at.as_str()))
         .bind(after.map(|c| c.id.as_str()))
         .bind(limit)
@@ -273,7 +302,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for id in ids {
             sqlx::query(
-                "update tenant set next_verify_at = $1, revision = revision + 1 where id = $2",
+                "update tenant set next_verify_at = $1, updated_at = $1, revision = revision + 1 where id = $2",
             )
             .bind(ts(now))
             .bind(id.to_string())

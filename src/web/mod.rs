@@ -126,6 +126,8 @@ impl Application {
             entra.clone(),
             engine.clone(),
         ));
+        // An alert raised before a restart stays on the dashboard until a check clears it.
+        verifier.health.restore(store.app_alert().await?.as_ref());
         let graph = crate::graph::GraphClient::new(entra.clone(), engine.clone());
         let port = listener.local_addr()?.port();
         let background = Arc::new(Supervisor::new(&BACKGROUND_TASKS));

@@ -29,4 +29,4 @@ pub mod endpoints;
 pub mod signature;
 
 pub use client::{DeliveryClient, DeliveryError, DeliveryOutcome, NonPublic};
-pub use signature::{WebhookSecret, sign};
+pub use signature::{VerifyError, WebhookSecret, sign, verify};

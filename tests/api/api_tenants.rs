@@ -1,5 +1,6 @@
 //! One tenant through the JSON API: `GET /api/v1/tenants/{id}` with its claims, its events
-//! by cursor, `POST .../verify` and `POST .../token`.
+//! by cursor, `POST .../verify` and `POST .../token`; and the list's `search` and
+//! `updated_since`.
 
 use serde_json::Value;
 
@@ -577,4 +578,166 @@ async fn users_of_a_tenant_without_user_read_all_are_a_409_naming_it() {
     // Assert
     let detail = assert_problem(refused, 409).await;
     assert!(detail.contains("User.Read.All"), "{detail}");
+}
+
+/// The ids of one page of `GET /api/v1/tenants?{query}`, and its `next_cursor`.
+async fn listed(app: &TestApp, key: &str, query: &str) -> (Vec<String>, Option<String>) {
+    let page = json(
+        api_get(app, &format!("/api/v1/tenants?{query}"), Some(key)).await,
+        200,
+    )
+    .await;
+    let ids = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect();
+    (ids, page["next_cursor"].as_str().map(str::to_owned))
+}
+
+/// Gives a tenant written by `insert_tenant` what a successful check would have read.
+async fn name_tenant(app: &TestApp, id: &str, name: &str, domains: &[&str]) {
+    let db = app.db().await;
+    sqlx::query("update tenant set display_name = $1, verified_domains = $2 where id = $3")
+        .bind(name)
+        .bind(serde_json::to_string(domains).expect("json"))
+        .bind(id)
+        .execute(&db)
+        .await
+        .expect("update tenant");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn the_list_searches_ids_names_and_domains_as_the_dashboard_does() {
+    // Arrange: three tenants with names and domains, consenting a minute apart.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "reader", &["tenants:read"]).await;
+    let base = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    for (n, name, domains) in [
+        (1, "Contoso Ltd", vec!["contoso.example"]),
+        (
+            2,
+            "Fabrikam",
+            vec!["fabrikam.example", "contoso-partners.example"],
+        ),
+        (3, "Northwind 100% Traders", vec!["northwind.example"]),
+    ] {
+        let at = ts(base + time::Duration::minutes(n.into()));
+        insert_tenant(&app, &guid(n), "active", &at, "[]").await;
+        name_tenant(&app, &guid(n), name, &domains).await;
+    }
+
+    // Act
+    let by_name = listed(&app, &key, "search=FABRIKAM").await.0;
+    let by_name_or_domain = listed(&app, &key, "search=contoso").await.0;
+    let by_id = listed(&app, &key, &format!("search={}", &guid(3)[24..]))
+        .await
+        .0;
+    let wildcard = listed(&app, &key, "search=%25").await.0;
+    let underscore = listed(&app, &key, "search=_").await.0;
+    let nothing = listed(&app, &key, "search=adatum").await.0;
+    let blank = listed(&app, &key, "search=").await.0;
+    let (first, cursor) = listed(&app, &key, "search=contoso&limit=1").await;
+    let cursor = cursor.expect("a second page");
+    let (second, last) = listed(
+        &app,
+        &key,
+        &format!("search=contoso&limit=1&cursor={cursor}"),
+    )
+    .await;
+
+    // Assert: case ignored; `%` and `_` are plain characters, not wildcards.
+    assert_eq!(by_name, vec![guid(2)]);
+    assert_eq!(by_name_or_domain, vec![guid(1), guid(2)]);
+    assert_eq!(by_id, vec![guid(3)]);
+    assert_eq!(wildcard, vec![guid(3)]);
+    assert_eq!(underscore, Vec::<String>::new());
+    assert_eq!(nothing, Vec::<String>::new());
+    assert_eq!(
+        blank,
+        vec![guid(1), guid(2), guid(3)],
+        "an empty search is no search"
+    );
+    assert_eq!((first, second, last), (vec![guid(1)], vec![guid(2)], None));
+}
+
+#[tokio::test]
+async fn updated_since_lists_tenants_changed_at_or_after_it() {
+    // Arrange: three tenants last changed a minute apart (`insert_tenant` writes
+    // `updated_at` = `consented_at`).
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "sync", &["tenants:read"]).await;
+    let base = time::macros::datetime!(2026-11-30 10:00:00.250 UTC);
+    let at = |n: i64| base + time::Duration::minutes(n);
+    for n in 0..3u32 {
+        insert_tenant(&app, &guid(n + 1), "active", &ts(at(n.into())), "[]").await;
+    }
+    let encode = |t: &str| t.replace('+', "%2B");
+
+    // Act
+    let exactly = listed(&app, &key, &format!("updated_since={}", ts(at(1))))
+        .await
+        .0;
+    let in_paris = listed(
+        &app,
+        &key,
+        &encode("updated_since=2026-11-30T11:01:00.250+01:00"),
+    )
+    .await
+    .0;
+    let just_after = listed(&app, &key, "updated_since=2026-11-30T10:01:00.2505Z")
+        .await
+        .0;
+    let later = listed(&app, &key, &format!("updated_since={}", ts(at(5))))
+        .await
+        .0;
+    let (first, cursor) = listed(&app, &key, &format!("updated_since={}&limit=1", ts(at(1)))).await;
+    let cursor = cursor.expect("a second page");
+    let (second, last) = listed(
+        &app,
+        &key,
+        &format!("updated_since={}&limit=1&cursor={cursor}", ts(at(1))),
+    )
+    .await;
+    let one = json(
+        api_get(&app, &format!("/api/v1/tenants/{}", guid(2)), Some(&key)).await,
+        200,
+    )
+    .await;
+
+    // Assert: at or after, to the millisecond; the watermark is in every tenant.
+    assert_eq!(exactly, vec![guid(2), guid(3)]);
+    assert_eq!(in_paris, vec![guid(2), guid(3)], "any offset");
+    assert_eq!(just_after, vec![guid(3)], "half a millisecond later");
+    assert_eq!(later, Vec::<String>::new());
+    assert_eq!((first, second, last), (vec![guid(2)], vec![guid(3)], None));
+    assert_eq!(one["updated_at"], ts(at(1)).as_str());
+}
+
+#[tokio::test]
+async fn a_bad_updated_since_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (key, _) = create_on_dashboard(&operator, "sync", &["tenants:read"]).await;
+
+    for bad in [
+        "yesterday",
+        "2026-11-30",
+        "2026-11-30T10:00:00",
+        "2026-13-01T00:00:00Z",
+        "",
+    ] {
+        let response = api_get(
+            &app,
+            &format!("/api/v1/tenants?updated_since={bad}"),
+            Some(&key),
+        )
+        .await;
+        let detail = assert_problem(response, 400).await;
+        assert!(detail.contains("updated_since"), "{bad}: {detail}");
+    }
 }

@@ -186,6 +186,7 @@ async fn demo_walkthrough_in_headless_chromium() {
     let demo = Demo::start(DemoOptions {
         port: 0,
         emulator_port: 0,
+        inbox_port: 0,
         database: format!("sqlite://{}", dir.join("demo.db").display()),
     })
     .await

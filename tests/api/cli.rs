@@ -312,13 +312,22 @@ async fn start_demo(env: &[(&str, &str)]) -> DemoProcess {
     let db_path = std::env::temp_dir().join(format!("consentry-demo-{}.db", uuid::Uuid::new_v4()));
     let database = format!("sqlite://{}", db_path.display());
     let mut cmd = tokio::process::Command::from(consentry());
-    cmd.args(["demo", "--port", "0", "--emulator-port", "0", "--database"])
-        .arg(&database)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "demo",
+        "--port",
+        "0",
+        "--emulator-port",
+        "0",
+        "--inbox-port",
+        "0",
+        "--database",
+    ])
+    .arg(&database)
+    .envs(env.iter().copied())
+    .env("RUST_LOG", "warn")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .kill_on_drop(true);
     let mut child = cmd.spawn().expect("consentry demo starts");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut banner = String::new();
@@ -502,7 +511,15 @@ async fn demo_prints_the_operator_password_only_when_it_made_it_up() {
 #[test]
 fn demo_with_an_invalid_setting_names_it_and_exits_1() {
     let output = consentry()
-        .args(["demo", "--port", "0", "--emulator-port", "0"])
+        .args([
+            "demo",
+            "--port",
+            "0",
+            "--emulator-port",
+            "0",
+            "--inbox-port",
+            "0",
+        ])
         .env("CONSENTRY_VERIFY_INTERVAL", "soon")
         .output()
         .expect("runs");

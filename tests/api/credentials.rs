@@ -339,3 +339,33 @@ async fn the_credential_alert_is_one_event_when_raised_and_one_when_cleared() {
     let alert = app.store.app_alert().await.expect("store").expect("row");
     assert!(alert.cleared_at.is_some(), "{alert:?}");
 }
+
+#[tokio::test]
+async fn an_alert_raised_before_a_restart_is_on_the_next_instances_dashboard() {
+    let cert = TestCertificate::generate(None);
+    let app = spawn_with_certificate(&cert.cert_path, &cert.key_path).await;
+    register(&app, &cert.pem).await;
+    let contoso = app.emulator.contoso();
+    app.onboard(&app.browser(), &contoso).await;
+    app.emulator
+        .control(Method::DELETE, "/app/certificates", None)
+        .await;
+    app.poll("the alert", 15, || async {
+        app.store
+            .app_alert()
+            .await
+            .expect("store")
+            .filter(|a| a.cleared_at.is_none())
+    })
+    .await;
+
+    // Another instance on the same database (a restart), before it checks anything.
+    let database = app.database_url.clone();
+    let restarted = spawn_app_with(|raw, _| raw.set("CONSENTRY_DATABASE_URL", database)).await;
+    let dashboard = restarted.dashboard().await;
+
+    assert!(
+        dashboard.contains(r#"id="credential-alert""#) && dashboard.contains("AADSTS700027"),
+        "{dashboard}"
+    );
+}

@@ -27,6 +27,7 @@ mod login;
 mod logs;
 mod monitoring;
 mod onboarding;
+mod openapi;
 mod outbox;
 mod quirks;
 mod signup;

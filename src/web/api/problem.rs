@@ -8,6 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder, ResponseError};
 use serde::Serialize;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{ToResponse, ToSchema};
 
 use crate::store::StoreError;
 use crate::web::error::retry_after_secs;
@@ -25,16 +29,95 @@ pub struct Problem {
     authenticate: Option<String>,
 }
 
-/// The body. `type` is `about:blank` (RFC 9457 §4.2.1): the status says what kind of
-/// problem it is, `title` is its reason phrase, and `detail` says what to do.
-#[derive(Debug, Serialize)]
+/// An RFC 9457 problem document (`application/problem+json`): what went wrong, and the id
+/// of the request, which the logs and the `x-request-id` header carry too.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Problem)]
 pub struct ProblemBody<'a> {
+    /// Always `about:blank` (RFC 9457 §4.2.1): the status says what kind of problem it is.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     pub kind: &'static str,
+    /// The status's reason phrase.
+    #[schema(example = "Not Found")]
     pub title: &'static str,
+    /// The HTTP status code, as sent.
+    #[schema(example = 404)]
     pub status: u16,
+    /// What happened and what to do about it, in plain words.
+    #[schema(example = "There is no tenant with this id.")]
     pub detail: &'a str,
+    /// The id of the request, to quote when asking the operators.
+    #[schema(example = "0193c2a4-6f1e-7c3a-9b2d-5e8f1a2b3c4d")]
     pub request_id: &'a str,
+}
+
+/// A problem response component: `description`, an `application/problem+json` body with
+/// the [`ProblemBody`] schema, and `headers` (name, description).
+fn problem_response(description: &str, headers: &[(&str, &str)]) -> RefOr<Response> {
+    let mut response = ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    );
+    for (name, about) in headers {
+        let schema = ObjectBuilder::new().schema_type(Type::String);
+        response = response.header(
+            *name,
+            HeaderBuilder::new()
+                .schema(schema)
+                .description(Some(*about))
+                .build(),
+        );
+    }
+    response.build().into()
+}
+
+/// The problem responses the routes share, each an OpenAPI response component that a
+/// route's `#[utoipa::path(responses(...))]` names, e.g.
+/// `(status = 404, response = problem::NotFound)`. A route whose problem needs a
+/// description of its own spells it out instead:
+/// `(status = 409, description = "...", body = ProblemBody, content_type =
+/// "application/problem+json")`.
+macro_rules! problem_responses {
+    ($($name:ident: $description:literal $(, $header:literal = $about:expr)*;)*) => {
+        $(
+            #[doc = $description]
+            pub struct $name;
+
+            impl<'r> ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (stringify!($name), problem_response($description, &[$(($header, $about)),*]))
+                }
+            }
+        )*
+    };
+}
+
+/// The media type of every error of the API.
+const PROBLEM_JSON: &str = "application/problem+json";
+
+const AUTHENTICATE_DOC: &str = "`Bearer realm=\"consentry\"`, with `error=\"insufficient_scope\"` and \
+    the `scope` needed on a 403 (RFC 6750 §3).";
+
+problem_responses! {
+    BadRequest: "The query or the path is malformed; `detail` names the parameter and what it \
+        takes.";
+    Unauthorized: "No usable API key: missing, malformed, unknown or revoked.",
+        "WWW-Authenticate" = AUTHENTICATE_DOC;
+    Forbidden: "The API key lacks the scope this route needs; `WWW-Authenticate` names it.",
+        "WWW-Authenticate" = AUTHENTICATE_DOC;
+    NotFound: "There is no tenant with this id (or the id is not a tenant id).";
+    TooManyRequests: "Too many requests with this API key (or too many checks asked of this \
+        tenant); `Retry-After` says when to try again.",
+        "Retry-After" = "Seconds to wait before the next request.";
+    ServiceUnavailable: "Busy: the database, or Microsoft asked to wait. Nothing was changed; \
+        try again after `Retry-After`.",
+        "Retry-After" = "Seconds to wait before trying again.";
+    BadGateway: "Microsoft's answer was an error or could not be read; `detail` names its code.";
+    InternalServerError: "Something went wrong on consentry's side; the logs have the cause \
+        under the request id.";
 }
 
 impl Problem {
@@ -158,7 +241,7 @@ impl ResponseError for Problem {
             request_id: &self.request_id,
         };
         let mut response = HttpResponse::build(self.status);
-        response.content_type("application/problem+json");
+        response.content_type(PROBLEM_JSON);
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }

@@ -7,31 +7,70 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 
+use super::problem::{self, ProblemBody};
 use super::{ApiClient, Problem};
 use crate::domain::api_key::Scope;
 use crate::domain::{TenantId, TenantStatus};
 use crate::entra::{EntraClient, GraphError, TokenError};
 use crate::store::{
-    ClaimRow, EventKind, EventRow, NewEvent, TenantCursor, TenantRow, parse_ts, ts,
+    ClaimRow, EventKind, EventRow, NewEvent, TenantCursor, TenantPageFilter, TenantRow, parse_ts,
+    ts,
 };
 use crate::web::AppState;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/v1/tenants`. Fields are read as text so that a bad value gets a
+/// problem naming the parameter; the document gives their real types.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Tenants per page.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200, default = 50)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page, unchanged.
     cursor: Option<String>,
+    /// Only tenants with this status.
+    #[param(schema_with = status_filter)]
     status: Option<String>,
+    /// Only tenants whose id, organisation name or a verified domain contains this text,
+    /// ignoring case (the dashboard's search).
+    search: Option<String>,
+    /// Only tenants changed at or after this instant (RFC 3339), for sync: pass the
+    /// largest `updated_at` seen so far.
+    #[param(value_type = Option<String>, format = DateTime)]
+    updated_since: Option<String>,
+}
+
+/// The schema of a tenant's `status`: one of [`TenantStatus::ALL`].
+fn status_schema(description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(TenantStatus::ALL.iter().map(|s| s.as_str())))
+        .description(Some(description))
+        .build()
+}
+
+fn tenant_status() -> Object {
+    status_schema("Where the tenant stands, as its last check found.")
+}
+
+fn status_filter() -> Object {
+    status_schema("Only tenants with this status.")
 }
 
 /// A tenant as the API shows it. Timestamps are RFC 3339 UTC.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Tenant)]
 pub struct TenantJson {
+    /// The tenant id (a GUID).
     pub id: String,
+    #[schema(schema_with = tenant_status)]
     pub status: String,
     /// The organisation's name, from Graph (never what a sign-up claimed).
     pub display_name: Option<String>,
@@ -40,16 +79,24 @@ pub struct TenantJson {
     pub granted_roles: Vec<String>,
     /// Required permissions (the `required_permissions` setting) not granted.
     pub missing_permissions: Vec<String>,
+    #[schema(format = DateTime)]
     pub consented_at: String,
     /// The first successful check.
+    #[schema(format = DateTime)]
     pub verified_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_success_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_failure_at: Option<String>,
     /// The AADSTS code (or consentry's own) of the last failure, while it lasts.
     pub last_error_code: Option<String>,
     pub consecutive_failures: i64,
     /// When the next check is due; none while checks are stopped.
+    #[schema(format = DateTime)]
     pub next_check_at: Option<String>,
+    /// The last change of the tenant's record: what `updated_since` compares.
+    #[schema(format = DateTime)]
+    pub updated_at: String,
 }
 
 impl TenantJson {
@@ -68,11 +115,13 @@ impl TenantJson {
             last_error_code: row.last_error_code.clone(),
             consecutive_failures: row.consecutive_failures,
             next_check_at: row.next_verify_at.clone(),
+            updated_at: row.updated_at.clone(),
         }
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of tenants.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantPage {
     pub data: Vec<TenantJson>,
     /// Pass as `cursor` for the next page; null on the last one.
@@ -96,9 +145,28 @@ fn decode_cursor(raw: &str) -> Option<TenantCursor> {
     })
 }
 
-/// Tenants in the order they consented (then by id), every status unless `status` says
-/// one. Tenants that consent while a client pages sort after every earlier page, so a
-/// client walking `next_cursor` sees each tenant once.
+/// List the tenants, a page at a time.
+///
+/// In the order they consented (then by id), narrowed by `status`, `search` and
+/// `updated_since`. Tenants that consent while a client pages sort after every earlier
+/// page, so a client walking `next_cursor` sees each tenant once.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    operation_id = "list_tenants",
+    tag = "tenants",
+    params(ListQuery),
+    security(("api_key" = ["tenants:read"])),
+    responses(
+        (status = 200, description = "A page of tenants.", body = TenantPage),
+        (status = 400, response = problem::BadRequest),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn list(
     client: ApiClient,
     req: HttpRequest,
@@ -125,10 +193,24 @@ pub async fn list(
             )
         })?),
     };
+    let updated_since = match query.updated_since.as_deref() {
+        None => None,
+        Some(raw) => Some(parse_since(raw).ok_or_else(|| {
+            Problem::bad_request(
+                &req,
+                "updated_since must be an RFC 3339 date and time, e.g. 2026-11-30T10:00:00Z.",
+            )
+        })?),
+    };
+    let filter = TenantPageFilter {
+        status,
+        search: query.search.filter(|s| !s.trim().is_empty()),
+        updated_since,
+    };
     // One more than asked, to learn whether another page follows.
     let mut rows = state
         .store
-        .tenants_page(status, after.as_ref(), limit + 1)
+        .tenants_page(&filter, after.as_ref(), limit + 1)
         .await
         .map_err(|e| Problem::from_store(client.request_id(), e))?;
     let more = rows.len() as i64 > limit;
@@ -142,6 +224,18 @@ pub async fn list(
         next_cursor,
     };
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// `updated_since`, rounded up to the millisecond that stored times keep, so that "at or
+/// after" holds exactly.
+fn parse_since(raw: &str) -> Option<OffsetDateTime> {
+    let at = parse_ts(raw)?;
+    let below_ms = at.nanosecond() % 1_000_000;
+    if below_ms == 0 {
+        Some(at)
+    } else {
+        at.checked_add(time::Duration::nanoseconds(i64::from(1_000_000 - below_ms)))
+    }
 }
 
 /// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
@@ -196,12 +290,15 @@ async fn tenant_row(
 
 /// What a sign-up said when its callback named the tenant. Claims prove nothing by
 /// themselves: `confirming` marks the one Microsoft's first verification followed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Claim)]
 pub struct ClaimJson {
     pub organisation_name: Option<String>,
     pub contact_email: Option<String>,
     pub domain_hint: Option<String>,
+    #[schema(format = DateTime)]
     pub signed_up_at: String,
+    #[schema(format = DateTime)]
     pub called_back_at: String,
     pub confirming: bool,
 }
@@ -220,7 +317,7 @@ impl ClaimJson {
 }
 
 /// One tenant: the list's fields, and the claims.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantDetail {
     #[serde(flatten)]
     pub tenant: TenantJson,
@@ -228,7 +325,28 @@ pub struct TenantDetail {
     pub claims: Vec<ClaimJson>,
 }
 
-/// `GET /api/v1/tenants/{id}`.
+/// One tenant, with the sign-ups' claims.
+///
+/// The list's fields, and `claims`: what sign-ups said when their callback named the
+/// tenant, newest first; `confirming` marks the one Microsoft's first verification
+/// followed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}",
+    operation_id = "get_tenant",
+    tag = "tenants",
+    params(TenantPath),
+    security(("api_key" = ["tenants:read"])),
+    responses(
+        (status = 200, description = "The tenant, with the sign-ups' claims.", body = TenantDetail),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 404, response = problem::NotFound),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn show(
     client: ApiClient,
     id: web::Path<String>,
@@ -249,23 +367,41 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-#[derive(Debug, Deserialize)]
+/// The tenant in the path: documented here once for every `/tenants/{id}` route (the
+/// handlers take it as `web::Path<String>` and answer 404 for anything but a known id).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct TenantPath {
+    /// The tenant id (a GUID).
+    #[param(format = "uuid")]
+    id: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Events per page.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200, default = 50)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page, unchanged.
     cursor: Option<String>,
 }
 
 /// An entry of a tenant's event log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Event)]
 pub struct EventJson {
     /// A UUIDv7: ids sort in the order events were written.
     pub id: String,
+    /// What happened, e.g. `status_changed` or `token_issued`; new kinds may be added.
     pub kind: String,
     /// Plain words for people; never a secret or a token.
     pub detail: String,
     /// The request that caused it, when one did.
     pub request_id: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -281,15 +417,36 @@ impl EventJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of a tenant's events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     pub data: Vec<EventJson>,
     /// Pass as `cursor` for the next (older) page; null on the last one.
     pub next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/tenants/{id}/events`: newest first; the cursor is the id of the page's
-/// last event, so events written while a client pages never shift the older pages.
+/// The tenant's event log, newest first.
+///
+/// The cursor is the id of the page's last event, so events written while a client
+/// pages never shift the older pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/events",
+    operation_id = "list_tenant_events",
+    tag = "tenants",
+    params(TenantPath, EventsQuery),
+    security(("api_key" = ["tenants:read"])),
+    responses(
+        (status = 200, description = "A page of the tenant's events, newest first.", body = EventPage),
+        (status = 400, response = problem::BadRequest),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 404, response = problem::NotFound),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn events(
     client: ApiClient,
     id: web::Path<String>,
@@ -331,11 +488,30 @@ pub async fn events(
     }))
 }
 
-/// `POST /api/v1/tenants/{id}/verify`: what the dashboard's "Verify now" does. It needs
+/// Check the tenant now.
+///
+/// What the dashboard's "Verify now" does. It needs
 /// only `tenants:read`: a check asks Microsoft again what the tenant's status already
 /// says and changes nothing a reader would not see after the next scheduled check; it
 /// hands out nothing. Answers 202 with the tenant as it stands; the check runs in the
 /// background.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/verify",
+    operation_id = "verify_tenant",
+    tag = "tenants",
+    params(TenantPath),
+    security(("api_key" = ["tenants:read"])),
+    responses(
+        (status = 202, description = "The check is under way; the tenant as it stood when asked.", body = TenantJson),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 404, response = problem::NotFound),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn verify(
     client: ApiClient,
     id: web::Path<String>,
@@ -364,11 +540,17 @@ pub async fn verify(
 }
 
 /// An app-only access token for a tenant, for a service to call Graph itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AccessToken)]
 pub struct TokenJson<'a> {
+    /// Send it as `Authorization: Bearer <access_token>` to Microsoft Graph; keep it no
+    /// longer than `expires_at`.
     pub access_token: &'a str,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     pub token_type: &'static str,
     /// When Microsoft stops accepting it (RFC 3339 UTC).
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub tenant_id: String,
     /// Required permissions the tenant did not grant: calls that need them will fail.
@@ -426,10 +608,33 @@ fn token_failure(req: &HttpRequest, error: &TokenError) -> Problem {
     }
 }
 
-/// `POST /api/v1/tenants/{id}/token` (scope `tokens:issue`): a token from the engine the
+/// An app-only access token for the tenant.
+///
+/// A token from the engine the
 /// checks use (cached and single-flight; never stored), for an `active` or
 /// `missing_permissions` tenant; a 409 problem saying why for any other. Each token handed
 /// out is a `token_issued` event naming the key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/token",
+    operation_id = "issue_tenant_token",
+    tag = "tenants",
+    params(TenantPath),
+    security(("api_key" = ["tokens:issue"])),
+    responses(
+        (status = 200, description = "An access token for the tenant (`Cache-Control: no-store`).", body = TokenJson),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 404, response = problem::NotFound),
+        (status = 409, description = "The tenant is not `active` or `missing_permissions`: \
+            `detail` says why (revoked, gone, pending, failed, or failing with its AADSTS code).",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 502, response = problem::BadGateway),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn token(
     client: ApiClient,
     id: web::Path<String>,
@@ -496,17 +701,26 @@ const USER_FIELDS: &[&str] = &[
 
 const USERS_PATH: &str = "/v1.0/users";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct UsersQuery {
+    /// Users per page (Graph's `$top`); first request only: a cursor carries it.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 999, default = 100)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page, unchanged (alone: without `limit` or `fields`).
     cursor: Option<String>,
+    /// The user properties to return (Graph's `$select`), comma-separated, e.g.
+    /// `id,displayName,mail`; first request only.
+    #[param(example = "id,displayName,mail")]
     fields: Option<String>,
 }
 
 /// A page of a tenant's users, each as Graph gives it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserPage {
+    /// Graph `user` objects with the properties chosen by `fields` (or Graph's default set).
+    #[schema(value_type = Vec<Object>)]
     pub data: Vec<serde_json::Value>,
     /// Pass as `cursor` for the next page; null on the last one.
     pub next_cursor: Option<String>,
@@ -612,10 +826,33 @@ fn graph_failure(req: &HttpRequest, error: &GraphError, with_cursor: bool) -> Pr
     }
 }
 
-/// `GET /api/v1/tenants/{id}/users` (scope `tenants:read`): the tenant's users through
-/// Graph's `GET /v1.0/users`, `limit` (`$top`) at a time, with the `fields` chosen
+/// The tenant's users, from Microsoft Graph.
+///
+/// Through Graph's `GET /v1.0/users`, `limit` (`$top`) at a time, with the `fields` chosen
 /// (`$select`). `next_cursor` wraps Graph's `@odata.nextLink`, which carries the first
 /// request's `limit` and `fields`. Only for an `active` or `missing_permissions` tenant.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/users",
+    operation_id = "list_tenant_users",
+    tag = "tenants",
+    params(TenantPath, UsersQuery),
+    security(("api_key" = ["tenants:read"])),
+    responses(
+        (status = 200, description = "A page of the tenant's users, from Microsoft Graph.", body = UserPage),
+        (status = 400, response = problem::BadRequest),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 404, response = problem::NotFound),
+        (status = 409, description = "The tenant is not `active` or `missing_permissions`, or it \
+            did not grant User.Read.All: `detail` says which.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 502, response = problem::BadGateway),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn users(
     client: ApiClient,
     id: web::Path<String>,

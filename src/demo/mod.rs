@@ -12,11 +12,25 @@ use anyhow::Context;
 use base64::Engine;
 
 use crate::config::RawSettings;
-use crate::domain::RandomToken;
+use crate::domain::api_key::{ApiKeySecret, Scope};
 use crate::domain::password::hash_password;
+use crate::domain::webhook::EventFilter;
+use crate::domain::{Keyed, RandomToken};
 use crate::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig};
-use crate::store::Store;
+use crate::store::{NewApiKey, NewEndpoint, Store};
 use crate::web::Application;
+use crate::webhooks::WebhookSecret;
+
+/// The demo's webhook receiver.
+pub mod inbox;
+
+pub use inbox::Inbox;
+
+/// The description that marks the demo inbox's endpoint (replaced at every start: the
+/// demo's session key, from which endpoint secrets are derived, is new every time).
+const INBOX_DESCRIPTION: &str = "consentry demo inbox";
+/// The name of the API key the demo prints (a new one every start; older ones revoked).
+const DEMO_KEY_NAME: &str = "demo";
 
 /// The settings `consentry demo` honours from the environment (the others it wires).
 pub const FROM_ENVIRONMENT: &[&str] = &[
@@ -34,6 +48,8 @@ const PASSWORD_VAR: &str = "CONSENTRY_OPERATOR_PASSWORD";
 pub struct DemoOptions {
     pub port: u16,
     pub emulator_port: u16,
+    /// The webhook inbox's port.
+    pub inbox_port: u16,
     pub database: String,
 }
 
@@ -49,6 +65,10 @@ pub struct Demo {
     pub database: String,
     /// The [`FROM_ENVIRONMENT`] settings that were set, as `KEY=value`.
     pub from_environment: Vec<String>,
+    /// Receives the demo's webhook deliveries.
+    pub inbox: Inbox,
+    /// A key with every scope, shown once in the banner.
+    pub api_key: String,
 }
 
 /// The operator the demo creates.
@@ -69,6 +89,8 @@ impl Demo {
         raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
         raw.set("CONSENTRY_CLIENT_SECRET", DEFAULT_CLIENT_SECRET);
         raw.set("CONSENTRY_DATABASE_URL", options.database.as_str());
+        // The inbox listens on 127.0.0.1, which the address guard refuses otherwise.
+        raw.set("CONSENTRY_WEBHOOK_ALLOW_PRIVATE", "true");
         let mut key = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
             .map_err(|_| anyhow::anyhow!("no randomness for the session key"))?;
@@ -105,10 +127,20 @@ impl Demo {
         };
         let store = Store::connect(&options.database).await?;
         let hash = hash_password(&operator_password)?;
-        store
-            .upsert_operator(DEMO_OPERATOR, &hash, time::OffsetDateTime::now_utc())
-            .await?;
+        let now = time::OffsetDateTime::now_utc();
+        store.upsert_operator(DEMO_OPERATOR, &hash, now).await?;
+        let inbox_listener =
+            TcpListener::bind(("127.0.0.1", options.inbox_port)).with_context(|| {
+                format!(
+                    "binding the webhook inbox to 127.0.0.1:{} (--inbox-port)",
+                    options.inbox_port
+                )
+            })?;
+        let secret = demo_endpoint(&store, &key, &inbox_listener, now).await?;
+        let api_key = demo_key(&store, now).await?;
         store.close().await;
+        let inbox = Inbox::start(inbox_listener, secret, &public_url)
+            .context("starting the webhook inbox (--inbox-port)")?;
 
         let app = Application::build(settings, listener).await?;
         Ok(Demo {
@@ -119,6 +151,8 @@ impl Demo {
             password_generated,
             database: options.database,
             from_environment,
+            inbox,
+            api_key,
         })
     }
 
@@ -143,13 +177,23 @@ impl Demo {
              \x20 sign-up page        {url}/\n\
              \x20 operator dashboard  {url}/admin   (name: {DEMO_OPERATOR}, {password})\n\
              \x20 Microsoft (emulated) {emu}\n\
+             \x20 webhook inbox       {inbox}/   (receives every event, checks signatures)\n\
+             \x20 API key             {key}   (every scope; shown once)\n\
              \x20 database            {db}\n\
              {settings}\n\
              Open the sign-up page, click \"Connect your organisation\", choose Contoso Ltd on the\n\
              emulated Microsoft page and Accept. The status page turns Active within seconds; the\n\
-             tenant appears on the dashboard. Ctrl-C stops both servers.\n",
+             tenant appears on the dashboard, and tenant.connected in the webhook inbox. Revoke the\n\
+             consent on the emulator's page ({emu}/_emulator) and tenant.status_changed follows\n\
+             at the next check. The API:\n\
+             \n\
+             \x20 curl -H 'Authorization: Bearer {key}' {url}/api/v1/tenants\n\
+             \n\
+             Ctrl-C stops every server.\n",
             url = self.public_url,
             db = self.database,
+            inbox = self.inbox.url(),
+            key = self.api_key,
         )
     }
 
@@ -158,7 +202,62 @@ impl Demo {
         tokio::select! {
             r = self.app.run_until_stopped() => r.context("consentry stopped")?,
             r = self.emulator.run_until_stopped() => r.context("the emulator stopped")?,
+            r = self.inbox.run_until_stopped() => r.context("the webhook inbox stopped")?,
         }
         Ok(())
     }
+}
+
+/// Replaces the demo inbox's endpoint (every event type) and returns its secret, derived
+/// under this run's session key as consentry will derive it.
+async fn demo_endpoint(
+    store: &Store,
+    session_key: &[u8],
+    inbox: &TcpListener,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<WebhookSecret> {
+    for endpoint in store.endpoints().await? {
+        if endpoint.description == INBOX_DESCRIPTION {
+            store.delete_endpoint(&endpoint.id).await?;
+        }
+    }
+    let salt = RandomToken::generate();
+    let url = format!("http://{}/hooks", inbox.local_addr()?);
+    store
+        .create_endpoint(
+            &NewEndpoint {
+                url: &url,
+                description: INBOX_DESCRIPTION,
+                filter: &EventFilter::all(),
+                secret_salt: salt.expose(),
+            },
+            now,
+        )
+        .await?;
+    Ok(WebhookSecret::derive(
+        &Keyed::new(session_key),
+        salt.expose(),
+    ))
+}
+
+/// A fresh key with every scope; the demo's earlier keys are revoked.
+async fn demo_key(store: &Store, now: time::OffsetDateTime) -> anyhow::Result<String> {
+    for key in store.list_api_keys().await? {
+        if key.name == DEMO_KEY_NAME && key.revoked_at.is_none() {
+            store.revoke_api_key(&key.id, now).await?;
+        }
+    }
+    let key = ApiKeySecret::generate();
+    store
+        .create_api_key(
+            &NewApiKey {
+                name: DEMO_KEY_NAME,
+                prefix: &key.shown_prefix(),
+                key_hash: &key.hash(),
+                scopes: &Scope::ALL,
+            },
+            now,
+        )
+        .await?;
+    Ok(key.expose().to_owned())
 }
