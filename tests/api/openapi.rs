@@ -190,7 +190,12 @@ impl Recorder<'_> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let body: Value = response.json().await.expect("a JSON body");
+        // 204 No Content has no body to check, only its status.
+        let body: Value = if status == 204 {
+            Value::Null
+        } else {
+            response.json().await.expect("a JSON body")
+        };
         assert_eq!(status, expected, "{method} {path}{query}: {body}");
         self.cases.push(json!({
             "path": template,
@@ -200,6 +205,11 @@ impl Recorder<'_> {
             "body": body,
         }));
     }
+}
+
+/// The body of the last answer recorded.
+fn last_body<'a>(r: &'a Recorder<'_>) -> &'a Value {
+    &r.cases.last().expect("a case")["body"]
 }
 
 /// Runs tests/python/validate_openapi.py on `document` and `cases`.
@@ -328,6 +338,194 @@ async fn every_route_answers_as_its_document_says() {
         .await;
     assert_eq!(status, 200, "{body}");
     r.case("get", users, &contoso, "", Key::Documented, 503)
+        .await;
+
+    // Webhook endpoints: one created, an alert raised so that it has a delivery.
+    let endpoints = "/api/v1/webhook-endpoints";
+    let new = json!({"url": "http://127.0.0.1:9/hook", "description": "CRM"});
+    r.case_with_body("post", endpoints, "", "", Some(&new), Key::Documented, 201)
+        .await;
+    let endpoint = last_body(&r)["id"].as_str().expect("an id").to_owned();
+    let ftp = json!({"url": "ftp://hooks.example.com/"});
+    r.case_with_body("post", endpoints, "", "", Some(&ftp), Key::Documented, 422)
+        .await;
+    let unknown_field = json!({"url": "http://127.0.0.1:9/hook", "secret": "whsec_x"});
+    r.case_with_body(
+        "post",
+        endpoints,
+        "",
+        "",
+        Some(&unknown_field),
+        Key::Documented,
+        400,
+    )
+    .await;
+    let oversized = json!({"url": "http://127.0.0.1:9/hook", "description": "x".repeat(10_000)});
+    r.case_with_body(
+        "post",
+        endpoints,
+        "",
+        "",
+        Some(&oversized),
+        Key::Documented,
+        413,
+    )
+    .await;
+    r.case_with_body("post", endpoints, "", "", Some(&new), Key::None, 401)
+        .await;
+    r.case_with_body("post", endpoints, "", "", Some(&new), Key::Others, 403)
+        .await;
+    r.case("get", endpoints, "", "", Key::Documented, 200).await;
+    r.case("get", endpoints, "", "", Key::None, 401).await;
+    r.case("get", endpoints, "", "", Key::Others, 403).await;
+    let raised = app
+        .store
+        .set_app_alert(
+            Some(consentry::store::RaisedAlert {
+                code: "AADSTS7000215",
+                headline: "consentry's own credential is failing.",
+                message: "Invalid client secret provided.",
+            }),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("an alert");
+    assert!(raised);
+
+    let no_endpoint = "ep_00000000000000000000000000000000";
+    let one = "/api/v1/webhook-endpoints/{id}";
+    r.case("get", one, &endpoint, "", Key::Documented, 200)
+        .await;
+    r.case("get", one, no_endpoint, "", Key::Documented, 404)
+        .await;
+    r.case("get", one, &endpoint, "", Key::None, 401).await;
+    r.case("get", one, &endpoint, "", Key::Others, 403).await;
+    let change = json!({"description": "CRM sync", "event_types": ["tenant.connected"]});
+    r.case_with_body(
+        "patch",
+        one,
+        &endpoint,
+        "",
+        Some(&change),
+        Key::Documented,
+        200,
+    )
+    .await;
+    let back = json!({"event_types": null});
+    r.case_with_body(
+        "patch",
+        one,
+        &endpoint,
+        "",
+        Some(&back),
+        Key::Documented,
+        200,
+    )
+    .await;
+    let bad_state = json!({"state": "disabled"});
+    r.case_with_body(
+        "patch",
+        one,
+        &endpoint,
+        "",
+        Some(&bad_state),
+        Key::Documented,
+        422,
+    )
+    .await;
+    r.case_with_body(
+        "patch",
+        one,
+        &endpoint,
+        "",
+        Some(&unknown_field),
+        Key::Documented,
+        400,
+    )
+    .await;
+    r.case_with_body(
+        "patch",
+        one,
+        no_endpoint,
+        "",
+        Some(&change),
+        Key::Documented,
+        404,
+    )
+    .await;
+    r.case_with_body("patch", one, &endpoint, "", Some(&change), Key::None, 401)
+        .await;
+    r.case_with_body("patch", one, &endpoint, "", Some(&change), Key::Others, 403)
+        .await;
+
+    let rotate = "/api/v1/webhook-endpoints/{id}/rotate-secret";
+    r.case("post", rotate, &endpoint, "", Key::Documented, 200)
+        .await;
+    r.case("post", rotate, no_endpoint, "", Key::Documented, 404)
+        .await;
+    r.case("post", rotate, &endpoint, "", Key::None, 401).await;
+    r.case("post", rotate, &endpoint, "", Key::Others, 403)
+        .await;
+
+    let deliveries = "/api/v1/webhook-endpoints/{id}/deliveries";
+    r.case(
+        "get",
+        deliveries,
+        &endpoint,
+        "?limit=1",
+        Key::Documented,
+        200,
+    )
+    .await;
+    let delivery = last_body(&r)["data"][0]["id"]
+        .as_str()
+        .expect("a delivery")
+        .to_owned();
+    r.case(
+        "get",
+        deliveries,
+        &endpoint,
+        "?cursor=nope",
+        Key::Documented,
+        400,
+    )
+    .await;
+    r.case("get", deliveries, no_endpoint, "", Key::Documented, 404)
+        .await;
+    r.case("get", deliveries, &endpoint, "", Key::None, 401)
+        .await;
+    r.case("get", deliveries, &endpoint, "", Key::Others, 403)
+        .await;
+
+    let resend = "/api/v1/webhook-deliveries/{id}/resend";
+    r.case("post", resend, &delivery, "", Key::Documented, 202)
+        .await;
+    r.case("post", resend, "dlv_nope", "", Key::Documented, 404)
+        .await;
+    r.case("post", resend, &delivery, "", Key::None, 401).await;
+    r.case("post", resend, &delivery, "", Key::Others, 403)
+        .await;
+
+    let feed = "/api/v1/events";
+    r.case("get", feed, "", "?limit=2", Key::Documented, 200)
+        .await;
+    r.case(
+        "get",
+        feed,
+        "",
+        "?type=tenant.exploded",
+        Key::Documented,
+        400,
+    )
+    .await;
+    r.case("get", feed, "", "", Key::None, 401).await;
+    r.case("get", feed, "", "", Key::Others, 403).await;
+
+    r.case("delete", one, no_endpoint, "", Key::Documented, 404)
+        .await;
+    r.case("delete", one, &endpoint, "", Key::None, 401).await;
+    r.case("delete", one, &endpoint, "", Key::Others, 403).await;
+    r.case("delete", one, &endpoint, "", Key::Documented, 204)
         .await;
 
     // Last: two checks on request are allowed per tenant, the third is a 429.

@@ -61,7 +61,8 @@ pub const SECURITY_SCHEME: &str = "api_key";
         title = "consentry API",
         description = "Tenants that consented to the application: their status and \
             permissions, their events, a check on request, app-only access tokens for them and \
-            their users from Microsoft Graph. Authenticate with `Authorization: Bearer \
+            their users from Microsoft Graph; webhook endpoints, their deliveries, and the \
+            events they deliver as a feed. Authenticate with `Authorization: Bearer \
             <API key>`; each route names the scope it needs. Errors are RFC 9457 problem \
             documents (`application/problem+json`) carrying the request id."
     ),
@@ -72,6 +73,15 @@ pub const SECURITY_SCHEME: &str = "api_key";
         tenants::verify,
         tenants::token,
         tenants::users,
+        webhooks::list_endpoints,
+        webhooks::create_endpoint,
+        webhooks::show_endpoint,
+        webhooks::update_endpoint,
+        webhooks::delete_endpoint,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
+        webhooks::resend,
+        webhooks::events,
     ),
     components(responses(
         problem::BadRequest,
@@ -84,7 +94,11 @@ pub const SECURITY_SCHEME: &str = "api_key";
         problem::InternalServerError,
     )),
     modifiers(&BearerKey),
-    tags((name = "tenants", description = "Tenants that consented, and what to do with them."))
+    tags(
+        (name = "tenants", description = "Tenants that consented, and what to do with them."),
+        (name = "webhooks", description = "Webhook endpoints, their signing secrets, and their deliveries."),
+        (name = "events", description = "What webhooks deliver, as a feed to poll.")
+    )
 )]
 pub struct ApiDoc;
 
@@ -165,6 +179,15 @@ pub fn routes() -> Vec<ApiRoute> {
         route(tenants::__path_verify, tenants::verify),
         route(tenants::__path_token, tenants::token),
         route(tenants::__path_users, tenants::users),
+        route(webhooks::__path_list_endpoints, webhooks::list_endpoints),
+        route(webhooks::__path_create_endpoint, webhooks::create_endpoint),
+        route(webhooks::__path_show_endpoint, webhooks::show_endpoint),
+        route(webhooks::__path_update_endpoint, webhooks::update_endpoint),
+        route(webhooks::__path_delete_endpoint, webhooks::delete_endpoint),
+        route(webhooks::__path_rotate_secret, webhooks::rotate_secret),
+        route(webhooks::__path_deliveries, webhooks::deliveries),
+        route(webhooks::__path_resend, webhooks::resend),
+        route(webhooks::__path_events, webhooks::events),
     ]
     .into_iter()
     .flatten()

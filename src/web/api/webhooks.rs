@@ -12,7 +12,10 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 
+use super::problem::{self, ProblemBody};
 use super::{ApiClient, Problem};
 use crate::domain::TenantId;
 use crate::domain::api_key::Scope;
@@ -40,7 +43,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// Deliveries of one endpoint by status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DeliveryCounts)]
 pub struct DeliveryCountsJson {
     pub pending: i64,
     pub succeeded: i64,
@@ -57,27 +61,59 @@ impl From<DeliveryCounts> for DeliveryCountsJson {
     }
 }
 
+fn string_enum(values: &[&str], description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .build()
+}
+
+fn endpoint_state() -> Object {
+    string_enum(
+        &["enabled", "paused", "disabled"],
+        "`enabled`, `paused` (by an operator or an API client) or `disabled` (the endpoint \
+         answered 410 Gone). Deliveries of a paused or disabled endpoint wait, and go out when \
+         it is enabled again.",
+    )
+}
+
+fn delivery_status() -> Object {
+    string_enum(
+        &["pending", "succeeded", "failed"],
+        "`pending` (waiting for its next attempt), `succeeded`, or `failed` (the retry \
+         schedule is exhausted; a resend makes it pending again).",
+    )
+}
+
+fn event_type_names() -> Vec<&'static str> {
+    EventType::ALL.iter().map(|t| t.as_str()).collect()
+}
+
 /// A webhook endpoint. Never carries its secret nor what the secret is derived from: the
 /// secret is in the answer of the create and rotate-secret requests only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookEndpoint)]
 pub struct EndpointJson {
     /// `ep_` followed by 32 hex digits.
     pub id: String,
     pub url: String,
     pub description: String,
     /// The event types delivered; null for every type, including types added later.
+    #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Vec<&'static str>>,
-    /// `enabled`, `paused` (by an operator or an API client) or `disabled` (the endpoint
-    /// answered 410 Gone). Deliveries of a paused or disabled endpoint wait, and go out
-    /// when it is enabled again.
+    #[schema(schema_with = endpoint_state)]
     pub state: &'static str,
     /// Why it is paused or disabled, in words.
     pub state_reason: Option<String>,
     /// While a rotation's overlap lasts, when the previous secret stops being valid:
     /// deliveries carry a signature with each secret until then.
+    #[schema(format = DateTime)]
     pub previous_secret_expires_at: Option<String>,
     pub deliveries: DeliveryCountsJson,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -104,7 +140,8 @@ impl EndpointJson {
 
 /// An endpoint with its signing secret: the answer of a create or a rotation, the only
 /// times the secret is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookEndpointWithSecret)]
 pub struct EndpointWithSecret {
     #[serde(flatten)]
     pub endpoint: EndpointJson,
@@ -113,14 +150,17 @@ pub struct EndpointWithSecret {
     pub secret: String,
 }
 
-#[derive(Debug, Serialize)]
+/// Every webhook endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookEndpointList)]
 pub struct EndpointList {
     /// Oldest first.
     pub data: Vec<EndpointJson>,
 }
 
 /// One event sent to one endpoint.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
 pub struct DeliveryJson {
     /// `dlv_` and hex: sorted by the event's time.
     pub id: String,
@@ -129,18 +169,21 @@ pub struct DeliveryJson {
     pub event_type: String,
     pub endpoint_id: String,
     pub tenant_id: Option<String>,
-    /// `pending` (waiting for its next attempt), `succeeded`, or `failed` (the retry
-    /// schedule is exhausted; a resend makes it pending again).
+    #[schema(schema_with = delivery_status)]
     pub status: String,
     pub attempts: i64,
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_attempt_at: Option<String>,
     /// The endpoint's HTTP status at the last attempt; null when it did not answer.
     pub last_status_code: Option<i64>,
     pub last_duration_ms: Option<i64>,
     /// Why the last attempt failed, in words.
     pub last_error: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -165,7 +208,9 @@ impl DeliveryJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of an endpoint's deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookDeliveryPage)]
 pub struct DeliveryPage {
     /// Newest first.
     pub data: Vec<DeliveryJson>,
@@ -173,32 +218,75 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
-/// `POST /api/v1/webhook-endpoints`.
-#[derive(Debug, Deserialize)]
+/// A new webhook endpoint. No other field is accepted.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewWebhookEndpoint)]
 pub struct CreateEndpoint {
+    /// `http` or `https`, at most 2,048 characters, without credentials or fragment, leading
+    /// to public addresses (unless `CONSENTRY_WEBHOOK_ALLOW_PRIVATE`).
+    #[schema(example = "https://hooks.example.com/consentry")]
     pub url: String,
+    /// At most 500 characters.
     #[serde(default)]
     pub description: Option<String>,
-    /// Absent or null: every type, including types added later.
+    /// The event types to deliver (at least one); absent or null for every type,
+    /// including types added later.
     #[serde(default)]
+    #[schema(inline, value_type = Option<Vec<String>>, example = json!(["tenant.connected"]))]
     pub event_types: Option<Vec<String>>,
 }
 
-/// `PATCH /api/v1/webhook-endpoints/{id}`: each field present is changed.
-#[derive(Debug, Deserialize)]
+/// Changes to a webhook endpoint: each field present is changed, the others kept. No other
+/// field is accepted.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WebhookEndpointChange)]
 pub struct UpdateEndpoint {
+    /// As when creating an endpoint.
     #[serde(default)]
     pub url: Option<String>,
+    /// At most 500 characters.
     #[serde(default)]
     pub description: Option<String>,
-    /// A list, or null for every type; absent keeps the current choice.
+    /// A list (at least one type), or null for every type; absent keeps the current choice.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Option<Vec<String>>>,
-    /// `enabled` or `paused`.
+    /// `enabled` (also for an endpoint disabled by a 410) or `paused`.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "paused")]
     pub state: Option<String>,
+}
+
+/// The endpoint in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct EndpointPath {
+    /// The endpoint id (`ep_` and 32 hex digits).
+    id: String,
+}
+
+/// The delivery in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct DeliveryPath {
+    /// The delivery id (`dlv_`, 32 hex digits, `_`, 32 hex digits).
+    id: String,
+}
+
+/// The `Idempotency-Key` header of a create.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct CreateHeaders {
+    /// 1 to 255 visible ASCII characters (a UUID will do). The same key from the same API
+    /// key within 24 hours creates nothing more: the answer is 200 with the endpoint the
+    /// first request created, without its secret.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
 }
 
 /// A field that is present, even as null: `Some(None)`; absent stays `None` by default.
@@ -322,7 +410,24 @@ fn checked_types(req: &HttpRequest, names: Option<&[String]>) -> Result<EventFil
     }
 }
 
-/// `GET /api/v1/webhook-endpoints`: every endpoint, oldest first.
+/// List the webhook endpoints.
+///
+/// Every endpoint, oldest first, with its deliveries counted by status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints",
+    operation_id = "list_webhook_endpoints",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 200, description = "Every endpoint.", body = EndpointList),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn list_endpoints(
     client: ApiClient,
     state: web::Data<AppState>,
@@ -382,7 +487,9 @@ fn secret_answer(status: StatusCode, body: &impl Serialize) -> HttpResponse {
         .json(body)
 }
 
-/// `POST /api/v1/webhook-endpoints`: 201 with the endpoint and its secret, shown this once.
+/// Create a webhook endpoint.
+///
+/// 201 with the endpoint and its secret, shown this once.
 ///
 /// With an `Idempotency-Key`, the same key from the same API key within 24 hours creates
 /// nothing more: it answers 200 with the endpoint the first request created, *without* its
@@ -390,6 +497,41 @@ fn secret_answer(status: StatusCode, body: &impl Serialize) -> HttpResponse {
 /// read it again for a day, and would need the answer (or the secret) kept somewhere; only
 /// the endpoint's id is kept. A client that lost the first answer rotates the secret.
 /// The key reused for a different request is a 422; the endpoint since deleted, a 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints",
+    operation_id = "create_webhook_endpoint",
+    tag = "webhooks",
+    params(CreateHeaders),
+    request_body = CreateEndpoint,
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 201, description = "Created: the endpoint and its `secret`, shown this once \
+            (`Cache-Control: no-store`; `Location` is the endpoint's URL).", body = EndpointWithSecret),
+        (status = 200, description = "A replay of an `Idempotency-Key` used in the last 24 hours: the \
+            endpoint the first request created, without its secret (`Idempotent-Replayed: true`).",
+            body = EndpointJson),
+        (status = 400, description = "The body is not well-formed JSON, has a field this route does not take, \
+            lacks one it needs, or has a value of the wrong type; `detail` says which.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 8 KB.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A field's value is refused (a URL that is not http(s), carries \
+            credentials, is too long or leads to a non-public address; an unknown event type; an empty \
+            `event_types`; a description over 500 characters; a `state` other than `enabled` or \
+            `paused`); `detail` names the field. Nothing was written.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint this `Idempotency-Key` created has been deleted since.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn create_endpoint(
     client: ApiClient,
     req: HttpRequest,
@@ -481,7 +623,25 @@ fn location(id: &str) -> String {
     format!("/api/v1/webhook-endpoints/{id}")
 }
 
-/// `GET /api/v1/webhook-endpoints/{id}`.
+/// One webhook endpoint.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints/{id}",
+    operation_id = "get_webhook_endpoint",
+    tag = "webhooks",
+    params(EndpointPath),
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 200, description = "The endpoint (never its secret).", body = EndpointJson),
+        (status = 404, description = "There is no webhook endpoint with this id.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn show_endpoint(
     client: ApiClient,
     id: web::Path<String>,
@@ -493,9 +653,42 @@ pub async fn show_endpoint(
     Ok(HttpResponse::Ok().json(endpoint_json(&client, &state, &row).await?))
 }
 
-/// `PATCH /api/v1/webhook-endpoints/{id}`: `url`, `description`, `event_types` and `state`
-/// (`enabled` or `paused`; enabling also re-enables an endpoint disabled by a 410). Every
-/// field is checked before anything is written.
+/// Change a webhook endpoint.
+///
+/// `url`, `description`, `event_types` and `state` (`enabled` or `paused`; enabling also
+/// re-enables an endpoint disabled by a 410). Every field is checked before anything is
+/// written.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhook-endpoints/{id}",
+    operation_id = "update_webhook_endpoint",
+    tag = "webhooks",
+    params(EndpointPath),
+    request_body = UpdateEndpoint,
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 200, description = "The endpoint as changed.", body = EndpointJson),
+        (status = 400, description = "The body is not well-formed JSON, has a field this route does not take, \
+            lacks one it needs, or has a value of the wrong type; `detail` says which.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 8 KB.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A field's value is refused (a URL that is not http(s), carries \
+            credentials, is too long or leads to a non-public address; an unknown event type; an empty \
+            `event_types`; a description over 500 characters; a `state` other than `enabled` or \
+            `paused`); `detail` names the field. Nothing was written.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "There is no webhook endpoint with this id.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn update_endpoint(
     client: ApiClient,
     id: web::Path<String>,
@@ -567,7 +760,27 @@ pub async fn update_endpoint(
     Ok(HttpResponse::Ok().json(endpoint_json(&client, &state, &row).await?))
 }
 
-/// `DELETE /api/v1/webhook-endpoints/{id}`: the endpoint and its deliveries; 204.
+/// Delete a webhook endpoint.
+///
+/// The endpoint and its deliveries (pending ones are never sent); the events stay.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhook-endpoints/{id}",
+    operation_id = "delete_webhook_endpoint",
+    tag = "webhooks",
+    params(EndpointPath),
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "There is no webhook endpoint with this id.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn delete_endpoint(
     client: ApiClient,
     id: web::Path<String>,
@@ -587,9 +800,29 @@ pub async fn delete_endpoint(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `POST /api/v1/webhook-endpoints/{id}/rotate-secret`: a new secret, shown this once;
-/// the previous one stays valid for 24 hours, during which deliveries carry both
-/// signatures.
+/// Rotate a webhook endpoint's secret.
+///
+/// A new secret, shown this once; the previous one stays valid for 24 hours
+/// (`previous_secret_expires_at`), during which deliveries carry both signatures.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints/{id}/rotate-secret",
+    operation_id = "rotate_webhook_secret",
+    tag = "webhooks",
+    params(EndpointPath),
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 200, description = "The endpoint and its new `secret`, shown this once \
+            (`Cache-Control: no-store`).", body = EndpointWithSecret),
+        (status = 404, description = "There is no webhook endpoint with this id.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn rotate_secret(
     client: ApiClient,
     id: web::Path<String>,
@@ -616,11 +849,17 @@ pub async fn rotate_secret(
     Ok(secret_answer(StatusCode::OK, &body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeliveriesQuery {
+    /// Deliveries per page.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200, default = 50)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page, unchanged.
     cursor: Option<String>,
+    /// Only deliveries with this status.
+    #[param(schema_with = delivery_status)]
     status: Option<String>,
 }
 
@@ -666,8 +905,28 @@ pub fn is_delivery_id(raw: &str) -> bool {
     is_id(raw, "dlv_", &[32, 32])
 }
 
-/// `GET /api/v1/webhook-endpoints/{id}/deliveries`: newest first, paged by cursor, with an
-/// optional `status` (`pending`, `succeeded`, `failed`).
+/// List a webhook endpoint's deliveries.
+///
+/// Newest first, paged by cursor, with an optional `status`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints/{id}/deliveries",
+    operation_id = "list_webhook_deliveries",
+    tag = "webhooks",
+    params(EndpointPath, DeliveriesQuery),
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 200, description = "A page of the endpoint's deliveries, newest first.", body = DeliveryPage),
+        (status = 400, response = problem::BadRequest),
+        (status = 404, description = "There is no webhook endpoint with this id.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn deliveries(
     client: ApiClient,
     id: web::Path<String>,
@@ -714,8 +973,28 @@ pub async fn deliveries(
     }))
 }
 
-/// `POST /api/v1/webhook-deliveries/{id}/resend`: the delivery is pending again, due now,
-/// at the start of the retry schedule; 202 with the delivery.
+/// Resend a webhook delivery.
+///
+/// The delivery is pending again, due now, at the start of the retry schedule, whatever
+/// its status.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-deliveries/{id}/resend",
+    operation_id = "resend_webhook_delivery",
+    tag = "webhooks",
+    params(DeliveryPath),
+    security(("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 202, description = "Queued again: the delivery as it now stands.", body = DeliveryJson),
+        (status = 404, description = "There is no webhook delivery with this id.",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn resend(
     client: ApiClient,
     id: web::Path<String>,
@@ -750,22 +1029,56 @@ pub async fn resend(
     Ok(HttpResponse::Accepted().json(DeliveryJson::of(row)))
 }
 
-#[derive(Debug, Deserialize)]
+fn event_type_filter() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(event_type_names()))
+        .description(Some("Only events of this type."))
+        .build()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Events per page.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200, default = 50)]
     limit: Option<String>,
+    /// `next_cursor` of a previous page, unchanged: the events after it.
     cursor: Option<String>,
     #[serde(rename = "type")]
+    #[param(schema_with = event_type_filter)]
     event_type: Option<String>,
+    /// Only this tenant's events (a GUID).
+    #[param(format = "uuid")]
     tenant_id: Option<String>,
 }
 
+/// An event, exactly the body each webhook delivery of it carries. New types may be added,
+/// and new fields in `data`: ignore what you do not know.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = WebhookEvent)]
+pub struct WebhookEventJson {
+    /// `evt_` and 32 hex digits; also the `webhook-id` header of its deliveries.
+    pub id: String,
+    /// `tenant.connected`, `tenant.status_changed`, `tenant.consent_declined`,
+    /// `app.credential_alert`, or a type added later.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened (RFC 3339 UTC).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// What happened; its shape depends on `type` (the README's event catalogue).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
 /// A page of the event feed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookEventFeed)]
 pub struct EventFeed {
-    /// Oldest first; each exactly the body a webhook delivery of it carries
-    /// (`id`, `type`, `timestamp`, `data`).
-    pub data: Vec<serde_json::Value>,
+    /// Oldest first.
+    pub data: Vec<WebhookEventJson>,
     /// Pass as `cursor` to get the events after this page. Given on the last page too
     /// (the cursor passed in, when the page is empty): keep it and poll again later.
     /// Null only while there are no events at all.
@@ -774,12 +1087,37 @@ pub struct EventFeed {
     pub has_more: bool,
 }
 
-fn event_json(row: &WebhookEventRow) -> serde_json::Value {
-    serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null)
+/// The event as delivered: the stored body, which the outbox wrote in this shape.
+fn event_json(row: &WebhookEventRow) -> WebhookEventJson {
+    serde_json::from_str(&row.payload).unwrap_or_else(|_| WebhookEventJson {
+        id: row.id.clone(),
+        event_type: row.event_type.clone(),
+        timestamp: row.created_at.clone(),
+        data: serde_json::Value::Null,
+    })
 }
 
-/// `GET /api/v1/events` (scope `tenants:read`): the outbox, oldest first after `cursor`,
-/// optionally of one `type` and one `tenant_id`.
+/// The event feed: what webhooks deliver, to poll.
+///
+/// The outbox, oldest first after `cursor`, optionally of one `type` and one `tenant_id`:
+/// for a system that polls instead of (or beside) receiving webhooks.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "list_events",
+    tag = "events",
+    params(EventsQuery),
+    security(("api_key" = ["tenants:read"])),
+    responses(
+        (status = 200, description = "A page of events, oldest first.", body = EventFeed),
+        (status = 400, response = problem::BadRequest),
+        (status = 401, response = problem::Unauthorized),
+        (status = 403, response = problem::Forbidden),
+        (status = 429, response = problem::TooManyRequests),
+        (status = 500, response = problem::InternalServerError),
+        (status = 503, response = problem::ServiceUnavailable),
+    )
+)]
 pub async fn events(
     client: ApiClient,
     req: HttpRequest,
