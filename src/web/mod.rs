@@ -46,6 +46,8 @@ pub struct AppState {
     pub graph: crate::graph::GraphClient,
     /// The token engine the verifier and `graph` use, for `POST /api/v1/tenants/{id}/token`.
     pub tokens: Arc<TokenEngine>,
+    /// Writes that route's `token_issued` events, many requests' in one commit.
+    pub token_events: crate::store::EventWriter,
     /// HMACs of states, bindings and session ids under the session key.
     pub keyed: Keyed,
     pub signup_limit: rate_limit::RateLimiter,
@@ -135,6 +137,7 @@ impl Application {
             background: background.clone(),
             keyed: Keyed::new(settings.session_key.bytes()),
             settings,
+            token_events: crate::store::EventWriter::start(&store),
             store,
             entra,
             verifier: verifier.clone(),

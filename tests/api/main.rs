@@ -8,6 +8,7 @@ mod helpers;
 mod admin;
 mod api_keys;
 mod api_tenants;
+mod api_token_load;
 mod attacks;
 mod callback;
 mod crash;
