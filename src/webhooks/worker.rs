@@ -41,6 +41,11 @@ pub const IN_FLIGHT: usize = 16;
 /// due (resend, enable) wake the worker at once through [`WebhookWorker::wake`].
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// While fewer slots than this are free, the worker waits (up to `BATCH_WAIT`) for more
+/// sends to finish before claiming, so that one claim covers several deliveries.
+const CLAIM_AT_LEAST: usize = IN_FLIGHT / 2;
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+
 /// The pause after a database error before trying again.
 const DATABASE_PAUSE: Duration = Duration::from_secs(5);
 
@@ -117,7 +122,23 @@ impl WebhookWorker {
                 self.purge().await;
                 next_purge = Instant::now() + PURGE_EVERY;
             }
-            let free = IN_FLIGHT.saturating_sub(sending.len());
+            let mut free = IN_FLIGHT.saturating_sub(sending.len());
+            if free < CLAIM_AT_LEAST {
+                // Claims are writes: one for several deliveries rather than one each. A
+                // free slot waits at most BATCH_WAIT, so a few slow receivers do not hold
+                // up the rest.
+                let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+                while free < CLAIM_AT_LEAST {
+                    match tokio::time::timeout_at(deadline, sending.join_next()).await {
+                        Ok(Some(done)) => {
+                            reap(done);
+                            free = IN_FLIGHT.saturating_sub(sending.len());
+                        }
+                        // Nothing in flight, or the wait is over.
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
             if free == 0 {
                 if let Some(done) = sending.join_next().await {
                     reap(done);
