@@ -13,8 +13,8 @@
 //!   lag of each from its `created_at` to its arrival (p50, p99, max): what a receiver
 //!   waits for an event when nothing is queued.
 //!
-//! Measured on the 2-core development machine, shared with other builds (release, three
-//! runs of the defaults): backlog 2,540 to 2,680 deliveries a second (10,000 in 3.7 to
+//! Measured on the 2-core development machine, shared with other builds (release, four
+//! runs of the defaults): backlog 2,540 to 3,300 deliveries a second (10,000 in 3.0 to
 //! 3.9 s); live lag p50 0.53 to 0.55 s, p99 1.00 s, max 1.01 to 1.04 s; never a request
 //! more than events. The live lag is the worker's one-second poll (an event waits half of
 //! it on average); the backlog rate is bound by SQLite's one writer: a write to record
