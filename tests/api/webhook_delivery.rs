@@ -437,6 +437,45 @@ async fn a_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled
 }
 
 #[tokio::test]
+async fn a_paused_endpoints_deliveries_wait_unattempted_and_go_out_when_it_is_enabled() {
+    // Arrange
+    let app = spawn_app().await;
+    let receiver = Receiver::start(answer("204 No Content", "")).await;
+    let endpoint = create_endpoint(&app.store, &receiver.url(), &EventFilter::all(), "salt").await;
+    let now = time::OffsetDateTime::now_utc();
+    app.store
+        .set_endpoint_state(&endpoint, EndpointState::Paused, Some("maintenance"), now)
+        .await
+        .expect("pause");
+
+    // Act
+    raise_alert(&app).await;
+    // Several of the worker's polls go by.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let while_paused = deliveries(&app.store, &endpoint).await;
+    let requests_while_paused = receiver.received().len();
+    app.store
+        .set_endpoint_state(
+            &endpoint,
+            EndpointState::Enabled,
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("enable");
+    let delivered =
+        wait_for_delivery(&app, &endpoint, "the delivery", |d| d.status == "succeeded").await;
+
+    // Assert
+    assert_eq!(requests_while_paused, 0);
+    assert_eq!(while_paused.len(), 1);
+    assert_eq!(while_paused[0].status, "pending");
+    assert_eq!(while_paused[0].attempts, 0);
+    assert_eq!(delivered.attempts, 1);
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
 async fn an_exhausted_schedule_leaves_the_delivery_failed() {
     // Arrange: three attempts, a second apart.
     let app = spawn_app_with(|raw, _| raw.set("CONSENTRY_WEBHOOK_RETRY_SCHEDULE", "1s,1s")).await;
