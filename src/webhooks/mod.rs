@@ -10,7 +10,7 @@
 //!   link-local and other non-public addresses on the *resolved* address (IPv4-mapped IPv6
 //!   judged by its IPv4 address), connects only to the addresses it checked (so DNS
 //!   rebinding cannot get past it), does not follow redirects (a 3xx is a failed attempt),
-//!   uses no proxy, gives each attempt 15 s, and reports status, `Retry-After` and the time
+//!   uses no proxy, gives each attempt 15 s (`CONSENTRY_WEBHOOK_TIMEOUT`), and reports status, `Retry-After` and the time
 //!   taken without ever quoting the body, the secret or the URL in an error.
 //!   `CONSENTRY_WEBHOOK_ALLOW_PRIVATE=true` lifts the address guard for the demo and tests.
 //! - [`worker`]: the background task of `serve` that claims due deliveries under a lease,

@@ -46,6 +46,12 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const CLAIM_AT_LEAST: usize = IN_FLIGHT / 2;
 const BATCH_WAIT: Duration = Duration::from_millis(20);
 
+/// Tries at recording an attempt, a second apart. Safe however long they take: the store
+/// takes the record only from the lease's holder, and refuses it once another worker has
+/// claimed the delivery.
+const RECORD_TRIES: u32 = 3;
+const RECORD_PAUSE: Duration = Duration::from_secs(1);
+
 /// The pause after a database error before trying again.
 const DATABASE_PAUSE: Duration = Duration::from_secs(5);
 
@@ -202,21 +208,33 @@ impl WebhookWorker {
             error: describe(&answer),
         };
         let number = delivery.attempts + 1;
-        match self
-            .store
-            .record_attempt(&delivery, &attempt, &outcome)
-            .await
-        {
-            Ok(true) => log_outcome(&delivery, &attempt, &outcome, number),
-            Ok(false) => tracing::info!(
-                delivery = %delivery.id,
-                "webhook attempt not recorded: the delivery was resent or its lease taken over meanwhile"
-            ),
-            Err(e) => tracing::error!(
-                delivery = %delivery.id,
-                error = %e,
-                "recording a webhook attempt failed; the delivery is tried again when its lease expires"
-            ),
+        let mut tries = 1;
+        loop {
+            match self
+                .store
+                .record_attempt(&delivery, &attempt, &outcome)
+                .await
+            {
+                Ok(true) => log_outcome(&delivery, &attempt, &outcome, number),
+                Ok(false) => tracing::info!(
+                    delivery = %delivery.id,
+                    "webhook attempt not recorded: the delivery was resent or its lease taken over meanwhile"
+                ),
+                // A busy database: a record that never lands means the delivery is sent
+                // again, so it is worth another try.
+                Err(e) if tries < RECORD_TRIES => {
+                    tracing::warn!(delivery = %delivery.id, error = %e, "recording a webhook attempt failed; trying again");
+                    tries += 1;
+                    tokio::time::sleep(RECORD_PAUSE).await;
+                    continue;
+                }
+                Err(e) => tracing::error!(
+                    delivery = %delivery.id,
+                    error = %e,
+                    "recording a webhook attempt failed; the delivery is sent again when its lease expires"
+                ),
+            }
+            return;
         }
     }
 
