@@ -34,4 +34,5 @@ mod quirks;
 mod signup;
 mod token_engine;
 mod web_hygiene;
+mod webhook_delivery;
 mod webhooks;
