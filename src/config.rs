@@ -141,6 +141,10 @@ pub struct Settings {
     /// production, where it would let anyone who may add an endpoint probe the internal
     /// network.
     pub webhook_allow_private: bool,
+    /// The waits between delivery attempts (`CONSENTRY_WEBHOOK_RETRY_SCHEDULE`).
+    pub webhook_retry_schedule: crate::webhooks::RetrySchedule,
+    /// How long one delivery attempt may take (`CONSENTRY_WEBHOOK_TIMEOUT`).
+    pub webhook_timeout: Duration,
 }
 
 /// Why the configuration cannot be used; always names the key.
@@ -177,6 +181,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ca_file", "CONSENTRY_CA_FILE"),
     ("verify_concurrency", "CONSENTRY_VERIFY_CONCURRENCY"),
     ("webhook_allow_private", "CONSENTRY_WEBHOOK_ALLOW_PRIVATE"),
+    ("webhook_retry_schedule", "CONSENTRY_WEBHOOK_RETRY_SCHEDULE"),
+    ("webhook_timeout", "CONSENTRY_WEBHOOK_TIMEOUT"),
 ];
 
 /// The environment variable naming the optional TOML file.
@@ -405,8 +411,30 @@ impl RawSettings {
             }
         };
 
+        let webhook_retry_schedule = match self.get("CONSENTRY_WEBHOOK_RETRY_SCHEDULE") {
+            Some(raw) => crate::webhooks::RetrySchedule::parse(raw)
+                .map_err(|e| invalid("CONSENTRY_WEBHOOK_RETRY_SCHEDULE", &e.to_string()))?,
+            None => crate::webhooks::RetrySchedule::default(),
+        };
+        let webhook_timeout = match self.get("CONSENTRY_WEBHOOK_TIMEOUT") {
+            Some(raw) => {
+                parse_duration(raw).map_err(|r| invalid("CONSENTRY_WEBHOOK_TIMEOUT", r))?
+            }
+            None => crate::webhooks::client::ATTEMPT_TIMEOUT,
+        };
+        // Standard Webhooks gives an attempt 15 to 30 s; shorter is for tests and receivers
+        // on the same network.
+        if !(Duration::from_secs(1)..=Duration::from_secs(30)).contains(&webhook_timeout) {
+            return Err(invalid(
+                "CONSENTRY_WEBHOOK_TIMEOUT",
+                "must be between 1s and 30s",
+            ));
+        }
+
         Ok(Settings {
             webhook_allow_private,
+            webhook_retry_schedule,
+            webhook_timeout,
             ca_file,
             client_id,
             credential,
@@ -674,5 +702,37 @@ mod tests {
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn webhook_schedule_and_timeout_default_to_the_specifications_and_are_checked() {
+        let defaults = minimal().parse().unwrap();
+        let mut short = minimal();
+        short.set("CONSENTRY_WEBHOOK_RETRY_SCHEDULE", "1s, 2s");
+        short.set("CONSENTRY_WEBHOOK_TIMEOUT", "2s");
+        let short = short.parse().unwrap();
+        let refused = |var: &'static str, value: &str| {
+            let mut raw = minimal();
+            raw.set(var, value);
+            raw.parse().unwrap_err().to_string()
+        };
+
+        assert_eq!(defaults.webhook_retry_schedule.attempts(), 8);
+        assert_eq!(defaults.webhook_timeout, Duration::from_secs(15));
+        assert_eq!(
+            short.webhook_retry_schedule.waits(),
+            [Duration::from_secs(1), Duration::from_secs(2)]
+        );
+        assert_eq!(short.webhook_timeout, Duration::from_secs(2));
+        let schedule = refused("CONSENTRY_WEBHOOK_RETRY_SCHEDULE", "5s,later");
+        assert!(
+            schedule.contains("CONSENTRY_WEBHOOK_RETRY_SCHEDULE"),
+            "{schedule}"
+        );
+        assert!(schedule.contains("'later'"), "{schedule}");
+        for timeout in ["0s", "31s", "fast"] {
+            let error = refused("CONSENTRY_WEBHOOK_TIMEOUT", timeout);
+            assert!(error.contains("CONSENTRY_WEBHOOK_TIMEOUT"), "{error}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! API keys: their hashes, scopes and use.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -79,6 +81,28 @@ impl Store {
             .await?)
     }
 
+    /// The key with this hash as it was at most [`super::API_KEY_TTL`] ago, revoked or
+    /// not: what every API request asks. A key revoked through this store is dropped from
+    /// the cache at once; one revoked by another process is seen within the TTL. Keys that
+    /// are not found are not remembered (see `cache.rs`).
+    pub async fn api_key_by_hash_cached(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<Arc<ApiKeyRow>>, StoreError> {
+        if let Some(row) = self.caches.api_keys.get(key_hash) {
+            return Ok(Some(row));
+        }
+        let start = self.caches.api_keys.read_start();
+        let Some(row) = self.api_key_by_hash(key_hash).await? else {
+            return Ok(None);
+        };
+        let row = Arc::new(row);
+        self.caches
+            .api_keys
+            .insert(key_hash.to_owned(), row.clone(), start);
+        Ok(Some(row))
+    }
+
     /// Revokes a key now; false when there is no such key or it was already revoked.
     pub async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let done =
@@ -87,21 +111,35 @@ impl Store {
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+        // After the write; a lookup that read the row before it is kept out of the cache
+        // (`TtlCache::forget`), so from here on this process refuses the key.
+        self.caches.api_keys.forget(|row| row.id == id);
         Ok(done.rows_affected() > 0)
     }
 
     /// Sets `last_used_at` to `now` unless it is already at or after `not_before`: of
-    /// several requests racing past the caller's own check, one writes.
+    /// several requests racing past the caller's own check, one writes. The cached row
+    /// takes the new time first, so that requests reading the cache meanwhile do not write
+    /// as well.
     pub async fn touch_api_key(
         &self,
         id: &str,
         now: OffsetDateTime,
         not_before: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let used = ts(now);
+        self.caches.api_keys.update(|row| {
+            (row.id == id).then(|| {
+                Arc::new(ApiKeyRow {
+                    last_used_at: Some(used.clone()),
+                    ..ApiKeyRow::clone(row)
+                })
+            })
+        });
         sqlx::query(
             "update api_key set last_used_at = $1 where id = $2 and (last_used_at is null or last_used_at < $3)",
         )
-        .bind(ts(now))
+        .bind(used)
         .bind(id)
         .bind(ts(not_before))
         .execute(&self.pool)

@@ -5,14 +5,17 @@
 //! behind the same methods without touching their callers.
 
 mod api_key;
+mod cache;
 mod consent;
 mod event;
+mod event_batch;
 mod idempotency;
 mod operator;
 mod tenant;
 mod webhook;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,11 +24,13 @@ use sqlx::{Pool, Sqlite};
 use time::OffsetDateTime;
 
 pub use api_key::{ApiKeyRow, NewApiKey};
+pub use cache::{API_KEY_TTL, TENANT_TTL};
 pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, MAX_PENDING_REQUESTS,
     NewConsentRequest, Onboarding, PurgeReport,
 };
 pub use event::{EventKind, EventRow, NewEvent};
+pub use event_batch::EventWriter;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use operator::{OperatorRow, SessionRow};
 pub use tenant::{
@@ -41,6 +46,8 @@ pub use webhook::{
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool<Sqlite>,
+    /// Recently read API keys and tenants, for the API's hot path (`cache.rs`).
+    caches: Arc<cache::Caches>,
 }
 
 /// Why a store call failed, in terms callers can act on.
@@ -99,7 +106,10 @@ impl Store {
             .run(&pool)
             .await
             .context("applying database migrations")?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            caches: Arc::new(cache::Caches::new()),
+        })
     }
 
     pub async fn close(&self) {

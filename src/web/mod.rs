@@ -24,13 +24,14 @@ use crate::entra::EntraClient;
 use crate::store::Store;
 use crate::tokens::TokenEngine;
 use crate::verification::{CheckPolicy, Verifier};
+use crate::webhooks::WebhookWorker;
 
 pub use error::WebError;
 pub use supervisor::{Supervisor, TaskState};
 
 /// The background tasks `serve` runs beside the web server, as the readiness probe names
-/// them: the due-tenant loop, and the first-check lane.
-pub const BACKGROUND_TASKS: [&str; 2] = ["verifier", "first_checks"];
+/// them: the due-tenant loop, the first-check lane, and the webhook delivery worker.
+pub const BACKGROUND_TASKS: [&str; 3] = ["verifier", "first_checks", "webhooks"];
 
 /// Tenants whose tokens the engine keeps; beyond it the least recently used are dropped.
 /// Measured by `cargo bench --bench verify -- --tenants 100000 --skip-msal`: about 2.7 KB a
@@ -46,6 +47,8 @@ pub struct AppState {
     pub graph: crate::graph::GraphClient,
     /// The token engine the verifier and `graph` use, for `POST /api/v1/tenants/{id}/token`.
     pub tokens: Arc<TokenEngine>,
+    /// Writes that route's `token_issued` events, many requests' in one commit.
+    pub token_events: crate::store::EventWriter,
     /// HMACs of states, bindings and session ids under the session key.
     pub keyed: Keyed,
     pub signup_limit: rate_limit::RateLimiter,
@@ -63,6 +66,9 @@ pub struct AppState {
     pub password_checks: crate::domain::password::PasswordChecks,
     /// The background tasks and how each stands (for `/readyz`).
     pub background: Arc<Supervisor>,
+    /// The webhook delivery worker: call `wake()` after making deliveries due (a resend,
+    /// an endpoint enabled) so they go out now rather than at the next poll.
+    pub webhooks: Arc<WebhookWorker>,
 }
 
 /// The verifier `serve` runs in the background and `tenants verify` runs once.
@@ -108,6 +114,7 @@ pub struct Application {
     server: Server,
     port: u16,
     verifier: Arc<Verifier>,
+    webhooks: Arc<WebhookWorker>,
     background: Arc<Supervisor>,
 }
 
@@ -129,12 +136,18 @@ impl Application {
         // An alert raised before a restart stays on the dashboard until a check clears it.
         verifier.health.restore(store.app_alert().await?.as_ref());
         let graph = crate::graph::GraphClient::new(entra.clone(), engine.clone());
+        let webhooks = Arc::new(
+            WebhookWorker::new(store.clone(), &settings)
+                .context("building the HTTP client for webhook deliveries")?,
+        );
         let port = listener.local_addr()?.port();
         let background = Arc::new(Supervisor::new(&BACKGROUND_TASKS));
         let state = web::Data::new(AppState {
             background: background.clone(),
+            webhooks: webhooks.clone(),
             keyed: Keyed::new(settings.session_key.bytes()),
             settings,
+            token_events: crate::store::EventWriter::start(&store),
             store,
             entra,
             verifier: verifier.clone(),
@@ -173,6 +186,7 @@ impl Application {
             server,
             port,
             verifier,
+            webhooks,
             background,
         })
     }
@@ -181,11 +195,11 @@ impl Application {
         self.port
     }
 
-    /// Serves until stopped, with the check loops running beside the server, each under
-    /// supervision: a loop that panics or returns is logged and restarted, and `/readyz`
+    /// Serves until stopped, with the check loops and the webhook worker running beside the
+    /// server, each under supervision: a loop that panics or returns is logged and restarted, and `/readyz`
     /// says so meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let [due, first] = BACKGROUND_TASKS;
+        let [due, first, deliveries] = BACKGROUND_TASKS;
         let verifier = self.verifier.clone();
         let loops = [
             self.background
@@ -194,6 +208,11 @@ impl Application {
                 let verifier = self.verifier.clone();
                 self.background
                     .supervise(first, move || verifier.clone().run_first_checks())
+            },
+            {
+                let worker = self.webhooks.clone();
+                self.background
+                    .supervise(deliveries, move || worker.clone().run_forever())
             },
         ];
         let result = self.server.await;

@@ -18,7 +18,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use url::{Host, Url};
 
 /// Standard Webhooks asks for 15 to 30 s per attempt; a receiver that needs longer should
-/// queue the work and answer first.
+/// queue the work and answer first. The default of `CONSENTRY_WEBHOOK_TIMEOUT`.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A `Retry-After` longer than the longest step of the retry schedule (10 hours) is read
@@ -240,6 +240,8 @@ pub enum DeliveryError {
     UnsupportedScheme(String),
     #[error("the webhook URL has no host")]
     NoHost,
+    #[error("the webhook URL is not a URL")]
+    InvalidUrl,
     /// The host is, or resolves to, an address that is not public. The address is named
     /// (as vaultwarden names it): it is what the operator needs to see the mistake.
     #[error(
@@ -248,7 +250,7 @@ pub enum DeliveryError {
     NotPublic { addr: IpAddr, kind: NonPublic },
     #[error("the webhook URL's host name did not resolve")]
     Unresolved,
-    #[error("no answer within {}s", ATTEMPT_TIMEOUT.as_secs())]
+    #[error("no answer within {}s", elapsed.as_secs())]
     TimedOut { elapsed: Duration },
     #[error("the connection to the receiver failed")]
     Connect { elapsed: Duration },
@@ -267,6 +269,12 @@ impl DeliveryClient {
     /// `allow_private` lifts the address guard (`CONSENTRY_WEBHOOK_ALLOW_PRIVATE`: the demo
     /// and tests deliver to receivers on this machine).
     pub fn new(allow_private: bool) -> anyhow::Result<DeliveryClient> {
+        DeliveryClient::with_timeout(allow_private, ATTEMPT_TIMEOUT)
+    }
+
+    /// As [`DeliveryClient::new`], giving each attempt `timeout` (`CONSENTRY_WEBHOOK_TIMEOUT`)
+    /// from sending the request to the response's headers.
+    pub fn with_timeout(allow_private: bool, timeout: Duration) -> anyhow::Result<DeliveryClient> {
         // As in `EntraClient::new`: reqwest has no default TLS provider; ring is the
         // process's. Idempotent.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -275,8 +283,8 @@ impl DeliveryClient {
             // A proxy would resolve and connect on our behalf, past the guard.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("consentry-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(DeliveryClient {

@@ -290,6 +290,8 @@ struct DemoProcess {
     banner: String,
     site: String,
     emulator: String,
+    inbox: String,
+    api_key: String,
     database: String,
     db_path: std::path::PathBuf,
 }
@@ -353,11 +355,15 @@ async fn start_demo(env: &[(&str, &str)]) -> DemoProcess {
     };
     let site = url_after("sign-up page");
     let emulator = url_after("Microsoft (emulated)");
+    let inbox = url_after("webhook inbox");
+    let api_key = url_after("API key");
     DemoProcess {
         _child: child,
         banner,
         site,
         emulator,
+        inbox,
+        api_key,
         database,
         db_path,
     }
@@ -393,6 +399,27 @@ impl DemoProcess {
             .await
             .status()
             .as_u16()
+    }
+
+    /// The inbox page once it shows an event of type `wanted` (30 s at most).
+    async fn wait_for_inbox(&self, wanted: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let page = reqwest::get(format!("{}/", self.inbox))
+                .await
+                .expect("the inbox answers")
+                .text()
+                .await
+                .expect("html");
+            if page.contains(&format!("<code>{wanted}</code>")) {
+                return page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {wanted} in the inbox: {page}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// The tenant's status in the demo's database, polled until `wanted` (30 s at most).
@@ -446,6 +473,17 @@ async fn demo_with_a_short_verify_interval_notices_a_revoked_consent_without_a_c
     let callback = decision.headers()["location"].to_str().expect("ascii");
     assert_eq!(browser.get(callback).await.status(), 303);
     demo.wait_for_status(contoso, "active").await;
+    let listed: serde_json::Value = http
+        .get(format!("{}/api/v1/tenants", demo.site))
+        .bearer_auth(&demo.api_key)
+        .send()
+        .await
+        .expect("the API answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"][0]["id"], contoso.to_string(), "{listed}");
+    demo.wait_for_inbox("tenant.connected").await;
 
     // The administrator revokes the consent; nobody clicks anything in consentry.
     let revoked = http
@@ -459,6 +497,11 @@ async fn demo_with_a_short_verify_interval_notices_a_revoked_consent_without_a_c
     assert_eq!(revoked.status(), 200);
 
     demo.wait_for_status(contoso, "revoked").await;
+    let inbox = demo.wait_for_inbox("tenant.status_changed").await;
+    assert!(
+        !inbox.contains("refused"),
+        "every delivery verifies with the endpoint's secret: {inbox}"
+    );
     assert!(
         demo.banner.contains("CONSENTRY_VERIFY_INTERVAL=1s"),
         "{}",

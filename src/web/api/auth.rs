@@ -101,10 +101,12 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiClient, Problem> {
     let key = presented_key(req)?;
     // The lookup matches on the key's SHA-256, which tells an attacker timing it nothing
     // about any key; the hash is then compared again in constant time, so no comparison of
-    // secret material depends on the database's string equality.
+    // secret material depends on the database's (or the cache's) string equality. Found
+    // keys are cached for `store::API_KEY_TTL` (a revocation by another process takes that
+    // long to be seen; one through this process is at once); unknown ones are not cached.
     let row = state
         .store
-        .api_key_by_hash(&key.hash())
+        .api_key_by_hash_cached(&key.hash())
         .await
         .map_err(|e| Problem::from_store(&request_id, e))?
         .filter(|row| key.matches(&row.key_hash))
@@ -131,9 +133,9 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiClient, Problem> {
     }
     Ok(ApiClient {
         scopes: row.scopes(),
-        key_id: row.id,
-        key_name: row.name,
-        key_prefix: row.prefix,
+        key_id: row.id.clone(),
+        key_name: row.name.clone(),
+        key_prefix: row.prefix.clone(),
         request_id,
     })
 }

@@ -1,0 +1,233 @@
+//! Short-lived read-through caches in front of the two rows every token request reads: the
+//! API key (by its hash) and the tenant (for its status).
+//!
+//! Measured by `cargo bench --bench api`: each lookup is a round trip to SQLite's connection
+//! thread, and with the event write they held `POST /api/v1/tenants/{id}/token` to a tenth
+//! of `/health`. Both caches hold a row for seconds at most, so a change made by another
+//! process on the same database (`consentry api-keys revoke`, a second instance) is seen
+//! within that time; changes made through this process's [`Store`] that must take effect at
+//! once (revoking a key) drop the cached row themselves.
+//!
+//! Only rows that exist are cached: a lookup that finds nothing is not remembered, so
+//! guessed keys or tenant ids cannot fill memory (they cost a lookup each, as before). The
+//! size is bounded all the same, by [`CAPACITY`] entries.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::{ApiKeyRow, Store, StoreError, TenantRow};
+use crate::domain::TenantId;
+
+/// Entries per cache. Only existing keys and tenants get in; past this, expired entries are
+/// dropped, and if that frees nothing the cache starts again empty (a lookup each, once).
+const CAPACITY: usize = 10_000;
+
+/// How long a verified API key is trusted without asking the database again: the longest a
+/// key revoked by another process (the command line, a second instance) keeps working here.
+/// Two seconds is shorter than anyone takes to switch from revoking a key to checking it
+/// is refused, and still turns a busy client's thousands of lookups a second into one every
+/// two seconds.
+pub const API_KEY_TTL: Duration = Duration::from_secs(2);
+
+/// How long a tenant's row (its status, for the token route's 409) is reused: a status
+/// change made by a check takes at most this long to refuse or allow tokens. A token already
+/// handed out stays valid for its hour whatever happens, so one more second of tokens for a
+/// tenant whose consent was just revoked changes nothing a client could rely on.
+pub const TENANT_TTL: Duration = Duration::from_secs(1);
+
+/// Key to value, each for at most `ttl` after it was read.
+pub(super) struct TtlCache<K, V> {
+    ttl: Duration,
+    entries: Mutex<Entries<K, V>>,
+}
+
+struct Entries<K, V> {
+    map: HashMap<K, (Instant, V)>,
+    /// Counts [`TtlCache::forget`] calls: a value read from the database before one must
+    /// not be remembered after it (it may be the very row that was just changed).
+    generation: u64,
+}
+
+/// When a lookup started, to give [`TtlCache::insert`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadStart {
+    at: Instant,
+    generation: u64,
+}
+
+impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
+    pub(super) fn new(ttl: Duration) -> TtlCache<K, V> {
+        TtlCache {
+            ttl,
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                generation: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries<K, V>> {
+        // A panic while holding the lock cannot leave the map half-changed (each change is
+        // one call on it), so a poisoned lock is still a good map.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value, if it was read less than `ttl` ago.
+    pub(super) fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let now = Instant::now();
+        self.lock()
+            .map
+            .get(key)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// To call before reading the value from the database.
+    pub(super) fn read_start(&self) -> ReadStart {
+        ReadStart {
+            at: Instant::now(),
+            generation: self.lock().generation,
+        }
+    }
+
+    /// Remembers `value`, whose read began at `start` (its age counts the lookup too),
+    /// unless something was forgotten since: the value may predate that change.
+    pub(super) fn insert(&self, key: K, value: V, start: ReadStart) {
+        let mut entries = self.lock();
+        if entries.generation != start.generation {
+            return;
+        }
+        if entries.map.len() >= CAPACITY {
+            let now = Instant::now();
+            entries
+                .map
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < self.ttl);
+            if entries.map.len() >= CAPACITY {
+                entries.map.clear();
+            }
+        }
+        entries.map.insert(key, (start.at, value));
+    }
+
+    /// Changes in place the values `change` returns a replacement for (keeping their age).
+    pub(super) fn update(&self, mut change: impl FnMut(&V) -> Option<V>) {
+        for (_, value) in self.lock().map.values_mut() {
+            if let Some(new) = change(value) {
+                *value = new;
+            }
+        }
+    }
+
+    /// Drops the values `drop` says so of, and keeps out any value whose read began
+    /// before.
+    pub(super) fn forget(&self, mut drop: impl FnMut(&V) -> bool) {
+        let mut entries = self.lock();
+        entries.generation = entries.generation.wrapping_add(1);
+        entries.map.retain(|_, (_, v)| !drop(v));
+    }
+}
+
+/// The caches one [`Store`] and its clones share.
+pub(super) struct Caches {
+    /// By the key's SHA-256 (base64url), as the database is searched.
+    pub(super) api_keys: TtlCache<String, Arc<ApiKeyRow>>,
+    pub(super) tenants: TtlCache<TenantId, Arc<TenantRow>>,
+}
+
+impl Caches {
+    pub(super) fn new() -> Caches {
+        Caches {
+            api_keys: TtlCache::new(API_KEY_TTL),
+            tenants: TtlCache::new(TENANT_TTL),
+        }
+    }
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("api_keys", &self.api_keys.lock().map.len())
+            .field("tenants", &self.tenants.lock().map.len())
+            .finish()
+    }
+}
+
+impl Store {
+    /// The tenant as it was at most [`TENANT_TTL`] ago: for the token route, which asks on
+    /// every request and needs only the status and granted permissions. Anything that
+    /// decides on a tenant's fresh state reads [`Store::tenant`].
+    pub async fn tenant_recent(&self, id: TenantId) -> Result<Option<Arc<TenantRow>>, StoreError> {
+        if let Some(row) = self.caches.tenants.get(&id) {
+            return Ok(Some(row));
+        }
+        let start = self.caches.tenants.read_start();
+        let Some(row) = self.tenant(id).await? else {
+            return Ok(None);
+        };
+        let row = Arc::new(row);
+        self.caches.tenants.insert(id, row.clone(), start);
+        Ok(Some(row))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_and_misses_are_not_remembered() {
+        let cache: TtlCache<String, u32> = TtlCache::new(Duration::from_secs(60));
+        let long_ago = ReadStart {
+            at: Instant::now() - Duration::from_secs(61),
+            generation: 0,
+        };
+        cache.insert("old".to_owned(), 1, long_ago);
+        cache.insert("new".to_owned(), 2, cache.read_start());
+
+        assert_eq!(cache.get("old"), None, "read more than the TTL ago");
+        assert_eq!(cache.get("new"), Some(2));
+        assert_eq!(cache.get("never"), None);
+        cache.forget(|v| *v == 2);
+        assert_eq!(cache.get("new"), None);
+    }
+
+    #[test]
+    fn a_value_read_before_a_forget_is_not_remembered() {
+        let cache: TtlCache<&str, u32> = TtlCache::new(Duration::from_secs(60));
+        let start = cache.read_start();
+        cache.forget(|_| true);
+        cache.insert("key", 1, start);
+        assert_eq!(
+            cache.get("key"),
+            None,
+            "it may be the row that just changed"
+        );
+    }
+
+    #[test]
+    fn the_size_stays_bounded() {
+        let cache: TtlCache<usize, usize> = TtlCache::new(Duration::from_secs(60));
+        for i in 0..CAPACITY * 3 {
+            cache.insert(i, i, cache.read_start());
+        }
+        assert!(cache.lock().map.len() <= CAPACITY);
+        assert_eq!(cache.get(&(CAPACITY * 3 - 1)), Some(CAPACITY * 3 - 1));
+    }
+
+    #[test]
+    fn update_changes_values_in_place() {
+        let cache: TtlCache<&str, u32> = TtlCache::new(Duration::from_secs(60));
+        cache.insert("a", 1, cache.read_start());
+        cache.insert("b", 2, cache.read_start());
+        cache.update(|v| (*v == 1).then_some(10));
+        assert_eq!(cache.get("a"), Some(10));
+        assert_eq!(cache.get("b"), Some(2));
+    }
+}
