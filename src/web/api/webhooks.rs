@@ -1170,10 +1170,11 @@ pub async fn events(
     }))
 }
 
-/// Deliveries became due now (a resend, an endpoint enabled again). The delivery worker
-/// polls the store every second, so they go out without this; when the worker offers a
-/// way to be woken, this is the one place to call it.
-pub(crate) fn wake_delivery_worker(_state: &AppState) {}
+/// Deliveries became due now (a resend, an endpoint enabled again): the delivery worker
+/// looks for them at once rather than at its next poll.
+pub(crate) fn wake_delivery_worker(state: &AppState) {
+    state.webhooks.wake();
+}
 
 #[cfg(test)]
 mod tests {
