@@ -1,5 +1,5 @@
 //! Idempotency keys of API requests that create something (migration
-//! 20261130000008_api_idempotency.sql states the rules).
+//! 20261130000005_api_idempotency.sql states the rules).
 
 use time::OffsetDateTime;
 

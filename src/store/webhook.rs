@@ -89,6 +89,38 @@ pub(super) async fn insert_endpoint(
     .await?)
 }
 
+/// Sets an endpoint's state on `conn`; enabling makes its waiting deliveries due at once.
+/// The endpoint as it now is, `None` when there is no such endpoint.
+async fn apply_state(
+    conn: &mut SqliteConnection,
+    id: &str,
+    state: EndpointState,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<EndpointRow>, StoreError> {
+    let now_s = ts(now);
+    let row: Option<EndpointRow> = sqlx::query_as(
+        "update webhook_endpoint set state = $1, state_reason = $2, updated_at = $3 where id = $4 returning *",
+    )
+    .bind(state.as_str())
+    .bind(if state == EndpointState::Enabled { None } else { reason })
+    .bind(&now_s)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if row.is_some() && state == EndpointState::Enabled {
+        sqlx::query(
+            "update webhook_delivery set next_attempt_at = $1, updated_at = $1 \
+             where endpoint_id = $2 and status = 'pending' and next_attempt_at > $1",
+        )
+        .bind(&now_s)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(row)
+}
+
 /// How a tenant appears in event payloads: what Graph said of it, never a claim.
 pub(super) fn tenant_json(row: &TenantRow) -> Value {
     json!({
@@ -153,6 +185,8 @@ pub struct EndpointChange<'a> {
     pub url: Option<&'a str>,
     pub description: Option<&'a str>,
     pub filter: Option<&'a EventFilter>,
+    /// A new state, with why in words (kept for paused and disabled).
+    pub state: Option<(EndpointState, Option<&'a str>)>,
 }
 
 /// A due delivery a worker holds the lease of.
@@ -313,7 +347,9 @@ impl Store {
         change: &EndpointChange<'_>,
         now: OffsetDateTime,
     ) -> Result<Option<EndpointRow>, StoreError> {
-        Ok(sqlx::query_as(
+        // One transaction: a change of fields and state is all made or not at all.
+        let mut tx = self.pool.begin().await?;
+        let found: Option<EndpointRow> = sqlx::query_as(
             "update webhook_endpoint set url = coalesce($1, url), description = coalesce($2, description), \
              event_types = coalesce($3, event_types), updated_at = $4 where id = $5 returning *",
         )
@@ -322,8 +358,19 @@ impl Store {
         .bind(change.filter.map(EventFilter::to_column))
         .bind(ts(now))
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut row) = found else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        if let Some((state, reason)) = change.state {
+            row = apply_state(&mut tx, id, state, reason, now)
+                .await?
+                .unwrap_or(row);
+        }
+        tx.commit().await?;
+        Ok(Some(row))
     }
 
     /// Enables, pauses or disables an endpoint; `reason` says why in words (kept for
@@ -336,29 +383,10 @@ impl Store {
         reason: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query(
-            "update webhook_endpoint set state = $1, state_reason = $2, updated_at = $3 where id = $4",
-        )
-        .bind(state.as_str())
-        .bind(if state == EndpointState::Enabled { None } else { reason })
-        .bind(&now_s)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if found && state == EndpointState::Enabled {
-            sqlx::query(
-                "update webhook_delivery set next_attempt_at = $1, updated_at = $1 \
-                 where endpoint_id = $2 and status = 'pending' and next_attempt_at > $1",
-            )
-            .bind(&now_s)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let found = apply_state(&mut tx, id, state, reason, now)
+            .await?
+            .is_some();
         tx.commit().await?;
         Ok(found)
     }

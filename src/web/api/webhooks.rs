@@ -728,32 +728,21 @@ pub async fn update_endpoint(
     };
     let now = OffsetDateTime::now_utc();
     let store_error = |e| Problem::from_store(client.request_id(), e);
-    if url.is_some() || description.is_some() || filter.is_some() {
-        let change = EndpointChange {
-            url: url.as_deref(),
-            description: description.as_deref(),
-            filter: filter.as_ref(),
-        };
-        state
-            .store
-            .update_endpoint(&row.id, &change, now)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| no_such_endpoint(&req))?;
-    }
-    if let Some(new_state) = new_state {
-        let reason = format!("Paused by {}.", client.describe());
-        if !state
-            .store
-            .set_endpoint_state(&row.id, new_state, Some(&reason), now)
-            .await
-            .map_err(store_error)?
-        {
-            return Err(no_such_endpoint(&req));
-        }
-        if new_state == EndpointState::Enabled {
-            wake_delivery_worker(&state);
-        }
+    let reason = format!("Paused by {}.", client.describe());
+    let change = EndpointChange {
+        url: url.as_deref(),
+        description: description.as_deref(),
+        filter: filter.as_ref(),
+        state: new_state.map(|s| (s, Some(reason.as_str()))),
+    };
+    state
+        .store
+        .update_endpoint(&row.id, &change, now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| no_such_endpoint(&req))?;
+    if new_state == Some(EndpointState::Enabled) {
+        wake_delivery_worker(&state);
     }
     tracing::info!(key = %client.describe(), endpoint = %row.id, "webhook endpoint changed");
     let row = endpoint_of(&req, &client, &state, &row.id).await?;

@@ -473,6 +473,7 @@ pub async fn update(
         url: Some(&url),
         description: Some(&description),
         filter: Some(&filter),
+        state: None,
     };
     state
         .store
