@@ -92,6 +92,10 @@ pub const SECURITY_SCHEME: &str = "api_key";
         problem::ServiceUnavailable,
         problem::BadGateway,
         problem::InternalServerError,
+        problem::BadJsonBody,
+        problem::PayloadTooLarge,
+        problem::UnsupportedMediaType,
+        problem::EndpointRefused,
     )),
     modifiers(&BearerKey),
     tags(

@@ -116,6 +116,14 @@ problem_responses! {
         try again after `Retry-After`.",
         "Retry-After" = "Seconds to wait before trying again.";
     BadGateway: "Microsoft's answer was an error or could not be read; `detail` names its code.";
+    BadJsonBody: "The body is not well-formed JSON, has a field this route does not take, lacks \
+        one it needs, or has a value of the wrong type; `detail` says which.";
+    PayloadTooLarge: "The body is larger than 8 KB.";
+    UnsupportedMediaType: "The body is not `application/json`.";
+    EndpointRefused: "A field's value is refused (a URL that is not http(s), carries \
+        credentials, is too long or leads to a non-public address; an unknown event type; an \
+        empty `event_types`; a description over 500 characters; a `state` other than `enabled` \
+        or `paused`); `detail` names the field. Nothing was written.";
     InternalServerError: "Something went wrong on consentry's side; the logs have the cause \
         under the request id.";
 }

@@ -511,18 +511,10 @@ fn secret_answer(status: StatusCode, body: &impl Serialize) -> HttpResponse {
         (status = 200, description = "A replay of an `Idempotency-Key` used in the last 24 hours: the \
             endpoint the first request created, without its secret (`Idempotent-Replayed: true`).",
             body = EndpointJson),
-        (status = 400, description = "The body is not well-formed JSON, has a field this route does not take, \
-            lacks one it needs, or has a value of the wrong type; `detail` says which.",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 8 KB.",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`.",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "A field's value is refused (a URL that is not http(s), carries \
-            credentials, is too long or leads to a non-public address; an unknown event type; an empty \
-            `event_types`; a description over 500 characters; a `state` other than `enabled` or \
-            `paused`); `detail` names the field. Nothing was written.",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, response = problem::BadJsonBody),
+        (status = 413, response = problem::PayloadTooLarge),
+        (status = 415, response = problem::UnsupportedMediaType),
+        (status = 422, response = problem::EndpointRefused),
         (status = 409, description = "The endpoint this `Idempotency-Key` created has been deleted since.",
             body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, response = problem::Unauthorized),
@@ -668,18 +660,10 @@ pub async fn show_endpoint(
     security(("api_key" = ["webhooks:manage"])),
     responses(
         (status = 200, description = "The endpoint as changed.", body = EndpointJson),
-        (status = 400, description = "The body is not well-formed JSON, has a field this route does not take, \
-            lacks one it needs, or has a value of the wrong type; `detail` says which.",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 8 KB.",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`.",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "A field's value is refused (a URL that is not http(s), carries \
-            credentials, is too long or leads to a non-public address; an unknown event type; an empty \
-            `event_types`; a description over 500 characters; a `state` other than `enabled` or \
-            `paused`); `detail` names the field. Nothing was written.",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, response = problem::BadJsonBody),
+        (status = 413, response = problem::PayloadTooLarge),
+        (status = 415, response = problem::UnsupportedMediaType),
+        (status = 422, response = problem::EndpointRefused),
         (status = 404, description = "There is no webhook endpoint with this id.",
             body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, response = problem::Unauthorized),
