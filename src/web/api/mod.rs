@@ -260,3 +260,12 @@ async fn method_not_allowed(req: HttpRequest) -> Problem {
         format!("This route does not take {}.", req.method()),
     )
 }
+
+/// A page out of rows fetched with `limit + 1` (the extra row only says whether more
+/// follow): the first `limit` rows, and whether there were more.
+pub(crate) fn take_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let keep = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > keep;
+    rows.truncate(keep);
+    (rows, more)
+}

@@ -208,13 +208,14 @@ pub async fn list(
         updated_since,
     };
     // One more than asked, to learn whether another page follows.
-    let mut rows = state
-        .store
-        .tenants_page(&filter, after.as_ref(), limit + 1)
-        .await
-        .map_err(|e| Problem::from_store(client.request_id(), e))?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let (rows, more) = super::take_page(
+        state
+            .store
+            .tenants_page(&filter, after.as_ref(), limit + 1)
+            .await
+            .map_err(|e| Problem::from_store(client.request_id(), e))?,
+        limit,
+    );
     let next_cursor = more
         .then(|| rows.last().map(|r| encode_cursor(&r.cursor())))
         .flatten();
@@ -474,13 +475,14 @@ pub async fn events(
         ),
     };
     let (id, _) = tenant_of(&req, &client, &state, &id).await?;
-    let mut rows = state
-        .store
-        .events_page(id, before.as_deref(), limit + 1)
-        .await
-        .map_err(|e| Problem::from_store(client.request_id(), e))?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let (rows, more) = super::take_page(
+        state
+            .store
+            .events_page(id, before.as_deref(), limit + 1)
+            .await
+            .map_err(|e| Problem::from_store(client.request_id(), e))?,
+        limit,
+    );
     let next_cursor = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
     Ok(HttpResponse::Ok().json(EventPage {
         data: rows.into_iter().map(EventJson::of).collect(),

@@ -932,13 +932,14 @@ pub async fn deliveries(
         tenant_id: None,
         status,
     };
-    let mut rows = state
-        .store
-        .deliveries(&filter, before, limit + 1)
-        .await
-        .map_err(|e| Problem::from_store(client.request_id(), e))?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let (rows, more) = super::take_page(
+        state
+            .store
+            .deliveries(&filter, before, limit + 1)
+            .await
+            .map_err(|e| Problem::from_store(client.request_id(), e))?,
+        limit,
+    );
     let next_cursor = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
     Ok(HttpResponse::Ok().json(DeliveryPage {
         data: rows.into_iter().map(DeliveryJson::of).collect(),
@@ -1125,13 +1126,14 @@ pub async fn events(
             Problem::bad_request(&req, "tenant_id must be a tenant id (a GUID).")
         })?),
     };
-    let mut rows = state
-        .store
-        .webhook_events(after, event_type, tenant, limit + 1)
-        .await
-        .map_err(|e| Problem::from_store(client.request_id(), e))?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let (rows, has_more) = super::take_page(
+        state
+            .store
+            .webhook_events(after, event_type, tenant, limit + 1)
+            .await
+            .map_err(|e| Problem::from_store(client.request_id(), e))?,
+        limit,
+    );
     let next_cursor = rows
         .last()
         .map(|r| r.id.clone())
