@@ -131,6 +131,8 @@ impl TestApp {
             http: reqwest::Client::builder()
                 .cookie_provider(jar.clone())
                 .redirect(Policy::none())
+                // Inside the server's 5 s keep-alive (see helpers.rs spawn_emulator_with).
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .expect("client"),
             base: self.base.clone(),
@@ -214,6 +216,7 @@ impl Browser {
                 .cookie_provider(self.jar.clone())
                 .redirect(Policy::none())
                 .local_address(ip)
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .expect("client"),
             base: self.base.clone(),

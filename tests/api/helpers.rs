@@ -46,7 +46,12 @@ pub async fn spawn_emulator_with(adjust: impl FnOnce(&mut EmulatorConfig)) -> Te
     let ca_pem = emulator.ca_pem_path().map(PathBuf::from);
     tokio::spawn(emulator.run_until_stopped());
 
-    let mut builder = reqwest::Client::builder().redirect(Policy::none());
+    // Idle connections are dropped after 2 s, well inside the servers' 5 s keep-alive: a
+    // request sent on a connection the server is just closing fails with IncompleteMessage
+    // (seen on a loaded machine), a client-side race no server can prevent.
+    let mut builder = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(2));
     if let Some(ca) = &ca_pem {
         let pem = std::fs::read(ca).expect("ca.pem is readable");
         let cert = reqwest::Certificate::from_pem(&pem).expect("ca.pem parses");
