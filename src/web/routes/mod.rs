@@ -10,6 +10,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::middleware::RequestId;
 
+pub use admin::POST_ROUTES as ADMIN_POST_ROUTES;
 pub use callback::RefusedCallbacks;
 
 /// Routes go through `web::resource`, not `cfg.route`: the latter moves the method guard
