@@ -13,10 +13,12 @@ mod webhooks;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use time::OffsetDateTime;
 
@@ -144,6 +146,7 @@ pub async fn audit(state: &AppState, event: NewAuditEvent<'_>) {
 }
 
 /// A signed-in operator, from the session cookie, allowed by role to make this request.
+#[derive(Clone)]
 pub struct Operator {
     pub id: String,
     pub name: String,
@@ -247,67 +250,91 @@ impl FromRequest for Operator {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| WebError::Internal(anyhow::anyhow!("application state missing")))?;
-            let token = req
-                .cookie(cookies::SESSION)
-                .and_then(|c| RandomToken::parse(c.value()))
-                .ok_or(LoginRequired)?;
-            let session_hash = state.keyed.hash("session", &token);
-            let now = OffsetDateTime::now_utc();
-            let row = state
-                .store
-                .session(&session_hash, now)
-                .await
-                .map_err(WebError::from)?
-                .ok_or(LoginRequired)?;
-            let seen_long_ago = row
-                .last_seen_at
-                .as_deref()
-                .and_then(crate::store::parse_ts)
-                .is_none_or(|at| now - at >= SEEN_EVERY);
-            if seen_long_ago {
-                state
-                    .store
-                    .touch_session(&session_hash, now)
-                    .await
-                    .map_err(WebError::from)?;
+            // [`enforce_roles`] resolved and checked it before any extractor ran.
+            if let Some(operator) = req.extensions().get::<Operator>() {
+                return Ok(operator.clone());
             }
-            let operator = Operator {
-                id: row.operator_id,
-                role: Role::parse(&row.role).unwrap_or(Role::Viewer),
-                name: row.operator_name,
-                csrf: row.csrf_token,
-                address: client_addr(&req),
-                session_hash,
-                session_public_id: row.public_id.unwrap_or_default(),
-            };
-            let needed = required_role(
-                req.method(),
-                req.match_pattern().as_deref().unwrap_or(req.path()),
-            );
-            if operator.role < needed {
-                operator
-                    .audit(
-                        &state,
-                        AuditAction::Forbidden,
-                        &format!("{} {}", req.method(), req.path()),
-                        Outcome::Denied,
-                    )
-                    .await;
-                return Err(Forbidden {
-                    operator: operator.name,
-                    csrf: operator.csrf,
-                    role: operator.role.as_str(),
-                    needed: needed.as_str(),
-                }
-                .into());
-            }
-            Ok(operator)
+            resolve(&req).await
         })
     }
+}
+
+/// Runs before the handler's extractors (which actix-web polls together, so a malformed form
+/// could otherwise answer 400 before the role was checked): resolves the session and refuses
+/// a request its role may not make, for every `/admin` route but the sign-in page.
+pub async fn enforce_roles(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    if req.path() != "/admin/login" {
+        match resolve(req.request()).await {
+            Ok(operator) => {
+                req.extensions_mut().insert(operator);
+            }
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The signed-in operator of `req`, allowed by role to make it (else 303 to the sign-in
+/// page, or 403).
+async fn resolve(req: &HttpRequest) -> Result<Operator, actix_web::Error> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| WebError::Internal(anyhow::anyhow!("application state missing")))?;
+    let token = req
+        .cookie(cookies::SESSION)
+        .and_then(|c| RandomToken::parse(c.value()))
+        .ok_or(LoginRequired)?;
+    let session_hash = state.keyed.hash("session", &token);
+    let now = OffsetDateTime::now_utc();
+    let row = state
+        .store
+        .session(&session_hash, now)
+        .await
+        .map_err(WebError::from)?
+        .ok_or(LoginRequired)?;
+    let seen_long_ago = row
+        .last_seen_at
+        .as_deref()
+        .and_then(crate::store::parse_ts)
+        .is_none_or(|at| now - at >= SEEN_EVERY);
+    if seen_long_ago {
+        state
+            .store
+            .touch_session(&session_hash, now)
+            .await
+            .map_err(WebError::from)?;
+    }
+    let operator = Operator {
+        id: row.operator_id,
+        role: Role::parse(&row.role).unwrap_or(Role::Viewer),
+        name: row.operator_name,
+        csrf: row.csrf_token,
+        address: client_addr(req),
+        session_hash,
+        session_public_id: row.public_id.unwrap_or_default(),
+    };
+    let needed = required_role(
+        req.method(),
+        req.match_pattern().as_deref().unwrap_or(req.path()),
+    );
+    if operator.role < needed {
+        let target = format!("{} {}", req.method(), req.path());
+        operator
+            .audit(&state, AuditAction::Forbidden, &target, Outcome::Denied)
+            .await;
+        return Err(Forbidden {
+            operator: operator.name,
+            csrf: operator.csrf,
+            role: operator.role.as_str(),
+            needed: needed.as_str(),
+        }
+        .into());
+    }
+    Ok(operator)
 }
 
 #[cfg(test)]
