@@ -18,7 +18,7 @@ use crate::domain::password::{MIN_PASSWORD_CHARS, hash_password};
 use crate::emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REDIRECT_URIS, Emulator, EmulatorConfig,
 };
-use crate::store::{NewApiKey, Store, TenantFilter};
+use crate::store::{NewApiKey, Role, Store, TenantFilter, generate_password, valid_operator_name};
 use crate::web::Application;
 
 #[derive(Debug, Parser)]
@@ -110,13 +110,61 @@ enum TenantsCommand {
 enum OperatorsCommand {
     /// Create an operator, or set a new password for an existing one (which signs out
     /// their sessions). The password comes from CONSENTRY_OPERATOR_PASSWORD, else from the
-    /// first line of standard input.
+    /// first line of standard input, unless --generate prints a new one.
     Add {
         /// Letters, digits and . _ @ -
+        name: String,
+        /// owner, operator or viewer. Default: owner for the first owner of the database,
+        /// else operator; an existing operator keeps their role unless this is given.
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        password: PasswordArg,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Print the operators: name, role, enabled or disabled, created.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Stop an operator from signing in and end their sessions (never the last owner).
+    Disable {
         name: String,
         #[command(flatten)]
         db: DatabaseArg,
     },
+    /// Let a disabled operator sign in again.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Remove an operator and their sessions (never the last owner).
+    Remove {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Set a new password for an operator and end their sessions. The password comes from
+    /// CONSENTRY_OPERATOR_PASSWORD, else standard input, unless --generate prints one.
+    Reset {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArg,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PasswordArg {
+    /// Generate the password and print it once, instead of reading one.
+    #[arg(long)]
+    generate: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,8 +341,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = RawSettings::gather(config.as_deref())?.parse()?;
             verify_tenants(settings, if all { None } else { tenant }).await
         }
-        Command::Operators(OperatorsCommand::Add { name, db }) => {
-            add_operator(&db.database, &name).await
+        Command::Operators(OperatorsCommand::Add {
+            name,
+            role,
+            password,
+            db,
+        }) => add_operator(&db.database, &name, role.as_deref(), password.generate).await,
+        Command::Operators(OperatorsCommand::List { json, db }) => {
+            list_operators(&db.database, json).await
+        }
+        Command::Operators(OperatorsCommand::Disable { name, db }) => {
+            let store = Store::connect(&db.database).await?;
+            let done = store
+                .disable_operator(&name, time::OffsetDateTime::now_utc())
+                .await;
+            store.close().await;
+            done?;
+            println!("disabled operator {name} and ended their sessions");
+            Ok(())
+        }
+        Command::Operators(OperatorsCommand::Enable { name, db }) => {
+            let store = Store::connect(&db.database).await?;
+            let done = store
+                .enable_operator(&name, time::OffsetDateTime::now_utc())
+                .await;
+            store.close().await;
+            done?;
+            println!("enabled operator {name}");
+            Ok(())
+        }
+        Command::Operators(OperatorsCommand::Remove { name, db }) => {
+            let store = Store::connect(&db.database).await?;
+            let done = store.remove_operator(&name).await;
+            store.close().await;
+            done?;
+            println!("removed operator {name}");
+            Ok(())
+        }
+        Command::Operators(OperatorsCommand::Reset { name, password, db }) => {
+            reset_operator(&db.database, &name, password.generate).await
         }
         Command::ApiKeys(ApiKeysCommand::Create { name, scopes, db }) => {
             create_api_key(&db.database, &name, &scopes).await
@@ -519,14 +604,11 @@ async fn verify_tenants(
     Ok(())
 }
 
-async fn add_operator(database: &str, name: &str) -> anyhow::Result<()> {
-    if name.is_empty()
-        || name.len() > 100
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_@".contains(c))
-    {
-        bail!("operator names are 1 to 100 letters, digits and . _ @ -");
+/// The password of an operator being added or reset: generated and printed once, or read
+/// from CONSENTRY_OPERATOR_PASSWORD, else the first line of standard input.
+fn operator_password(name: &str, generate: bool) -> anyhow::Result<String> {
+    if generate {
+        return Ok(generate_password());
     }
     let password = match std::env::var("CONSENTRY_OPERATOR_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
@@ -543,19 +625,112 @@ async fn add_operator(database: &str, name: &str) -> anyhow::Result<()> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         bail!("the password must be at least {MIN_PASSWORD_CHARS} characters");
     }
+    Ok(password)
+}
+
+fn show_generated(name: &str, password: &str, generate: bool) {
+    if generate {
+        eprintln!("the password of {name}; it is shown only now, copy it:");
+        println!("{password}");
+    }
+}
+
+async fn add_operator(
+    database: &str,
+    name: &str,
+    role: Option<&str>,
+    generate: bool,
+) -> anyhow::Result<()> {
+    if !valid_operator_name(name) {
+        bail!("operator names are 1 to 100 letters, digits and . _ @ -");
+    }
+    let role = role
+        .map(|raw| {
+            Role::parse(raw)
+                .with_context(|| format!("there is no role '{raw}' (owner, operator, viewer)"))
+        })
+        .transpose()?;
+    let password = operator_password(name, generate)?;
+    let hash = hash_password(&password)?;
+    let now = time::OffsetDateTime::now_utc();
     let store = Store::connect(database).await?;
-    let created = store
-        .upsert_operator(
-            name,
-            &hash_password(&password)?,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await?;
+    let outcome = async {
+        if store.operator_by_name(name).await?.is_some() {
+            store.reset_operator_password(name, &hash, now).await?;
+            if let Some(role) = role {
+                store.set_operator_role(name, role, now).await?;
+            }
+            return anyhow::Ok(format!(
+                "updated the password of operator {name} and signed out their sessions"
+            ));
+        }
+        let role = match role {
+            Some(role) => role,
+            // The first operator must be able to manage the others.
+            None if !store.has_owner().await? => Role::Owner,
+            None => Role::Operator,
+        };
+        store.add_operator(name, &hash, role, now).await?;
+        anyhow::Ok(format!("created operator {name} ({})", role.as_str()))
+    }
+    .await;
     store.close().await;
-    if created {
-        println!("created operator {name}");
+    let said = outcome?;
+    // With --generate, standard output holds the password alone (for a pipe).
+    if generate {
+        eprintln!("{said}");
     } else {
-        println!("updated the password of operator {name} and signed out their sessions");
+        println!("{said}");
+    }
+    show_generated(name, &password, generate);
+    Ok(())
+}
+
+async fn reset_operator(database: &str, name: &str, generate: bool) -> anyhow::Result<()> {
+    let password = operator_password(name, generate)?;
+    let hash = hash_password(&password)?;
+    let store = Store::connect(database).await?;
+    let done = store
+        .reset_operator_password(name, &hash, time::OffsetDateTime::now_utc())
+        .await;
+    store.close().await;
+    done?;
+    show_generated(name, &password, generate);
+    eprintln!("set a new password for {name} and ended their sessions");
+    Ok(())
+}
+
+async fn list_operators(database: &str, json: bool) -> anyhow::Result<()> {
+    let store = Store::connect(database).await?;
+    let operators = store.list_operators().await?;
+    store.close().await;
+    if json {
+        let rows: Vec<serde_json::Value> = operators
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "name": o.name,
+                    "role": o.role,
+                    "disabled_at": o.disabled_at,
+                    "created_at": o.created_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if operators.is_empty() {
+        println!("no operators yet");
+    } else {
+        println!("{:<30}  {:<8}  {:<34}  created at", "name", "role", "state");
+        for o in &operators {
+            let state = match &o.disabled_at {
+                Some(at) => format!("disabled {at}"),
+                None => "enabled".to_owned(),
+            };
+            println!(
+                "{:<30}  {:<8}  {:<34}  {}",
+                o.name, o.role, state, o.created_at
+            );
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! behind the same methods without touching their callers.
 
 mod api_key;
+mod audit;
 mod cache;
 mod consent;
 mod event;
@@ -24,6 +25,7 @@ use sqlx::{Pool, Sqlite};
 use time::OffsetDateTime;
 
 pub use api_key::{ApiKeyRow, NewApiKey};
+pub use audit::{AuditAction, AuditFilter, AuditRow, NewAuditEvent, Outcome};
 pub use cache::{API_KEY_TTL, TENANT_TTL};
 pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, MAX_PENDING_REQUESTS,
@@ -32,7 +34,10 @@ pub use consent::{
 pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
-pub use operator::{OperatorRow, SessionRow};
+pub use operator::{
+    NewSession, OperatorChangeError, OperatorRow, Role, SessionRow, SessionView, generate_password,
+    valid_operator_name,
+};
 pub use tenant::{
     CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
 };

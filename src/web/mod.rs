@@ -27,6 +27,8 @@ use crate::verification::{CheckPolicy, Verifier};
 use crate::webhooks::WebhookWorker;
 
 pub use error::WebError;
+/// Every dashboard POST route and the least role that may use it (the tests walk it).
+pub use routes::ADMIN_POST_ROUTES;
 pub use supervisor::{Supervisor, TaskState};
 
 /// The background tasks `serve` runs beside the web server, as the readiness probe names

@@ -266,8 +266,11 @@ async fn after_five_failed_logins_even_the_right_password_must_wait() {
         .expect("seconds");
     assert!((6..=60).contains(&retry_after), "{retry_after}");
     assert!(set_cookie(&sixth, "consentry_session").is_none());
-    let (_, html) = assert_error_page(sixth, 429).await;
+    // The sign-in form again, not the error page (whose button leads to the sign-up page).
+    assert_eq!(sixth.status(), 429);
+    let html = sixth.text().await.expect("html");
     assert!(html.contains("Too many attempts"), "{html}");
+    assert!(html.contains("action=\"/admin/login\""), "{html}");
     assert_eq!(browser.get("/admin").await.status(), 303, "not signed in");
 }
 

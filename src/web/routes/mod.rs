@@ -10,6 +10,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::middleware::RequestId;
 
+pub use admin::POST_ROUTES as ADMIN_POST_ROUTES;
 pub use callback::RefusedCallbacks;
 
 /// Routes go through `web::resource`, not `cfg.route`: the latter moves the method guard
@@ -23,7 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/static/consentry.css").get(stylesheet))
         .service(web::resource("/health").get(|| async { HttpResponse::Ok().body("ok") }))
         .service(web::resource("/readyz").get(ready::readyz))
-        .service(web::scope("/admin").configure(admin::configure));
+        .service(
+            web::scope("/admin")
+                .wrap(actix_web::middleware::from_fn(admin::enforce_roles))
+                .configure(admin::configure),
+        );
 }
 
 async fn stylesheet() -> HttpResponse {

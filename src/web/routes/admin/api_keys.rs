@@ -10,6 +10,7 @@ use super::Operator;
 use super::login::CsrfForm;
 use crate::domain::api_key::{ApiKeySecret, Scope, parse_key_name};
 use crate::store::{ApiKeyRow, NewApiKey};
+use crate::store::{AuditAction, Outcome};
 use crate::web::routes::page;
 use crate::web::{AppState, WebError};
 
@@ -129,6 +130,9 @@ pub async fn create(
         )
         .await?;
     tracing::info!(operator = %operator.name, key_name = %name, "API key created");
+    operator
+        .audit(&state, AuditAction::ApiKeyCreate, &name, Outcome::Success)
+        .await;
     // The answer page, not a redirect: the key exists nowhere else to be shown again.
     render(
         &operator,
@@ -153,6 +157,9 @@ pub async fn revoke(
         .await?
     {
         tracing::info!(operator = %operator.name, key_id = %id, "API key revoked");
+        operator
+            .audit(&state, AuditAction::ApiKeyRevoke, &id, Outcome::Success)
+            .await;
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, "/admin/api-keys"))

@@ -1,5 +1,6 @@
-//! Sign-in and sign-out. Failed attempts are rate-limited per address and per name; a
-//! successful one gets a brand-new session (no fixation).
+//! Sign-in and sign-out. Failed attempts are rate-limited per address and per (name,
+//! address), never per name alone: a limit on the name would let anyone lock its operator
+//! out by failing on purpose. A successful sign-in gets a brand-new session (no fixation).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,9 +8,11 @@ use askama::Template;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::Operator;
+use super::{Operator, audit};
 use crate::domain::RandomToken;
 use crate::domain::password::CheckError;
+use crate::store::{AuditAction, NewAuditEvent, NewSession, Outcome};
+use crate::web::error::retry_after_secs;
 use crate::web::routes::{client_addr, page};
 use crate::web::{AppState, WebError, cookies, csrf};
 
@@ -21,7 +24,7 @@ const SESSION_HOURS: i64 = 12;
 struct LoginPage {
     csrf: String,
     name: String,
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 fn render(
@@ -29,7 +32,7 @@ fn render(
     state: &AppState,
     status: StatusCode,
     name: String,
-    error: Option<&'static str>,
+    error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let (token, fresh) = csrf::form_token(req);
     let mut response = page(
@@ -72,9 +75,10 @@ pub async fn submit(
         return Err(WebError::Csrf);
     }
     let name = form.name.trim().to_owned();
-    let by_addr = format!("addr:{}", client_addr(&req));
-    let by_name = format!(
-        "name:{}",
+    let address = client_addr(&req);
+    let by_addr = format!("addr:{address}");
+    let by_name_and_addr = format!(
+        "name+addr:{}|{address}",
         name.chars()
             .take(MAX_NAME_CHARS)
             .collect::<String>()
@@ -82,14 +86,26 @@ pub async fn submit(
     );
     // The attempt is charged before the password is hashed, in one step for both keys:
     // checking first and charging after the hash let every concurrent attempt through.
-    let attempt = state
-        .login_limit
-        .reserve(&[&by_addr, &by_name])
-        .map_err(|retry_after| WebError::TooManyAttempts { retry_after })?;
+    let attempt = match state.login_limit.reserve(&[&by_addr, &by_name_and_addr]) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            let refused = WebError::TooManyAttempts { retry_after };
+            return refuse(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                name,
+                &refused,
+                retry_after,
+            );
+        }
+    };
     let operator = if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         None
     } else {
         match state.store.operator_by_name(&name).await {
+            // A disabled operator's password is still checked (the same time as any other
+            // attempt), then refused as a wrong one.
             Ok(operator) => operator,
             Err(e) => {
                 // Not an attempt: nothing was checked.
@@ -104,23 +120,43 @@ pub async fn submit(
         Err(CheckError::Busy) => {
             attempt.refund();
             tracing::warn!("operator login refused: every password check is busy");
-            return Err(WebError::LoginBusy {
-                retry_after: state.password_checks.wait(),
-            });
+            let retry_after = state.password_checks.wait();
+            let refused = WebError::LoginBusy { retry_after };
+            return refuse(
+                &req,
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                name,
+                &refused,
+                retry_after,
+            );
         }
         Err(e @ CheckError::Failed(_)) => {
             attempt.refund();
             return Err(WebError::Internal(anyhow::Error::new(e)));
         }
     };
-    let Some(operator) = operator.filter(|_| verified) else {
+    let Some(operator) = operator.filter(|o| verified && o.disabled_at.is_none()) else {
         tracing::warn!(operator = %for_log(&name), "failed operator login");
+        // The name as typed (the audit trail escapes it where it is shown), not `for_log`'s.
+        let typed: String = name.chars().take(MAX_NAME_CHARS).collect();
+        audit(
+            &state,
+            NewAuditEvent {
+                actor: "unknown",
+                address: &address,
+                action: AuditAction::SignIn,
+                target: &typed,
+                outcome: Outcome::Failure,
+            },
+        )
+        .await;
         return render(
             &req,
             &state,
             StatusCode::UNAUTHORIZED,
             name,
-            Some("Wrong name or password."),
+            Some("Wrong name or password.".to_owned()),
         );
     };
     // The right password is not a failed attempt: the operator's own sign-in costs nothing.
@@ -138,17 +174,40 @@ pub async fn submit(
     }
     let session = RandomToken::generate();
     let now = OffsetDateTime::now_utc();
+    let user_agent: String = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_USER_AGENT_CHARS)
+        .collect();
     state
         .store
         .create_session(
-            &state.keyed.hash("session", &session),
-            &operator.id,
-            RandomToken::generate().expose(),
+            &NewSession {
+                id_hash: &state.keyed.hash("session", &session),
+                operator_id: &operator.id,
+                csrf_token: RandomToken::generate().expose(),
+                address: &address,
+                user_agent: &user_agent,
+            },
             now,
             now + time::Duration::hours(SESSION_HOURS),
         )
         .await?;
     tracing::info!(operator = %operator.name, "operator signed in");
+    audit(
+        &state,
+        NewAuditEvent {
+            actor: &operator.name,
+            address: &address,
+            action: AuditAction::SignIn,
+            target: &operator.name,
+            outcome: Outcome::Success,
+        },
+    )
+    .await;
     Ok(HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, "/admin"))
         .cookie(cookies::session(
@@ -156,6 +215,29 @@ pub async fn submit(
             state.settings.secure_cookies(),
         ))
         .finish())
+}
+
+/// Most of a User-Agent header kept with a session.
+const MAX_USER_AGENT_CHARS: usize = 200;
+
+/// A refused attempt (too many failures, or every password check busy) answered with the
+/// sign-in form itself, saying why and for how long, with `Retry-After`: the generic error
+/// page would lead away from the form, to the customer sign-up page.
+fn refuse(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    name: String,
+    refused: &WebError,
+    retry_after: std::time::Duration,
+) -> Result<HttpResponse, WebError> {
+    let mut response = render(req, state, status, name, Some(refused.to_string()))?;
+    if let Ok(value) = retry_after_secs(retry_after).to_string().parse() {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    Ok(response)
 }
 
 /// A name as typed, made safe for one log line: at most [`MAX_NAME_CHARS`] characters, with
@@ -181,6 +263,14 @@ pub async fn logout(
 ) -> Result<HttpResponse, WebError> {
     operator.check_csrf(form.csrf.as_deref())?;
     state.store.delete_session(&operator.session_hash).await?;
+    operator
+        .audit(
+            &state,
+            AuditAction::SignOut,
+            &operator.name,
+            Outcome::Success,
+        )
+        .await;
     Ok(HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, "/admin/login"))
         .cookie(cookies::removal(

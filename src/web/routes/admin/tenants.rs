@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::Operator;
 use super::login::CsrfForm;
 use crate::domain::{TenantId, TenantStatus};
+use crate::store::{AuditAction, Outcome};
 use crate::store::{EventRow, TenantFilter, TenantRow};
 use crate::web::routes::{page, request_id};
 use crate::web::{AppState, WebError};
@@ -362,6 +363,14 @@ pub async fn verify_now(
         return Err(WebError::NotFound);
     }
     state.verifier.check_soon(id);
+    operator
+        .audit(
+            &state,
+            AuditAction::VerifyNow,
+            &id.to_string(),
+            Outcome::Success,
+        )
+        .await;
     Ok(HttpResponse::SeeOther()
         .insert_header((
             actix_web::http::header::LOCATION,

@@ -16,6 +16,7 @@ use super::login::CsrfForm;
 use super::tenants::short;
 use crate::domain::TenantId;
 use crate::domain::webhook::{EndpointState, EventFilter, EventType};
+use crate::store::{AuditAction, Outcome};
 use crate::store::{
     DeliveryCounts, DeliveryFilter, DeliveryRow, EndpointChange, EndpointRow, NewEndpoint,
 };
@@ -332,6 +333,14 @@ pub async fn create(
         )
         .await?;
     tracing::info!(operator = %operator.name, endpoint = %row.id, "webhook endpoint created");
+    operator
+        .audit(
+            &state,
+            AuditAction::WebhookCreate,
+            &row.id,
+            Outcome::Success,
+        )
+        .await;
     // The answer page, not a redirect: the secret is shown nowhere else.
     secret_page(&operator, &row, fresh, None)
 }
@@ -481,6 +490,14 @@ pub async fn update(
         .await?
         .ok_or(WebError::NotFound)?;
     tracing::info!(operator = %operator.name, endpoint = %row.id, "webhook endpoint changed");
+    operator
+        .audit(
+            &state,
+            AuditAction::WebhookChange,
+            &row.id,
+            Outcome::Success,
+        )
+        .await;
     Ok(to_endpoint(&row.id))
 }
 
@@ -525,6 +542,18 @@ async fn set_state(
         wake_delivery_worker(state);
     }
     tracing::info!(operator = %operator.name, endpoint = %id, state = to.as_str(), "webhook endpoint state set");
+    operator
+        .audit(
+            state,
+            if to == EndpointState::Enabled {
+                AuditAction::WebhookEnable
+            } else {
+                AuditAction::WebhookPause
+            },
+            id,
+            Outcome::Success,
+        )
+        .await;
     Ok(to_endpoint(id))
 }
 
@@ -547,6 +576,9 @@ pub async fn rotate(
         return Err(WebError::NotFound);
     }
     tracing::info!(operator = %operator.name, endpoint = %id, "webhook secret rotated");
+    operator
+        .audit(&state, AuditAction::WebhookRotate, &id, Outcome::Success)
+        .await;
     let row = endpoint_row(&state, &id).await?;
     secret_page(
         &operator,
@@ -590,6 +622,9 @@ pub async fn delete(
         return Err(WebError::NotFound);
     }
     tracing::info!(operator = %operator.name, endpoint = %id, "webhook endpoint deleted");
+    operator
+        .audit(&state, AuditAction::WebhookDelete, &id, Outcome::Success)
+        .await;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/admin/webhooks"))
         .finish())
@@ -620,6 +655,14 @@ pub async fn resend(
     }
     wake_delivery_worker(&state);
     tracing::info!(operator = %operator.name, delivery = %row.id, "webhook delivery resent");
+    operator
+        .audit(
+            &state,
+            AuditAction::WebhookResend,
+            &row.id,
+            Outcome::Success,
+        )
+        .await;
     let back = match (form.back.as_deref(), row.tenant_id.as_deref()) {
         (Some("tenant"), Some(tenant)) => format!("/admin/tenants/{tenant}#deliveries-log"),
         _ => format!("/admin/webhooks/{}#deliveries-log", row.endpoint_id),
