@@ -28,10 +28,10 @@ pub enum WebError {
         in_words(*retry_after)
     )]
     TooManyRequests { retry_after: Duration },
-    /// 429: too many failed sign-ins from this address or for this name; `Retry-After` is
+    /// 429: too many failed sign-ins from this address (or for this name from it); `Retry-After` is
     /// the time until the next attempt is allowed, rounded up to a second.
     #[error(
-        "Too many attempts from your address or for this name. Try again in {}.",
+        "Too many attempts from your address. Try again in {}.",
         in_words(*retry_after)
     )]
     TooManyAttempts { retry_after: Duration },
@@ -147,7 +147,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "Too many attempts from your address or for this name. Try again in 45 seconds."
+            "Too many attempts from your address. Try again in 45 seconds."
         );
         let long = WebError::TooManyAttempts {
             retry_after: Duration::from_secs(150),
