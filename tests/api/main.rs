@@ -21,6 +21,7 @@ mod emulator_graph;
 mod emulator_hardening;
 mod emulator_https;
 mod emulator_token;
+mod event_repeats;
 mod fuzz;
 mod graph_client;
 mod health;
