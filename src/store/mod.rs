@@ -9,6 +9,7 @@ mod cache;
 mod consent;
 mod event;
 mod event_batch;
+mod health;
 mod idempotency;
 mod operator;
 mod tenant;
@@ -31,6 +32,7 @@ pub use consent::{
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;
+pub use health::HealthFigures;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use operator::{OperatorRow, SessionRow};
 pub use tenant::{
