@@ -27,6 +27,7 @@ mod graph_client;
 mod health;
 mod login;
 mod logs;
+mod metrics;
 mod monitoring;
 mod onboarding;
 mod openapi;
