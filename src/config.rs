@@ -145,6 +145,12 @@ pub struct Settings {
     pub webhook_retry_schedule: crate::webhooks::RetrySchedule,
     /// How long one delivery attempt may take (`CONSENTRY_WEBHOOK_TIMEOUT`).
     pub webhook_timeout: Duration,
+    /// The bearer token `GET /metrics` on the main port asks for
+    /// (`CONSENTRY_METRICS_TOKEN`); without it that route is 404.
+    pub metrics_token: Option<SecretString>,
+    /// A separate address serving `GET /metrics` without a token
+    /// (`CONSENTRY_METRICS_LISTEN`), to keep on a private network.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why the configuration cannot be used; always names the key.
@@ -183,6 +189,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("webhook_allow_private", "CONSENTRY_WEBHOOK_ALLOW_PRIVATE"),
     ("webhook_retry_schedule", "CONSENTRY_WEBHOOK_RETRY_SCHEDULE"),
     ("webhook_timeout", "CONSENTRY_WEBHOOK_TIMEOUT"),
+    ("metrics_token", "CONSENTRY_METRICS_TOKEN"),
+    ("metrics_listen", "CONSENTRY_METRICS_LISTEN"),
 ];
 
 /// The environment variable naming the optional TOML file.
@@ -431,7 +439,35 @@ impl RawSettings {
             ));
         }
 
+        let metrics_token = match self.get("CONSENTRY_METRICS_TOKEN") {
+            None => None,
+            Some(raw) if raw.len() < 16 => {
+                return Err(invalid(
+                    "CONSENTRY_METRICS_TOKEN",
+                    "must be at least 16 characters (e.g. `openssl rand -hex 32`)",
+                ));
+            }
+            Some(raw) if !raw.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(invalid(
+                    "CONSENTRY_METRICS_TOKEN",
+                    "must be printable ASCII without spaces",
+                ));
+            }
+            Some(raw) => Some(SecretString::from(raw.to_owned())),
+        };
+        let metrics_listen = match self.get("CONSENTRY_METRICS_LISTEN") {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|_| {
+                invalid(
+                    "CONSENTRY_METRICS_LISTEN",
+                    "must be an address and port, e.g. 127.0.0.1:9090",
+                )
+            })?),
+        };
+
         Ok(Settings {
+            metrics_token,
+            metrics_listen,
             webhook_allow_private,
             webhook_retry_schedule,
             webhook_timeout,
@@ -692,6 +728,39 @@ mod tests {
             minimal().merge_toml(&path),
             Err(ConfigError::File { .. })
         ));
+    }
+
+    #[test]
+    fn metrics_settings_are_optional_checked_and_the_token_never_prints() {
+        let defaults = minimal().parse().unwrap();
+        let mut set = minimal();
+        set.set("CONSENTRY_METRICS_TOKEN", "scrape-me-0123456789");
+        set.set("CONSENTRY_METRICS_LISTEN", "127.0.0.1:9090");
+        let set = set.parse().unwrap();
+        let refused = |var: &'static str, value: &str| {
+            let mut raw = minimal();
+            raw.set(var, value);
+            raw.parse().unwrap_err().to_string()
+        };
+
+        assert!(defaults.metrics_token.is_none() && defaults.metrics_listen.is_none());
+        assert_eq!(
+            set.metrics_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+            Some("scrape-me-0123456789".to_owned())
+        );
+        assert_eq!(set.metrics_listen.map(|a| a.port()), Some(9090));
+        assert!(!format!("{set:?}").contains("scrape-me"));
+        for (var, value) in [
+            ("CONSENTRY_METRICS_TOKEN", "short"),
+            ("CONSENTRY_METRICS_TOKEN", "has spaces in it, sixteen+"),
+            ("CONSENTRY_METRICS_LISTEN", "anywhere"),
+        ] {
+            let error = refused(var, value);
+            assert!(error.starts_with(var), "{error}");
+            assert!(!error.contains(value), "{error}");
+        }
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod emulator;
 pub mod entra;
 /// Microsoft Graph for a tenant: paging, Retry-After, one token refresh on 401.
 pub mod graph;
+/// The service's own figures (Prometheus): requests, token requests, tenants, lag.
+pub mod metrics;
 /// All SQL: pending consent requests, tenants, their events, operators, API keys.
 pub mod store;
 /// Logging set-up shared by every subcommand.

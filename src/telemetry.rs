@@ -1,5 +1,8 @@
 //! Logs go to stderr through `tracing`, filtered by `RUST_LOG` (default `info`), so stdout
 //! stays for what a command prints on purpose (the emulator's banner, JSON listings).
+//! `CONSENTRY_LOG_FORMAT=json` writes one JSON object a line instead of text, for log
+//! collectors: `timestamp`, `level`, `message` and the event's fields at the top level, and
+//! the request's span (`span.request_id`, `method`, `path`) for what happened serving one.
 //!
 //! A client that sends bytes that are not HTTP (a bad request line, a broken header, a
 //! connection dropped mid-body) is not our error, but actix-http logs each such connection
@@ -30,18 +33,51 @@ pub fn init_with_default(default: &str) {
         visible: filter
             .max_level_hint()
             .is_none_or(|max| max >= LevelFilter::DEBUG),
+        json: false,
     };
-    let output = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        // Colour codes only for a person at a terminal, not in files or log collectors.
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = tracing_subscriber::registry()
+    let format = std::env::var(LOG_FORMAT_VAR).ok();
+    let format = format.as_deref().map(str::trim).unwrap_or_default();
+    let json = format.eq_ignore_ascii_case("json");
+    let client_faults = ClientFaults {
+        json,
+        ..client_faults
+    };
+    let (text, json) = if json {
+        let output = fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false);
+        (None, Some(output))
+    } else {
+        let output = fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            // Colour codes only for a person at a terminal, not in files or log collectors.
+            .with_ansi(std::io::stderr().is_terminal());
+        (Some(output), None)
+    };
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(client_faults)
-        .with(output)
-        .try_init();
+        .with(text)
+        .with(json)
+        .try_init()
+        .is_ok();
+    if installed
+        && !(format.is_empty()
+            || format.eq_ignore_ascii_case("text")
+            || format.eq_ignore_ascii_case("json"))
+    {
+        tracing::warn!("{LOG_FORMAT_VAR} is neither text nor json; logging as text");
+    }
 }
+
+/// `text` (the default) or `json`. Read from the environment only: logging starts before
+/// the configuration file is read.
+pub const LOG_FORMAT_VAR: &str = "CONSENTRY_LOG_FORMAT";
 
 /// Where actix-http logs what a client's connection did wrong.
 const ACTIX_H1: &str = "actix_http::h1";
@@ -62,6 +98,8 @@ const CLIENT_FAULTS: &[&str] = &[
 /// Demotes actix-http's client-fault events from ERROR to DEBUG.
 struct ClientFaults {
     visible: bool,
+    /// Written as a JSON object, like every other line.
+    json: bool,
 }
 
 impl<S: Subscriber> Layer<S> for ClientFaults {
@@ -82,10 +120,19 @@ impl<S: Subscriber> Layer<S> for ClientFaults {
             let now = time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            let line = format!(
-                "{now} DEBUG a client sent what we could not serve: {}\n",
-                message.0.escape_debug()
-            );
+            let line = if self.json {
+                let object = serde_json::json!({
+                    "timestamp": now,
+                    "level": "DEBUG",
+                    "message": format!("a client sent what we could not serve: {}", message.0),
+                });
+                format!("{object}\n")
+            } else {
+                format!(
+                    "{now} DEBUG a client sent what we could not serve: {}\n",
+                    message.0.escape_debug()
+                )
+            };
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         false

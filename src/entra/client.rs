@@ -27,6 +27,8 @@ pub struct EntraClient {
     client_id: Uuid,
     credential: std::sync::Arc<super::Credential>,
     version: TokenVersion,
+    /// Counts token requests by outcome, when the service keeps metrics.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// An app-only token for one tenant. The token itself lives only in memory and never
@@ -238,7 +240,14 @@ impl EntraClient {
             client_id: settings.client_id,
             credential: settings.credential.clone(),
             version: settings.token_version,
+            metrics: None,
         })
+    }
+
+    /// Counts every token request's outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// `{authority}/{tenant}/adminconsent?client_id&redirect_uri&state` (ENTRA.md §1), with
@@ -261,6 +270,14 @@ impl EntraClient {
 
     /// A client-credentials token for `tenant` (ENTRA.md §3).
     pub async fn app_token(&self, tenant: TenantId) -> Result<AppToken, TokenError> {
+        let answer = self.request_token(tenant).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.token_request(answer.as_ref().map(|_| ()));
+        }
+        answer
+    }
+
+    async fn request_token(&self, tenant: TenantId) -> Result<AppToken, TokenError> {
         let client_id = self.client_id.to_string();
         let resource = self.graph_resource;
         let (path, target) = match self.version {

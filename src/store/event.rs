@@ -1,4 +1,5 @@
-//! The append-only tenant event log.
+//! The tenant event log: appended to, except that a tenant's consecutive identical
+//! failures are one row with a count and the time of the last (`record_check_event`).
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -29,6 +30,18 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Failures a check may report again and again (every retry of a failing tenant):
+    /// consecutive identical ones are one event with a count.
+    fn repeats(self) -> bool {
+        matches!(
+            self,
+            EventKind::VerificationRetrying
+                | EventKind::VerificationFailed
+                | EventKind::CheckFailed
+                | EventKind::AppCredentialRejected
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::ConsentRecorded => "consent_recorded",
@@ -66,7 +79,12 @@ pub struct EventRow {
     pub kind: String,
     pub detail: String,
     pub request_id: Option<String>,
+    /// When it (first) happened.
     pub created_at: String,
+    /// How many times in a row it happened (1 for most events).
+    pub repeat_count: i64,
+    /// When it last happened, for a repeated event.
+    pub last_at: Option<String>,
 }
 
 pub(super) async fn insert_event<'e, E>(
@@ -89,6 +107,37 @@ where
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// Writes a check's event: a failure identical (kind and detail) to the tenant's latest
+/// event counts one more on that row instead of adding one, so a tenant failing every
+/// retry leaves one event with a count and a time range, not one a retry. Anything else
+/// in between (a status change, a success, a "verify now") starts a new row.
+pub(super) async fn record_check_event(
+    conn: &mut sqlx::SqliteConnection,
+    event: &NewEvent,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if event.kind.repeats()
+        && let Some(tenant) = event.tenant_id
+    {
+        let repeated = sqlx::query(
+            "update tenant_event set repeat_count = repeat_count + 1, last_at = $1 \
+             where id = (select id from tenant_event where tenant_id = $2 order by id desc limit 1) \
+             and kind = $3 and detail = $4",
+        )
+        .bind(ts(now))
+        .bind(tenant.to_string())
+        .bind(event.kind.as_str())
+        .bind(&event.detail)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if repeated > 0 {
+            return Ok(());
+        }
+    }
+    insert_event(&mut *conn, event, now).await
 }
 
 impl Store {

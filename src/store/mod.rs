@@ -10,6 +10,7 @@ mod cache;
 mod consent;
 mod event;
 mod event_batch;
+mod health;
 mod idempotency;
 mod operator;
 mod tenant;
@@ -33,6 +34,7 @@ pub use consent::{
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;
+pub use health::HealthFigures;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use operator::{
     NewSession, OperatorChangeError, OperatorRow, Role, SessionRow, SessionView, generate_password,

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::consent::ClaimRow;
-use super::event::{EventKind, NewEvent, insert_event};
+use super::event::{EventKind, NewEvent, insert_event, record_check_event};
 use super::webhook::{OutboxEvent, insert_outbox, tenant_json};
 use super::{Store, StoreError, ts};
 use crate::domain::webhook::{EventType, status_change_reason};
@@ -385,8 +385,8 @@ impl Store {
                 .await?;
             }
         }
-        insert_event(
-            &mut *tx,
+        record_check_event(
+            &mut tx,
             &NewEvent {
                 tenant_id: Some(id),
                 kind: outcome.event,

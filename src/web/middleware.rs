@@ -1,6 +1,6 @@
 //! Middleware every response passes through: a request id (logged, returned in
 //! `x-request-id`, shown on error pages), security headers (HSTS too when the public URL is
-//! https), and the one error page.
+//! https), the one error page, and the request metrics.
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -46,6 +46,40 @@ pub async fn request_id(
     }
     .instrument(span)
     .await
+}
+
+/// Counts every response by route pattern (never the raw path, which holds tenant ids),
+/// method and status, with its latency, in the service's metrics.
+pub async fn metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    // Methods outside HTTP's usual set are one label, so no client can add series.
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = response.request().match_pattern();
+        metrics.http_request(
+            route.as_deref().unwrap_or("unmatched"),
+            method,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    Ok(response)
 }
 
 pub async fn security_headers(

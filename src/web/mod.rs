@@ -5,6 +5,7 @@ pub mod api;
 mod cookies;
 mod csrf;
 mod error;
+mod metrics;
 mod middleware;
 mod rate_limit;
 mod routes;
@@ -71,6 +72,8 @@ pub struct AppState {
     /// The webhook delivery worker: call `wake()` after making deliveries due (a resend,
     /// an endpoint enabled) so they go out now rather than at the next poll.
     pub webhooks: Arc<WebhookWorker>,
+    /// The service's own figures, for `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The verifier `serve` runs in the background and `tenants verify` runs once.
@@ -114,6 +117,8 @@ fn verifier_with(
 /// A bound, not yet running service.
 pub struct Application {
     server: Server,
+    /// `GET /metrics` without a token on `CONSENTRY_METRICS_LISTEN`, when set.
+    metrics_server: Option<Server>,
     port: u16,
     verifier: Arc<Verifier>,
     webhooks: Arc<WebhookWorker>,
@@ -124,8 +129,12 @@ impl Application {
     /// Opens the store (applying migrations), binds `listener` and prepares the server.
     pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
         let store = Store::connect(&settings.database_url).await?;
+        let metrics = crate::metrics::Metrics::new();
+        metrics.start_upkeep();
         let entra = Arc::new(
-            EntraClient::new(&settings).context("building the HTTP client for Microsoft")?,
+            EntraClient::new(&settings)
+                .context("building the HTTP client for Microsoft")?
+                .with_metrics(metrics.clone()),
         );
         // One engine: the background checks and the dashboard's Graph calls share tokens.
         let engine = token_engine(entra.clone());
@@ -143,8 +152,16 @@ impl Application {
                 .context("building the HTTP client for webhook deliveries")?,
         );
         let port = listener.local_addr()?.port();
+        let metrics_listener = match settings.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .with_context(|| format!("binding CONSENTRY_METRICS_LISTEN {address}"))?,
+            ),
+            None => None,
+        };
         let background = Arc::new(Supervisor::new(&BACKGROUND_TASKS));
         let state = web::Data::new(AppState {
+            metrics,
             background: background.clone(),
             webhooks: webhooks.clone(),
             keyed: Keyed::new(settings.session_key.bytes()),
@@ -171,6 +188,22 @@ impl Application {
             refused_callbacks: routes::RefusedCallbacks::default(),
             password_checks: crate::domain::password::PasswordChecks::for_sign_ins(),
         });
+        let metrics_server = match metrics_listener {
+            Some(listener) => {
+                let state = state.clone();
+                Some(
+                    HttpServer::new(move || {
+                        App::new()
+                            .app_data(state.clone())
+                            .configure(metrics::configure_open)
+                    })
+                    .workers(1)
+                    .listen(listener)?
+                    .run(),
+                )
+            }
+            None => None,
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -179,13 +212,16 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(middleware::error_pages))
                 .wrap(actix_web::middleware::from_fn(middleware::security_headers))
                 .wrap(actix_web::middleware::from_fn(middleware::request_id))
+                .wrap(actix_web::middleware::from_fn(middleware::metrics))
                 .configure(routes::configure)
+                .configure(metrics::configure)
                 .configure(api::configure)
         })
         .listen(listener)?
         .run();
         Ok(Application {
             server,
+            metrics_server,
             port,
             verifier,
             webhooks,
@@ -217,7 +253,15 @@ impl Application {
                     .supervise(deliveries, move || worker.clone().run_forever())
             },
         ];
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            task.abort();
+        }
         for task in loops {
             task.abort();
         }

@@ -9,6 +9,7 @@ use consentry::emulator::CONTOSO;
 use consentry::store::Store;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::redirect::Policy;
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::app_helpers::{hidden, random_token, state_of, ts};
@@ -66,6 +67,29 @@ async fn poll_until(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_at_trace_level_logs_no_secret_token_password_state_or_cookie() {
+    whole_flow_logs_no_secret(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_in_json_logs_no_secret_and_every_line_is_a_json_object() {
+    let output = whole_flow_logs_no_secret(Some("json")).await;
+
+    let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > 10, "{output}");
+    for line in lines {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value.is_object(), "{line}");
+        assert!(
+            value["timestamp"].is_string() && value["level"].is_string(),
+            "{line}"
+        );
+    }
+}
+
+/// The whole flow through `consentry serve` at `RUST_LOG=trace` in log `format` (the
+/// default when `None`): asserts no secret is in its output, and returns the output.
+async fn whole_flow_logs_no_secret(format: Option<&str>) -> String {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client_secret = format!("emulator-secret-{}", uuid::Uuid::new_v4().simple());
@@ -76,6 +100,11 @@ async fn the_whole_flow_at_trace_level_logs_no_secret_token_password_state_or_co
     .await;
     let mut config = ServeConfig::new(port, &emulator);
     config.env.push(("RUST_LOG".into(), "trace".into()));
+    if let Some(format) = format {
+        config
+            .env
+            .push(("CONSENTRY_LOG_FORMAT".into(), format.to_owned()));
+    }
     let password = format!("operator-password-{}", uuid::Uuid::new_v4().simple());
     let store = Store::connect(&config.database_url).await.expect("store");
     let hash = consentry::domain::password::hash_password(&password).expect("hash");
@@ -241,6 +270,7 @@ async fn the_whole_flow_at_trace_level_logs_no_secret_token_password_state_or_co
         output.len()
     );
     assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
+    output
 }
 
 /// The line of `output` that holds byte `at`, shortened.
@@ -308,4 +338,65 @@ async fn malformed_http_from_clients_is_not_logged_as_an_error() {
         output.contains("DEBUG a client sent what we could not serve"),
         "{output}"
     );
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_with_the_request_id() {
+    // Arrange
+    let port = free_port();
+    let emulator = spawn_emulator_with(|_| {}).await;
+    let mut config = ServeConfig::new(port, &emulator);
+    config.env.push(("RUST_LOG".into(), "debug".into()));
+    config
+        .env
+        .push(("CONSENTRY_LOG_FORMAT".into(), "json".into()));
+    let served = Served::start(&config).await;
+
+    // Act: a page that is served, one that is not, and a client's garbage.
+    let signup = reqwest::get(format!("{}/", config.base()))
+        .await
+        .expect("GET /");
+    let missing = reqwest::get(format!("{}/no-such-page", config.base()))
+        .await
+        .expect("GET 404");
+    let ids = [
+        crate::app_helpers::request_id(&signup),
+        crate::app_helpers::request_id(&missing),
+    ];
+    send_raw(port, GARBAGE[0]).await;
+    poll_until(
+        "both requests and the garbage to be logged",
+        30,
+        async || {
+            let output = served.output();
+            ids.iter().all(|id| output.contains(id.as_str()))
+                && output.contains("a client sent what we could not serve")
+        },
+    )
+    .await;
+    let output = served.finish().await;
+    config.remove_database();
+
+    // Assert: every line parses; the "served" line of each request carries its id.
+    let lines: Vec<Value> = output
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    for (id, status) in [(&ids[0], 200), (&ids[1], 404)] {
+        let served = lines
+            .iter()
+            .find(|l| l["message"] == "served" && l["span"]["request_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no \"served\" line for {id}: {output}"));
+        assert_eq!(served["status"], status, "{served}");
+        assert_eq!(served["level"], "INFO", "{served}");
+    }
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("a client sent what we could not serve"))),
+        "{output}"
+    );
+    assert!(!output.contains("\u{1b}["), "no colour codes: {output}");
 }

@@ -51,6 +51,7 @@ async fn readyz_names_the_background_tasks_and_the_database_and_health_stays_pla
 
     assert_eq!(body["status"], "ready", "{body}");
     assert_eq!(body["database"], "ok", "{body}");
+    assert_eq!(body["migrations"], "current", "{body}");
     assert_eq!(body["tasks"]["verifier"], "running", "{body}");
     assert_eq!(body["tasks"]["first_checks"], "running", "{body}");
     assert_eq!(health.status(), 200);
@@ -599,4 +600,84 @@ async fn check_soon_checks_a_due_tenant_once_however_often_it_is_asked_and_never
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_database_has_a_migration_this_version_does_not_know() {
+    // Arrange: a newer version migrated the database further.
+    let app = spawn_app().await;
+    ready(&app.base).await;
+    let db = app.db().await;
+    sqlx::query(
+        "insert into _sqlx_migrations (version, description, success, checksum, execution_time) \
+         values (29991231000001, 'from the future', true, x'00', 0)",
+    )
+    .execute(&db)
+    .await
+    .expect("insert");
+
+    // Act
+    let (newer, body) = readyz(&app.base).await;
+    sqlx::query("delete from _sqlx_migrations where version = 29991231000001")
+        .execute(&db)
+        .await
+        .expect("delete");
+    let (again, _) = readyz(&app.base).await;
+
+    // Assert: said in words, with no version or detail for the public.
+    assert_eq!(newer, 503, "{body}");
+    assert_eq!(body["migrations"], "not current", "{body}");
+    assert_eq!(body["database"], "ok", "{body}");
+    assert!(!body.to_string().contains("2999"), "{body}");
+    assert_eq!(again, 200);
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_a_migration_is_missing() {
+    let app = spawn_app().await;
+    ready(&app.base).await;
+    let db = app.db().await;
+    let last: i64 = sqlx::query_scalar("select max(version) from _sqlx_migrations")
+        .fetch_one(&db)
+        .await
+        .expect("max");
+    sqlx::query("update _sqlx_migrations set success = false where version = $1")
+        .bind(last)
+        .execute(&db)
+        .await
+        .expect("update");
+
+    let (status, body) = readyz(&app.base).await;
+
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["migrations"], "not current", "{body}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn readyz_is_503_when_the_database_file_is_unwritable_or_gone() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    ready(&app.base).await;
+    let path = app
+        .database_url
+        .strip_prefix("sqlite://")
+        .expect("a file URL")
+        .to_owned();
+
+    // Act: read-only, writable again, then deleted.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let (unwritable, unwritable_body) = readyz(&app.base).await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (writable, _) = readyz(&app.base).await;
+    std::fs::remove_file(&path).expect("remove");
+    let (gone, gone_body) = readyz(&app.base).await;
+
+    // Assert: no path in the public answer.
+    assert_eq!(unwritable, 503, "{unwritable_body}");
+    assert_eq!(unwritable_body["database"], "unavailable");
+    assert_eq!(writable, 200);
+    assert_eq!(gone, 503, "{gone_body}");
+    assert_eq!(gone_body["database"], "unavailable");
+    assert!(!gone_body.to_string().contains(".db"), "{gone_body}");
 }

@@ -402,8 +402,16 @@ pub struct EventJson {
     pub detail: String,
     /// The request that caused it, when one did.
     pub request_id: Option<String>,
+    /// When it happened (the first time, for a repeated failure).
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// How many times in a row it happened: a failure repeated check after check with the
+    /// same kind and detail is one event, from `created_at` to `last_at`.
+    #[schema(minimum = 1)]
+    pub count: i64,
+    /// When a repeated event last happened; null when it happened once.
+    #[schema(format = DateTime)]
+    pub last_at: Option<String>,
 }
 
 impl EventJson {
@@ -414,6 +422,8 @@ impl EventJson {
             detail: row.detail,
             request_id: row.request_id,
             created_at: row.created_at,
+            count: row.repeat_count,
+            last_at: row.last_at,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `GET /readyz`: whether this instance does all its work, not only answer HTTP (`/health`
-//! is liveness only). 200 when every background task runs and the database answers;
-//! otherwise 503, saying which task is down or restarting.
+//! is liveness only). 200 when every background task runs, the database answers from the
+//! file it was opened from (still there, writable) and its migrations are exactly the ones
+//! this binary knows; otherwise 503, saying which part is down. The answer is public, so it
+//! names parts and states, never paths, versions or errors (those go to the log).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -11,16 +13,38 @@ use crate::web::middleware::OwnPage;
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let tasks = state.background.snapshot();
     let database = match state.store.ping().await {
-        Ok(()) => "ok".to_owned(),
+        Ok(()) if state.store.database_file_ok() => true,
+        Ok(()) => {
+            tracing::warn!("readiness: the database file is gone or not writable");
+            false
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness: the database does not answer");
-            "unavailable".to_owned()
+            false
         }
     };
-    let ready = database == "ok" && tasks.values().all(|t| t.is_running());
+    let migrations = match state.store.migrations_current().await {
+        Ok(true) => Some(true),
+        Ok(false) => {
+            tracing::warn!(
+                "readiness: the database's migrations are not the ones this version knows"
+            );
+            Some(false)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: the applied migrations cannot be read");
+            None
+        }
+    };
+    let ready = database && migrations == Some(true) && tasks.values().all(|t| t.is_running());
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "database": database,
+        "database": if database { "ok" } else { "unavailable" },
+        "migrations": match migrations {
+            Some(true) => "current",
+            Some(false) => "not current",
+            None => "unknown",
+        },
         "tasks": tasks
             .iter()
             .map(|(name, state)| (name.to_string(), json!(state.describe())))

@@ -72,10 +72,17 @@ pub struct EventView {
     pub tenant_id: Option<String>,
     pub detail: String,
     pub request_id: Option<String>,
+    /// For a failure repeated check after check: "3 times, until …".
+    pub repeats: Option<String>,
 }
 
 fn event_view(e: &EventRow) -> EventView {
     EventView {
+        repeats: e
+            .last_at
+            .as_deref()
+            .filter(|_| e.repeat_count > 1)
+            .map(|last| format!("{} times, the last at {}", e.repeat_count, short(last))),
         at: short(&e.created_at),
         kind: e.kind.replace('_', " "),
         tenant_id: e.tenant_id.clone(),
