@@ -34,7 +34,8 @@ pub use event_batch::EventWriter;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use operator::{OperatorRow, SessionRow};
 pub use tenant::{
-    CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
+    ATTENTION, CheckOutcome, CheckResult, ConsoleCursor, ConsoleQuery, ConsoleSort, PageDirection,
+    StatusFilter, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
 };
 pub use webhook::{
     AppAlertRow, Attempt, AttemptOutcome, ClaimedDelivery, DeliveryCounts, DeliveryFilter,
