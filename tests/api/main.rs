@@ -11,6 +11,7 @@ mod api_tenants;
 mod api_token_load;
 mod attacks;
 mod callback;
+mod console;
 mod crash;
 mod credentials;
 mod emulator_certificates;
