@@ -151,7 +151,10 @@ async fn seed(database: &str, n: usize) -> String {
     let mut revoked = None;
     let started = Instant::now();
     for batch in (0..n).collect::<Vec<_>>().chunks(2_000) {
-        let mut tx = pool.begin().await.expect("a transaction");
+        let mut tx = pool
+            .begin_with("begin immediate")
+            .await
+            .expect("a transaction");
         for &i in batch {
             let id = tenant_id(i);
             let status = match i % 12 {

@@ -531,7 +531,12 @@ impl ConsoleSort {
     pub fn key_of(self, row: &TenantRow) -> String {
         match self {
             ConsoleSort::Consented => row.consented_at.clone(),
-            ConsoleSort::Name => row.display_name.as_deref().unwrap_or("").to_lowercase(),
+            // SQLite's `lower` folds ASCII letters only: so must the cursor's key.
+            ConsoleSort::Name => row
+                .display_name
+                .as_deref()
+                .unwrap_or("")
+                .to_ascii_lowercase(),
             ConsoleSort::Status => row.status.clone(),
             ConsoleSort::Checked => {
                 let ok = row.last_token_ok_at.as_deref().unwrap_or("");
@@ -720,21 +725,15 @@ impl Store {
         &self,
         ids: &[String],
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        let mut names = std::collections::HashMap::new();
-        for id in ids {
-            if names.contains_key(id) {
-                continue;
-            }
-            let name: Option<Option<String>> =
-                sqlx::query_scalar("select display_name from tenant where id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if let Some(Some(name)) = name {
-                names.insert(id.clone(), name);
-            }
-        }
-        Ok(names)
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "select id, display_name from tenant where display_name is not null \
+             and id in (select value from json_each($1))",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Up to `limit` of a tenant's events older than the event `before` (none: the
