@@ -246,6 +246,21 @@ fn link(html: &str, id: &str) -> Option<String> {
     Some(tag[start..end].replace("&#38;", "&").replace("&amp;", "&"))
 }
 
+/// The console's default query, filtered by `status` or searching `q`.
+fn console_query(status: Option<&str>, q: Option<&str>) -> consentry::store::ConsoleQuery {
+    use consentry::store::{ConsoleQuery, ConsoleSort, StatusFilter};
+    let status = status
+        .and_then(consentry::domain::TenantStatus::parse)
+        .map_or(StatusFilter::Any, StatusFilter::One);
+    ConsoleQuery {
+        verified_only: status == StatusFilter::Any,
+        status,
+        search: q.map(str::to_owned),
+        sort: ConsoleSort::Consented,
+        descending: true,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let tenants: usize = common::arg("--tenants").unwrap_or(100_000);
@@ -269,6 +284,39 @@ async fn main() {
         "console: {tenants} tenants, {requests} requests per endpoint in {ROUNDS} alternating rounds, {concurrency} at a time"
     );
     let revoked = seed(&database, tenants).await;
+
+    // Which index each list page walks, as SQLite plans it on this database.
+    let store = consentry::store::Store::connect(&database)
+        .await
+        .expect("the store");
+    for (name, query, cursor) in [
+        ("list_first_page", console_query(None, None), false),
+        ("list_filtered", console_query(Some("failing"), None), false),
+        (
+            "list_searched",
+            console_query(None, Some("northwind coho")),
+            false,
+        ),
+        ("list_page_200", console_query(None, None), true),
+    ] {
+        let plan = store.console_plan(&query, cursor).await.expect("a plan");
+        println!("  {name}_plan: {}", plan.join(" / "));
+        if !cursor {
+            let started = Instant::now();
+            for _ in 0..20 {
+                let rows = store
+                    .console_page(&query, None, consentry::store::PageDirection::Forward, 51)
+                    .await
+                    .expect("a page");
+                assert!(!rows.is_empty(), "{name}");
+            }
+            println!(
+                "  {name}_query_ms: {:.2} (the statement alone, one at a time)",
+                started.elapsed().as_secs_f64() * 1000.0 / 20.0
+            );
+        }
+    }
+    store.close().await;
 
     // Each client signs in: its own session, as operators have.
     let mut clients = Vec::new();

@@ -28,6 +28,18 @@ create index console_attention_status on tenant (status, id)
 create index console_attention_checked on tenant (max(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, '')), id)
     where status in ('failing', 'revoked', 'missing_permissions', 'gone');
 
+-- The default list: tenants verified at least once. Forged callbacks (never verified,
+-- purged after a week) are the newest rows; without these the first page would step over
+-- every one of them.
+create index console_verified_consented on tenant (consented_at, id)
+    where verified_at is not null;
+create index console_verified_name on tenant (lower(coalesce(display_name, '')), id)
+    where verified_at is not null;
+create index console_verified_status on tenant (status, id)
+    where verified_at is not null;
+create index console_verified_checked on tenant (max(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, '')), id)
+    where verified_at is not null;
+
 -- Tenants per status, kept by triggers: the counts atop every list page cost a lookup of
 -- seven rows instead of a walk of the whole status index.
 create table tenant_status_count (

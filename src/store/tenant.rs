@@ -618,6 +618,101 @@ fn id_prefix(search: &str) -> Option<String> {
     (!lower.is_empty() && lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-')).then_some(lower)
 }
 
+/// The console list's statement and its parameters ($1 status, $2 id prefix, $3 FTS
+/// query; $4 and $5 the cursor's key and id; $6 the limit); `None` when the search can
+/// match nothing.
+#[allow(clippy::type_complexity)]
+fn console_sql(
+    query: &ConsoleQuery,
+    cursor: bool,
+    direction: PageDirection,
+) -> Option<(String, Option<&'static str>, Option<String>, Option<String>)> {
+    let key = query.sort.key_sql();
+    // Walking backward is walking the reversed order forward, then turning the page.
+    let descending = query.descending != (direction == PageDirection::Backward);
+    let (cmp, order) = if descending {
+        ("<", "desc")
+    } else {
+        (">", "asc")
+    };
+    let mut conditions = vec!["1 = 1".to_owned()];
+    match query.status {
+        StatusFilter::Any => {}
+        StatusFilter::One(_) => conditions.push("status = $1".to_owned()),
+        StatusFilter::Attention => conditions.push(ATTENTION_SQL.to_owned()),
+    }
+    if query.verified_only {
+        conditions.push("verified_at is not null".to_owned());
+    }
+    let search = query
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let (fts, prefix) = match search {
+        Some(s) => {
+            let (fts, prefix) = (fts_query(s), id_prefix(s));
+            let mut any = Vec::new();
+            if prefix.is_some() {
+                // The primary key's index, as a range.
+                any.push("(id >= $2 and id < $2 || '~')");
+            }
+            if fts.is_some() {
+                any.push(
+                    "id in (select tenant_id from tenant_search where tenant_search match $3)",
+                );
+            }
+            if any.is_empty() {
+                return None;
+            }
+            conditions.push(format!("({})", any.join(" or ")));
+            (fts, prefix)
+        }
+        None => (None, None),
+    };
+    if cursor {
+        // A range on the key the index can seek to, then the tie-break on the id.
+        conditions.push(format!(
+            "{key} {cmp}= $4 and ({key} {cmp} $4 or id {cmp} $5)"
+        ));
+    }
+    let sql = format!(
+        "select * from tenant where {} order by {key} {order}, id {order} limit $6",
+        conditions.join(" and ")
+    );
+    let status = match query.status {
+        StatusFilter::One(s) => Some(s.as_str()),
+        _ => None,
+    };
+    Some((sql, status, prefix, fts))
+}
+
+impl Store {
+    /// How SQLite runs a page of `query` (`EXPLAIN QUERY PLAN`), a line a step: for the
+    /// benchmark, to show which index each list page walks.
+    pub async fn console_plan(
+        &self,
+        query: &ConsoleQuery,
+        cursor: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some((sql, status, prefix, fts)) = console_sql(query, cursor, PageDirection::Forward)
+        else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("explain query plan {sql}"))
+                .bind(status)
+                .bind(prefix)
+                .bind(fts)
+                .bind(cursor.then_some(""))
+                .bind(cursor.then_some(""))
+                .bind(51)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|r| r.3).collect())
+    }
+}
+
 impl Store {
     /// One page of the console's list: up to `limit` tenants from `from` (none: the start)
     /// in `query`'s order, going `direction`. Each sort walks its index from the cursor
@@ -629,62 +724,8 @@ impl Store {
         direction: PageDirection,
         limit: i64,
     ) -> Result<Vec<TenantRow>, StoreError> {
-        let key = query.sort.key_sql();
-        // Walking backward is walking the reversed order forward, then turning the page.
-        let descending = query.descending != (direction == PageDirection::Backward);
-        let (cmp, order) = if descending {
-            ("<", "desc")
-        } else {
-            (">", "asc")
-        };
-        let mut conditions = vec!["1 = 1".to_owned()];
-        match query.status {
-            StatusFilter::Any => {}
-            StatusFilter::One(_) => conditions.push("status = $1".to_owned()),
-            StatusFilter::Attention => conditions.push(ATTENTION_SQL.to_owned()),
-        }
-        if query.verified_only {
-            conditions.push("verified_at is not null".to_owned());
-        }
-        let search = query
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        let (fts, prefix) = match search {
-            Some(s) => {
-                let (fts, prefix) = (fts_query(s), id_prefix(s));
-                let mut any = Vec::new();
-                if prefix.is_some() {
-                    // The primary key's index, as a range.
-                    any.push("(id >= $2 and id < $2 || '~')");
-                }
-                if fts.is_some() {
-                    any.push(
-                        "id in (select tenant_id from tenant_search where tenant_search match $3)",
-                    );
-                }
-                if any.is_empty() {
-                    return Ok(Vec::new());
-                }
-                conditions.push(format!("({})", any.join(" or ")));
-                (fts, prefix)
-            }
-            None => (None, None),
-        };
-        if from.is_some() {
-            // A range on the key the index can seek to, then the tie-break on the id.
-            conditions.push(format!(
-                "{key} {cmp}= $4 and ({key} {cmp} $4 or id {cmp} $5)"
-            ));
-        }
-        let sql = format!(
-            "select * from tenant where {} order by {key} {order}, id {order} limit $6",
-            conditions.join(" and ")
-        );
-        let status = match query.status {
-            StatusFilter::One(s) => Some(s.as_str()),
-            _ => None,
+        let Some((sql, status, prefix, fts)) = console_sql(query, from.is_some(), direction) else {
+            return Ok(Vec::new());
         };
         let mut rows: Vec<TenantRow> = sqlx::query_as(&sql)
             .bind(status)
