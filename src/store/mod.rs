@@ -41,7 +41,8 @@ pub use operator::{
     valid_operator_name,
 };
 pub use tenant::{
-    CheckOutcome, CheckResult, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
+    ATTENTION, CheckOutcome, CheckResult, ConsoleCursor, ConsoleQuery, ConsoleSort, PageDirection,
+    StatusFilter, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
 };
 pub use webhook::{
     AppAlertRow, Attempt, AttemptOutcome, ClaimedDelivery, DeliveryCounts, DeliveryFilter,

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::consent::ClaimRow;
-use super::event::{EventKind, NewEvent, insert_event, record_check_event};
+use super::event::{EventKind, EventRow, NewEvent, insert_event, record_check_event};
 use super::webhook::{OutboxEvent, insert_outbox, tenant_json};
 use super::{Store, StoreError, ts};
 use crate::domain::webhook::{EventType, status_change_reason};
@@ -477,4 +477,338 @@ async fn check_webhook(
         tenant_id: Some(id),
         data,
     }))
+}
+
+/// The console list's order: each a unique key, the column then the id (the indexes of
+/// migration 20261201000001_console_list.sql, whose expressions these repeat exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsoleSort {
+    /// By consent time.
+    #[default]
+    Consented,
+    /// By organisation name, ignoring case (tenants without a name first).
+    Name,
+    /// By status.
+    Status,
+    /// By the last check, successful or not (tenants never checked first).
+    Checked,
+}
+
+impl ConsoleSort {
+    pub const ALL: [ConsoleSort; 4] = [
+        ConsoleSort::Consented,
+        ConsoleSort::Name,
+        ConsoleSort::Status,
+        ConsoleSort::Checked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsoleSort::Consented => "consented",
+            ConsoleSort::Name => "name",
+            ConsoleSort::Status => "status",
+            ConsoleSort::Checked => "checked",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<ConsoleSort> {
+        ConsoleSort::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// The sort column's SQL, exactly as the migration's indexes spell it.
+    fn key_sql(self) -> &'static str {
+        match self {
+            ConsoleSort::Consented => "consented_at",
+            ConsoleSort::Name => "lower(coalesce(display_name, ''))",
+            ConsoleSort::Status => "status",
+            ConsoleSort::Checked => {
+                "max(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, ''))"
+            }
+        }
+    }
+
+    /// `row`'s value of the sort column, as [`ConsoleSort::key_sql`] computes it.
+    pub fn key_of(self, row: &TenantRow) -> String {
+        match self {
+            ConsoleSort::Consented => row.consented_at.clone(),
+            // SQLite's `lower` folds ASCII letters only: so must the cursor's key.
+            ConsoleSort::Name => row
+                .display_name
+                .as_deref()
+                .unwrap_or("")
+                .to_ascii_lowercase(),
+            ConsoleSort::Status => row.status.clone(),
+            ConsoleSort::Checked => {
+                let ok = row.last_token_ok_at.as_deref().unwrap_or("");
+                let failed = row.last_failure_at.as_deref().unwrap_or("");
+                ok.max(failed).to_owned()
+            }
+        }
+    }
+}
+
+/// The statuses of the "needs attention" view (the migration's partial indexes name
+/// the same four).
+pub const ATTENTION: [TenantStatus; 4] = [
+    TenantStatus::Failing,
+    TenantStatus::Revoked,
+    TenantStatus::MissingPermissions,
+    TenantStatus::Gone,
+];
+const ATTENTION_SQL: &str = "status in ('failing', 'revoked', 'missing_permissions', 'gone')";
+
+/// Which tenants the console lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    #[default]
+    Any,
+    One(TenantStatus),
+    /// Failing, revoked, missing permissions or gone.
+    Attention,
+}
+
+/// The console list's query: filter, search and order.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleQuery {
+    pub status: StatusFilter,
+    /// Words (or word beginnings) of the name or a verified domain; or the beginning of a
+    /// tenant id.
+    pub search: Option<String>,
+    /// Only tenants verified at least once (forged callbacks never are).
+    pub verified_only: bool,
+    pub sort: ConsoleSort,
+    pub descending: bool,
+}
+
+/// A position in the console's order: the sort key and the id of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleCursor {
+    pub key: String,
+    pub id: String,
+}
+
+/// Which way a page goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDirection {
+    /// The rows after the cursor, in the list's order.
+    Forward,
+    /// The rows before it (a "previous" page), returned in the list's order too.
+    Backward,
+}
+
+/// `search` as an FTS5 query over the name and domains: its words, the last one also as a
+/// prefix, as one phrase ("contoso.com" finds the domain, "conto" finds Contoso). `None`
+/// when it has no word (punctuation only).
+fn fts_query(search: &str) -> Option<String> {
+    let words: Vec<String> = search
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    Some(format!("{{name domains}} : \"{}\"*", words.join(" ")))
+}
+
+/// `search` as the beginning of a tenant id (hexadecimal digits and dashes), lower-cased;
+/// `None` when it cannot be one.
+fn id_prefix(search: &str) -> Option<String> {
+    let lower = search.to_ascii_lowercase();
+    (!lower.is_empty() && lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-')).then_some(lower)
+}
+
+/// The console list's statement and its parameters ($1 status, $2 id prefix, $3 FTS
+/// query; $4 and $5 the cursor's key and id; $6 the limit); `None` when the search can
+/// match nothing.
+#[allow(clippy::type_complexity)]
+fn console_sql(
+    query: &ConsoleQuery,
+    cursor: bool,
+    direction: PageDirection,
+) -> Option<(String, Option<&'static str>, Option<String>, Option<String>)> {
+    let key = query.sort.key_sql();
+    // Walking backward is walking the reversed order forward, then turning the page.
+    let descending = query.descending != (direction == PageDirection::Backward);
+    let (cmp, order) = if descending {
+        ("<", "desc")
+    } else {
+        (">", "asc")
+    };
+    let mut conditions = vec!["1 = 1".to_owned()];
+    match query.status {
+        StatusFilter::Any => {}
+        StatusFilter::One(_) => conditions.push("status = $1".to_owned()),
+        StatusFilter::Attention => conditions.push(ATTENTION_SQL.to_owned()),
+    }
+    if query.verified_only {
+        conditions.push("verified_at is not null".to_owned());
+    }
+    let search = query
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let (fts, prefix) = match search {
+        Some(s) => {
+            let (fts, prefix) = (fts_query(s), id_prefix(s));
+            let mut any = Vec::new();
+            if prefix.is_some() {
+                // The primary key's index, as a range.
+                any.push("(id >= $2 and id < $2 || '~')");
+            }
+            if fts.is_some() {
+                any.push(
+                    "id in (select tenant_id from tenant_search where tenant_search match $3)",
+                );
+            }
+            if any.is_empty() {
+                return None;
+            }
+            conditions.push(format!("({})", any.join(" or ")));
+            (fts, prefix)
+        }
+        None => (None, None),
+    };
+    if cursor {
+        // A range on the key the index can seek to, then the tie-break on the id.
+        conditions.push(format!(
+            "{key} {cmp}= $4 and ({key} {cmp} $4 or id {cmp} $5)"
+        ));
+    }
+    let sql = format!(
+        "select * from tenant where {} order by {key} {order}, id {order} limit $6",
+        conditions.join(" and ")
+    );
+    let status = match query.status {
+        StatusFilter::One(s) => Some(s.as_str()),
+        _ => None,
+    };
+    Some((sql, status, prefix, fts))
+}
+
+impl Store {
+    /// How SQLite runs a page of `query` (`EXPLAIN QUERY PLAN`), a line a step: for the
+    /// benchmark, to show which index each list page walks.
+    pub async fn console_plan(
+        &self,
+        query: &ConsoleQuery,
+        cursor: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some((sql, status, prefix, fts)) = console_sql(query, cursor, PageDirection::Forward)
+        else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("explain query plan {sql}"))
+                .bind(status)
+                .bind(prefix)
+                .bind(fts)
+                .bind(cursor.then_some(""))
+                .bind(cursor.then_some(""))
+                .bind(51)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|r| r.3).collect())
+    }
+}
+
+impl Store {
+    /// One page of the console's list: up to `limit` tenants from `from` (none: the start)
+    /// in `query`'s order, going `direction`. Each sort walks its index from the cursor
+    /// (no OFFSET), so page 200 costs what page 1 does.
+    pub async fn console_page(
+        &self,
+        query: &ConsoleQuery,
+        from: Option<&ConsoleCursor>,
+        direction: PageDirection,
+        limit: i64,
+    ) -> Result<Vec<TenantRow>, StoreError> {
+        let Some((sql, status, prefix, fts)) = console_sql(query, from.is_some(), direction) else {
+            return Ok(Vec::new());
+        };
+        let mut rows: Vec<TenantRow> = sqlx::query_as(&sql)
+            .bind(status)
+            .bind(prefix)
+            .bind(fts)
+            .bind(from.map(|c| c.key.as_str()))
+            .bind(from.map(|c| c.id.as_str()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        if direction == PageDirection::Backward {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    /// Tenants per status (every tenant, verified or not), from the counts the
+    /// migration's triggers keep.
+    pub async fn status_counts(&self) -> Result<Vec<(TenantStatus, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("select status, n from tenant_status_count")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(TenantStatus::ALL
+            .iter()
+            .map(|s| {
+                let n = rows
+                    .iter()
+                    .find(|(name, _)| name == s.as_str())
+                    .map_or(0, |(_, n)| *n);
+                (*s, n)
+            })
+            .collect())
+    }
+
+    /// The organisation names of these tenants, where known (for naming tenants in
+    /// event lists).
+    pub async fn tenant_names(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "select id, display_name from tenant where display_name is not null \
+             and id in (select value from json_each($1))",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Up to `limit` of a tenant's events older than the event `before` (none: the
+    /// newest), newest first: the pages of its CSV export.
+    pub async fn tenant_events_page(
+        &self,
+        id: TenantId,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "select * from tenant_event where tenant_id = $1 and ($2 is null or id < $2) \
+             order by id desc limit $3",
+        )
+        .bind(id.to_string())
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod console_tests {
+    use super::*;
+
+    #[test]
+    fn searches_become_phrase_prefix_queries_over_name_and_domains() {
+        assert_eq!(
+            fts_query("Contoso.com").as_deref(),
+            Some("{name domains} : \"contoso com\"*")
+        );
+        assert_eq!(fts_query(" %_\" ").as_deref(), None);
+        assert_eq!(id_prefix("C6E1B9D4-8a2f").as_deref(), Some("c6e1b9d4-8a2f"));
+        assert_eq!(id_prefix("contoso"), None);
+    }
 }

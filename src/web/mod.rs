@@ -5,6 +5,7 @@ pub mod api;
 mod cookies;
 mod csrf;
 mod error;
+pub mod format;
 mod metrics;
 mod middleware;
 mod rate_limit;

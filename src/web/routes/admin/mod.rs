@@ -32,7 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["", "/"]).get(tenants::list))
         .service(web::resource("/login").get(login::form).post(login::submit))
         .service(web::resource("/logout").post(login::logout))
+        .service(web::resource("/tenants.csv").get(tenants::export))
         .service(web::resource("/tenants/{id}").get(tenants::show))
+        .service(web::resource("/tenants/{id}/events.csv").get(tenants::export_events))
         .service(web::resource("/tenants/{id}/verify").post(tenants::verify_now))
         .service(
             web::resource("/api-keys")

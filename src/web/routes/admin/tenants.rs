@@ -1,17 +1,23 @@
-//! The tenant list (status filter and search) and a tenant's page with its event timeline
-//! and a "verify now" action.
+//! The tenant list (counts per status, filters, search, sorting, keyset paging, CSV
+//! export) and a tenant's page with its event timeline and a "verify now" action.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::Operator;
 use super::login::CsrfForm;
 use crate::domain::{TenantId, TenantStatus};
-use crate::store::{AuditAction, Outcome};
-use crate::store::{EventRow, TenantFilter, TenantRow};
+use crate::store::{
+    ATTENTION, AuditAction, ConsoleCursor, ConsoleQuery, ConsoleSort, EventRow, Outcome,
+    PageDirection, StatusFilter, TenantRow,
+};
+use crate::web::format::{csv_row, relative_ts};
 use crate::web::routes::{page, request_id};
 use crate::web::{AppState, WebError};
 
@@ -69,7 +75,6 @@ pub(super) fn short(ts: &str) -> String {
 pub struct EventView {
     pub at: String,
     pub kind: String,
-    pub tenant_id: Option<String>,
     pub detail: String,
     pub request_id: Option<String>,
     /// For a failure repeated check after check: "3 times, until …".
@@ -85,7 +90,6 @@ fn event_view(e: &EventRow) -> EventView {
             .map(|last| format!("{} times, the last at {}", e.repeat_count, short(last))),
         at: short(&e.created_at),
         kind: e.kind.replace('_', " "),
-        tenant_id: e.tenant_id.clone(),
         detail: e.detail.clone(),
         request_id: e.request_id.clone(),
     }
@@ -126,6 +130,72 @@ fn credential_line(state: &AppState) -> (String, bool) {
     }
 }
 
+/// Tenants a list page shows.
+const PAGE_SIZE: i64 = 50;
+/// Tenants a CSV export reads at a time.
+const EXPORT_BATCH: i64 = 500;
+
+/// A row of the list.
+pub struct ListRow {
+    pub id: String,
+    pub name: String,
+    /// Whether Graph named it (otherwise `name` says why not).
+    pub named: bool,
+    pub status: TenantStatus,
+    pub consented_at: String,
+    pub consented_ago: String,
+    pub checked_at: Option<String>,
+    pub checked_ago: String,
+    pub granted: Vec<String>,
+    pub missing: Vec<String>,
+    pub last_token: String,
+}
+
+fn list_row(t: &TenantRow, required: &[String], now: OffsetDateTime) -> ListRow {
+    let v = view(t, required);
+    let checked = ConsoleSort::Checked.key_of(t);
+    ListRow {
+        named: t.name().is_some(),
+        consented_ago: relative_ts(&t.consented_at, now),
+        checked_ago: relative_ts(&checked, now),
+        checked_at: (!checked.is_empty()).then(|| short(&checked)),
+        id: v.id,
+        name: v.name,
+        status: v.status,
+        consented_at: v.consented_at,
+        granted: v.granted,
+        missing: v.missing,
+        last_token: v.last_token,
+    }
+}
+
+/// An event of "Recent activity", with its tenant's name where known.
+pub struct ActivityView {
+    pub at: String,
+    pub ago: String,
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    pub tenant_name: Option<String>,
+    pub detail: String,
+}
+
+/// A count atop the list: a link that filters by it.
+pub struct CountLink {
+    pub label: &'static str,
+    pub class: &'static str,
+    pub n: i64,
+    pub href: String,
+    pub current: bool,
+}
+
+/// A sortable column heading.
+pub struct SortLink {
+    pub label: &'static str,
+    pub href: String,
+    /// "▲" or "▼" when the list is sorted by it.
+    pub arrow: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "admin/tenants.html")]
 struct ListPage {
@@ -133,18 +203,26 @@ struct ListPage {
     credential_warning: bool,
     operator: String,
     csrf: String,
-    tenants: Vec<TenantView>,
+    tenants: Vec<ListRow>,
     statuses: Vec<(TenantStatus, bool)>,
     any_status: bool,
+    attention: bool,
     search: String,
     alert: Option<(&'static str, String)>,
     required: Vec<String>,
-    events: Vec<EventView>,
+    events: Vec<ActivityView>,
     /// Whether tenants never verified are listed too (`?all=1`, or a status filter).
     all: bool,
     /// Refused callbacks that wrote nothing, since start: total and by reason.
     refused_total: u64,
     refused: Vec<(&'static str, u64)>,
+    counts: Vec<CountLink>,
+    headings: Vec<SortLink>,
+    sort: &'static str,
+    dir: &'static str,
+    previous: Option<String>,
+    next: Option<String>,
+    export: String,
 }
 
 #[derive(Deserialize)]
@@ -152,17 +230,30 @@ pub struct ListQuery {
     status: Option<String>,
     q: Option<String>,
     all: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
+    /// The page after this cursor ("Next").
+    after: Option<String>,
+    /// The page before this cursor ("Previous").
+    before: Option<String>,
 }
 
-pub async fn list(
-    operator: Operator,
-    query: web::Query<ListQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, WebError> {
-    let query = query.into_inner();
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => Some(
+/// A list query, parsed: what the list shows and where a page starts.
+struct Listing {
+    query: ConsoleQuery,
+    /// The `status` parameter as given (a status, `attention` or empty).
+    status_param: String,
+    search: String,
+    all: bool,
+    from: Option<(ConsoleCursor, PageDirection)>,
+}
+
+fn parse_listing(query: ListQuery) -> Result<Listing, WebError> {
+    let status_param = query.status.unwrap_or_default();
+    let status = match status_param.as_str() {
+        "" => StatusFilter::Any,
+        "attention" => StatusFilter::Attention,
+        raw => StatusFilter::One(
             TenantStatus::parse(raw)
                 .ok_or_else(|| WebError::BadRequest(format!("There is no status '{raw}'.")))?,
         ),
@@ -170,47 +261,410 @@ pub async fn list(
     let search = query
         .q
         .map(|q| q.trim().chars().take(200).collect::<String>())
-        .filter(|q| !q.is_empty());
+        .unwrap_or_default();
+    let sort = match query.sort.as_deref().filter(|s| !s.is_empty()) {
+        None => ConsoleSort::Consented,
+        Some(raw) => ConsoleSort::parse(raw)
+            .ok_or_else(|| WebError::BadRequest(format!("There is no sort '{raw}'.")))?,
+    };
+    // Newest consents first by default; names and statuses A to Z.
+    let descending = match query.dir.as_deref() {
+        Some("asc") => false,
+        Some("desc") => true,
+        _ => matches!(sort, ConsoleSort::Consented | ConsoleSort::Checked),
+    };
     // Tenants never verified (a callback named them; Microsoft never confirmed) stay out
     // of the default list: anyone can create them, and they are purged after a week.
-    let all = status.is_some() || query.all.as_deref().is_some_and(|a| !a.is_empty());
-    let rows = state
-        .store
-        .list_tenants(&TenantFilter {
+    let all = status != StatusFilter::Any || query.all.as_deref().is_some_and(|a| !a.is_empty());
+    let from = match (query.after.as_deref(), query.before.as_deref()) {
+        (Some(c), _) if !c.is_empty() => Some((decode_cursor(sort, c)?, PageDirection::Forward)),
+        (_, Some(c)) if !c.is_empty() => Some((decode_cursor(sort, c)?, PageDirection::Backward)),
+        _ => None,
+    };
+    Ok(Listing {
+        query: ConsoleQuery {
             status,
-            search: search.clone(),
-            limit: 500,
+            search: (!search.is_empty()).then(|| search.clone()),
             verified_only: !all,
-        })
+            sort,
+            descending,
+        },
+        status_param,
+        search,
+        all,
+        from,
+    })
+}
+
+/// Opaque to operators: base64url of the sort, its key and the tenant id.
+fn encode_cursor(sort: ConsoleSort, row: &TenantRow) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}\n{}\n{}",
+        sort.as_str(),
+        sort.key_of(row),
+        row.id
+    ))
+}
+
+fn decode_cursor(sort: ConsoleSort, raw: &str) -> Result<ConsoleCursor, WebError> {
+    let refused = || WebError::BadRequest("That page link is not one this list gave out.".into());
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| refused())?;
+    let text = String::from_utf8(bytes).map_err(|_| refused())?;
+    let mut parts = text.splitn(3, '\n');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(s), Some(key), Some(id)) if s == sort.as_str() => Ok(ConsoleCursor {
+            key: key.to_owned(),
+            id: id.to_owned(),
+        }),
+        _ => Err(refused()),
+    }
+}
+
+/// A query string of the list with these parameters (empty ones left out).
+fn href(path: &str, params: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params.iter().filter(|(_, v)| !v.is_empty()) {
+        query.append_pair(name, value);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+impl Listing {
+    /// The parameters that say what is listed (not where the page starts).
+    fn params(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("status", self.status_param.clone()),
+            ("q", self.search.clone()),
+            (
+                "all",
+                if self.all && self.status_param.is_empty() {
+                    "1"
+                } else {
+                    ""
+                }
+                .to_owned(),
+            ),
+            ("sort", self.query.sort.as_str().to_owned()),
+            (
+                "dir",
+                if self.query.descending { "desc" } else { "asc" }.to_owned(),
+            ),
+        ]
+    }
+
+    fn link(&self, path: &str, extra: &[(&'static str, String)]) -> String {
+        let mut params = self.params();
+        params.extend_from_slice(extra);
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        href(path, &borrowed)
+    }
+}
+
+pub async fn list(
+    operator: Operator,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let listing = parse_listing(query.into_inner())?;
+    let (from, direction) = match &listing.from {
+        Some((cursor, direction)) => (Some(cursor), *direction),
+        None => (None, PageDirection::Forward),
+    };
+    let mut rows = state
+        .store
+        .console_page(&listing.query, from, direction, PAGE_SIZE + 1)
         .await?;
+    // One row more than a page says whether there is more that way.
+    let more = rows.len() > PAGE_SIZE as usize;
+    if more {
+        match direction {
+            PageDirection::Forward => {
+                rows.pop();
+            }
+            PageDirection::Backward => {
+                rows.remove(0);
+            }
+        }
+    }
+    let (has_previous, has_next) = match direction {
+        PageDirection::Forward => (from.is_some(), more),
+        PageDirection::Backward => (more, true),
+    };
+    let sort = listing.query.sort;
+    let previous = has_previous
+        .then(|| rows.first())
+        .flatten()
+        .map(|r| listing.link("/admin", &[("before", encode_cursor(sort, r))]));
+    let next = has_next
+        .then(|| rows.last())
+        .flatten()
+        .map(|r| listing.link("/admin", &[("after", encode_cursor(sort, r))]));
+
+    let counts = state.store.status_counts().await?;
     let (refused, refused_total) = state.refused_callbacks.totals();
-    let events = state.store.recent_events(20).await?;
+    let recent = state.store.recent_events(20).await?;
+    let ids: Vec<String> = recent.iter().filter_map(|e| e.tenant_id.clone()).collect();
+    let names = state.store.tenant_names(&ids).await?;
+    let now = OffsetDateTime::now_utc();
     let required = &state.settings.required_permissions;
     let (credential, credential_warning) = credential_line(&state);
+    let status_filter = listing.query.status;
+    let count_link = |label, class, n, status: &str, current| {
+        let q = listing.search.as_str();
+        CountLink {
+            label,
+            class,
+            n,
+            href: href("/admin", &[("status", status), ("q", q)]),
+            current,
+        }
+    };
+    let mut count_links = vec![count_link(
+        "All",
+        "all",
+        counts.iter().map(|(_, n)| n).sum(),
+        "",
+        status_filter == StatusFilter::Any,
+    )];
+    count_links.push(count_link(
+        "Needs attention",
+        "attention",
+        counts
+            .iter()
+            .filter(|(s, _)| ATTENTION.contains(s))
+            .map(|(_, n)| n)
+            .sum(),
+        "attention",
+        status_filter == StatusFilter::Attention,
+    ));
+    for (s, n) in &counts {
+        count_links.push(count_link(
+            s.label(),
+            s.as_str(),
+            *n,
+            s.as_str(),
+            status_filter == StatusFilter::One(*s),
+        ));
+    }
+    let headings = [
+        ("Organisation", ConsoleSort::Name),
+        ("Status", ConsoleSort::Status),
+        ("Consented", ConsoleSort::Consented),
+        ("Last check", ConsoleSort::Checked),
+    ]
+    .into_iter()
+    .map(|(label, by)| {
+        let current = by == sort;
+        // The current column turns around; another starts in its natural direction.
+        let dir = match (current, listing.query.descending) {
+            (true, true) => "asc",
+            (true, false) => "desc",
+            (false, _) if matches!(by, ConsoleSort::Consented | ConsoleSort::Checked) => "desc",
+            (false, _) => "asc",
+        };
+        let mut params = listing.params();
+        params.retain(|(n, _)| *n != "sort" && *n != "dir");
+        params.push(("sort", by.as_str().to_owned()));
+        params.push(("dir", dir.to_owned()));
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        SortLink {
+            label,
+            href: href("/admin", &borrowed),
+            arrow: match (current, listing.query.descending) {
+                (true, true) => "▼",
+                (true, false) => "▲",
+                (false, _) => "",
+            },
+        }
+    })
+    .collect();
     let template = ListPage {
         credential,
         credential_warning,
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
-        tenants: rows.iter().map(|t| view(t, required)).collect(),
+        tenants: rows.iter().map(|t| list_row(t, required, now)).collect(),
         statuses: TenantStatus::ALL
             .iter()
-            .map(|s| (*s, Some(*s) == status))
+            .map(|s| (*s, StatusFilter::One(*s) == status_filter))
             .collect(),
-        any_status: status.is_none(),
-        search: search.unwrap_or_default(),
+        any_status: status_filter == StatusFilter::Any,
+        attention: status_filter == StatusFilter::Attention,
         alert: state
             .verifier
             .health
             .credential_alert()
             .map(|a| (a.headline, format!("{} (since {})", a.message, a.at))),
         required: required.clone(),
-        events: events.iter().map(event_view).collect(),
-        all,
+        events: recent
+            .iter()
+            .map(|e| ActivityView {
+                at: short(&e.created_at),
+                ago: relative_ts(&e.created_at, now),
+                kind: e.kind.replace('_', " "),
+                tenant_name: e.tenant_id.as_ref().and_then(|t| names.get(t).cloned()),
+                tenant_id: e.tenant_id.clone(),
+                detail: e.detail.clone(),
+            })
+            .collect(),
+        all: listing.all,
         refused_total,
         refused,
+        counts: count_links,
+        headings,
+        sort: sort.as_str(),
+        dir: if listing.query.descending {
+            "desc"
+        } else {
+            "asc"
+        },
+        previous,
+        next,
+        export: listing.link("/admin/tenants.csv", &[]),
+        search: listing.search,
     };
     page(StatusCode::OK, template.render())
+}
+
+/// A CSV download: streamed, one batch of rows read at a time.
+fn csv_response(
+    filename: &str,
+    body: impl futures_util::Stream<Item = Result<web::Bytes, WebError>> + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            "text/csv; charset=utf-8",
+        ))
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .streaming(body)
+}
+
+/// `GET /admin/tenants.csv`: the list as it is filtered, searched and sorted, every page
+/// of it, read through the cursor a batch at a time (never all of it in memory).
+pub async fn export(
+    _operator: Operator,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let mut listing = parse_listing(query.into_inner())?;
+    // The whole list, whatever page the link was on.
+    listing.from = None;
+    let query = listing.query;
+    let store = state.store.clone();
+    let required = state.settings.required_permissions.clone();
+    let header = csv_row(&[
+        "tenant_id",
+        "organisation",
+        "status",
+        "consented_at",
+        "verified_at",
+        "last_check_at",
+        "granted_permissions",
+        "missing_permissions",
+        "verified_domains",
+        "last_error_code",
+        "consecutive_failures",
+    ]);
+    // (cursor, finished): each step reads one batch after the cursor.
+    let batches =
+        futures_util::stream::unfold((None::<ConsoleCursor>, false), move |(cursor, done)| {
+            let (store, query, required) = (store.clone(), query.clone(), required.clone());
+            async move {
+                if done {
+                    return None;
+                }
+                let rows = match store
+                    .console_page(
+                        &query,
+                        cursor.as_ref(),
+                        PageDirection::Forward,
+                        EXPORT_BATCH,
+                    )
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) => return Some((Err(WebError::from(e)), (cursor, true))),
+                };
+                let finished = rows.len() < EXPORT_BATCH as usize;
+                let next = rows.last().map(|r| ConsoleCursor {
+                    key: query.sort.key_of(r),
+                    id: r.id.clone(),
+                });
+                let mut chunk = String::new();
+                for t in &rows {
+                    chunk.push_str(&csv_row(&[
+                        t.id.as_str(),
+                        t.name().unwrap_or(""),
+                        t.status.as_str(),
+                        t.consented_at.as_str(),
+                        t.verified_at.as_deref().unwrap_or(""),
+                        ConsoleSort::Checked.key_of(t).as_str(),
+                        t.granted_roles().join(" ").as_str(),
+                        t.missing_permissions(&required).join(" ").as_str(),
+                        t.verified_domains().join(" ").as_str(),
+                        t.last_error_code.as_deref().unwrap_or(""),
+                        t.consecutive_failures.to_string().as_str(),
+                    ]));
+                }
+                Some((Ok(web::Bytes::from(chunk)), (next, finished)))
+            }
+        });
+    let body =
+        futures_util::stream::once(async move { Ok(web::Bytes::from(header)) }).chain(batches);
+    Ok(csv_response("tenants.csv", body))
+}
+
+/// `GET /admin/tenants/{id}/events.csv`: a tenant's events, newest first, read a batch at
+/// a time.
+pub async fn export_events(
+    _operator: Operator,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
+    state.store.tenant(id).await?.ok_or(WebError::NotFound)?;
+    let store = state.store.clone();
+    let header = csv_row(&["time", "kind", "detail", "request_id"]);
+    let batches = futures_util::stream::unfold((None::<String>, false), move |(before, done)| {
+        let store = store.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let rows = match store
+                .tenant_events_page(id, before.as_deref(), EXPORT_BATCH)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => return Some((Err(WebError::from(e)), (before, true))),
+            };
+            let finished = rows.len() < EXPORT_BATCH as usize;
+            let next = rows.last().map(|e| e.id.clone());
+            let mut chunk = String::new();
+            for e in &rows {
+                chunk.push_str(&csv_row(&[
+                    e.created_at.as_str(),
+                    e.kind.as_str(),
+                    e.detail.as_str(),
+                    e.request_id.as_deref().unwrap_or(""),
+                ]));
+            }
+            Some((Ok(web::Bytes::from(chunk)), (next, finished)))
+        }
+    });
+    let body =
+        futures_util::stream::once(async move { Ok(web::Bytes::from(header)) }).chain(batches);
+    Ok(csv_response(&format!("tenant-{id}-events.csv"), body))
 }
 
 #[derive(Template)]
