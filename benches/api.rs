@@ -37,8 +37,6 @@
 //! a durable row per token through one SQLite connection on two cores that also run the
 //! client.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use consentry::domain::TenantId;
@@ -47,92 +45,10 @@ use consentry::store::{NewApiKey, Store};
 
 mod common;
 
-use common::{CONTOSO, client, real_consent, strip};
+use common::{CONTOSO, Run, client, real_consent, strip};
 
 /// Rounds of each endpoint, alternating.
 const ROUNDS: usize = 4;
-
-/// What one endpoint did over all its rounds.
-#[derive(Default)]
-struct Run {
-    latencies: Vec<Duration>,
-    wall: Duration,
-    /// Answers other than 200, by status (0: no answer).
-    failures: std::collections::BTreeMap<u16, usize>,
-}
-
-impl Run {
-    fn report(&mut self, name: &str) -> f64 {
-        self.latencies.sort();
-        let at = |q: f64| {
-            let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len() - 1);
-            self.latencies[i].as_secs_f64() * 1000.0
-        };
-        let rate = self.latencies.len() as f64 / self.wall.as_secs_f64();
-        println!("  {name}_requests: {}", self.latencies.len());
-        println!("  {name}_failures: {:?}", self.failures);
-        if self.failures.contains_key(&429) {
-            println!(
-                "  {name}_note: 429s are the per-key limit; more keys (--concurrency) lift it"
-            );
-        }
-        println!("  {name}_per_second: {rate:.0}");
-        println!("  {name}_p50_ms: {:.2}", at(0.50));
-        println!("  {name}_p99_ms: {:.2}", at(0.99));
-        rate
-    }
-}
-
-/// `n` requests to `url` shared by one task per client (each with its own key), added to
-/// `run`; a token request when `post`.
-async fn round(
-    run: &mut Run,
-    url: &str,
-    post: bool,
-    clients: &[(reqwest::Client, String)],
-    n: usize,
-) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .iter()
-        .cloned()
-        .map(|(http, key)| {
-            let (next, url) = (next.clone(), url.to_owned());
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let sent = Instant::now();
-                    let request = if post {
-                        http.post(&url).bearer_auth(&key)
-                    } else {
-                        http.get(&url)
-                    };
-                    let status = match request.send().await {
-                        // The body is read so that the connection is kept.
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            status
-                        }
-                        Err(_) => 0,
-                    };
-                    seen.push((sent.elapsed(), status));
-                }
-                seen
-            })
-        })
-        .collect();
-    for task in tasks {
-        for (took, status) in task.await.expect("a client task") {
-            run.latencies.push(took);
-            if status != 200 {
-                *run.failures.entry(status).or_default() += 1;
-            }
-        }
-    }
-    run.wall += started.elapsed();
-}
 
 #[tokio::main]
 async fn main() {
@@ -189,14 +105,27 @@ async fn main() {
     for r in 0..ROUNDS {
         // Rounds split the requests; the first rounds take any remainder.
         let n = requests / ROUNDS + usize::from(r < requests % ROUNDS);
-        round(&mut h, &health, false, &clients, n).await;
-        round(&mut t, &token, true, &clients, n).await;
+        let health = health.clone();
+        h.round(&clients, n, move |(http, _): &(reqwest::Client, String)| {
+            http.get(&health)
+        })
+        .await;
+        let token = token.clone();
+        t.round(
+            &clients,
+            n,
+            move |(http, key): &(reqwest::Client, String)| http.post(&token).bearer_auth(key),
+        )
+        .await;
     }
     println!(
         "api: {requests} requests per endpoint in {ROUNDS} alternating rounds, {concurrency} at a time, {concurrency} API keys (limit each: burst 1000, then 500/s)"
     );
-    let health_rate = h.report("health");
-    let token_rate = t.report("token");
+    let (health_rate, _) = h.report("health");
+    let (token_rate, _) = t.report("token");
+    if t.failures.contains_key(&429) {
+        println!("  token_note: 429s are the per-key limit; more keys (--concurrency) lift it");
+    }
     println!(
         "  token_to_health_ratio: {:.2} (target: at least 0.8)",
         token_rate / health_rate

@@ -32,82 +32,16 @@
 //! tenants would sort most of the table.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 mod common;
 
-use common::client;
+use common::{Run, client};
 
 /// Rounds of each endpoint, alternating.
 const ROUNDS: usize = 4;
-
-#[derive(Default)]
-struct Run {
-    latencies: Vec<Duration>,
-    wall: Duration,
-    failures: std::collections::BTreeMap<u16, usize>,
-}
-
-impl Run {
-    /// Prints the figures; returns (rate, p50 ms).
-    fn report(&mut self, name: &str) -> (f64, f64) {
-        self.latencies.sort();
-        let at = |q: f64| {
-            let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len() - 1);
-            self.latencies[i].as_secs_f64() * 1000.0
-        };
-        let rate = self.latencies.len() as f64 / self.wall.as_secs_f64();
-        println!("  {name}_requests: {}", self.latencies.len());
-        if !self.failures.is_empty() {
-            println!("  {name}_failures: {:?}", self.failures);
-        }
-        println!("  {name}_per_second: {rate:.0}");
-        println!("  {name}_p50_ms: {:.2}", at(0.50));
-        println!("  {name}_p99_ms: {:.2}", at(0.99));
-        (rate, at(0.50))
-    }
-}
-
-/// `n` GETs of `url` shared by the clients, added to `run`.
-async fn round(run: &mut Run, url: &str, clients: &[reqwest::Client], n: usize) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .iter()
-        .cloned()
-        .map(|http| {
-            let (next, url) = (next.clone(), url.to_owned());
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let sent = Instant::now();
-                    let status = match http.get(&url).send().await {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            status
-                        }
-                        Err(_) => 0,
-                    };
-                    seen.push((sent.elapsed(), status));
-                }
-                seen
-            })
-        })
-        .collect();
-    for task in tasks {
-        for (took, status) in task.await.expect("a client task") {
-            run.latencies.push(took);
-            if status != 200 {
-                *run.failures.entry(status).or_default() += 1;
-            }
-        }
-    }
-    run.wall += started.elapsed();
-}
 
 /// The i-th seeded tenant's id.
 fn tenant_id(i: usize) -> String {
@@ -397,7 +331,9 @@ async fn main() {
     for r in 0..ROUNDS {
         let n = requests / ROUNDS + usize::from(r < requests % ROUNDS);
         for ((_, url), run) in endpoints.iter().zip(runs.iter_mut()) {
-            round(run, url, &clients, n).await;
+            let url = url.to_owned();
+            run.round(&clients, n, move |http: &reqwest::Client| http.get(&url))
+                .await;
         }
     }
     let mut health_rate = 0.0;

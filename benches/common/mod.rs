@@ -180,3 +180,76 @@ impl Drop for DemoRun {
         }
     }
 }
+
+/// What one endpoint did over all its rounds of load.
+#[derive(Default)]
+pub struct Run {
+    pub latencies: Vec<std::time::Duration>,
+    pub wall: std::time::Duration,
+    /// Answers other than 200, by status (0: no answer).
+    pub failures: std::collections::BTreeMap<u16, usize>,
+}
+
+impl Run {
+    /// Prints the figures under `name`; returns (requests a second, p50 in ms).
+    pub fn report(&mut self, name: &str) -> (f64, f64) {
+        self.latencies.sort();
+        let at = |q: f64| {
+            let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len() - 1);
+            self.latencies[i].as_secs_f64() * 1000.0
+        };
+        let rate = self.latencies.len() as f64 / self.wall.as_secs_f64();
+        println!("  {name}_requests: {}", self.latencies.len());
+        println!("  {name}_failures: {:?}", self.failures);
+        println!("  {name}_per_second: {rate:.0}");
+        println!("  {name}_p50_ms: {:.2}", at(0.50));
+        println!("  {name}_p99_ms: {:.2}", at(0.99));
+        (rate, at(0.50))
+    }
+
+    /// `n` requests made by `request` from one task per client, added to this run. Each
+    /// body is read, so that connections are kept alive.
+    pub async fn round<C, F>(&mut self, clients: &[C], n: usize, request: F)
+    where
+        C: Clone + Send + 'static,
+        F: Fn(&C) -> reqwest::RequestBuilder + Clone + Send + 'static,
+    {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Instant;
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let tasks: Vec<_> = clients
+            .iter()
+            .cloned()
+            .map(|client| {
+                let (next, request) = (next.clone(), request.clone());
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    while next.fetch_add(1, Ordering::Relaxed) < n {
+                        let sent = Instant::now();
+                        let status = match request(&client).send().await {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                let _ = r.bytes().await;
+                                status
+                            }
+                            Err(_) => 0,
+                        };
+                        seen.push((sent.elapsed(), status));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for task in tasks {
+            for (took, status) in task.await.expect("a client task") {
+                self.latencies.push(took);
+                if status != 200 {
+                    *self.failures.entry(status).or_default() += 1;
+                }
+            }
+        }
+        self.wall += started.elapsed();
+    }
+}
