@@ -160,6 +160,9 @@ pub enum Probe {
         tid: Option<String>,
         roles: Vec<String>,
         organization: Result<Organization, GraphError>,
+        /// The tenant's users, when the token carries User.Read.All and Graph counted them
+        /// in time; pages show the last count instead of calling Graph while rendering.
+        users: Option<u64>,
     },
 }
 
@@ -167,6 +170,8 @@ pub struct Verifier {
     store: Store,
     engine: Arc<TokenEngine>,
     entra: Arc<EntraClient>,
+    /// For the user count, through the engine's cached token the probe just refreshed.
+    graph: crate::graph::GraphClient,
     clock: Arc<dyn Clock>,
     required: Vec<String>,
     policy: CheckPolicy,
@@ -212,6 +217,7 @@ impl Verifier {
     ) -> Verifier {
         Verifier {
             store,
+            graph: crate::graph::GraphClient::new(entra.clone(), engine.clone()),
             engine,
             entra,
             clock,
@@ -377,10 +383,26 @@ impl Verifier {
             }
             other => other,
         };
+        // Counting is informational: it never fails a check, and waits at most 5 s.
+        let can_count = organization.is_ok()
+            && token
+                .token
+                .roles
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case("User.Read.All"));
+        let users = if can_count {
+            tokio::time::timeout(Duration::from_secs(5), self.graph.user_count(id))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            None
+        };
         Probe::Token {
             tid: token.token.tid.clone(),
             roles: token.token.roles.clone(),
             organization,
+            users,
         }
     }
 
@@ -513,6 +535,7 @@ impl Verifier {
             Probe::Token {
                 roles,
                 organization,
+                users,
                 ..
             } => {
                 let missing: Vec<String> = self
@@ -610,6 +633,7 @@ impl Verifier {
                         verified_domains,
                         granted_roles: roles.clone(),
                         missing_permissions: missing,
+                        user_count: *users,
                     },
                 }
             }

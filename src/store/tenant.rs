@@ -36,6 +36,12 @@ pub struct TenantRow {
     /// while it is what the check read.
     #[sqlx(default)]
     pub revision: i64,
+    /// Users as the last check that could count them read it, and when (migration
+    /// 20261201000004_user_count.sql).
+    #[sqlx(default)]
+    pub user_count: Option<i64>,
+    #[sqlx(default)]
+    pub user_count_at: Option<String>,
 }
 
 impl TenantRow {
@@ -159,6 +165,8 @@ pub enum CheckResult {
         granted_roles: Vec<String>,
         /// Required permissions that are not granted (empty when the tenant is active).
         missing_permissions: Vec<String>,
+        /// The tenant's users, when the check could count them (`None` keeps the last count).
+        user_count: Option<u64>,
     },
     Failed {
         code: String,
@@ -357,18 +365,21 @@ impl Store {
                 display_name,
                 verified_domains,
                 granted_roles,
+                user_count,
                 ..
             } => {
                 sqlx::query(
                     "update tenant set display_name = coalesce($1, display_name), verified_domains = $2, granted_roles = $3, \
                      verified_at = coalesce(verified_at, $4), last_token_ok_at = $4, last_error_code = null, last_error = null, \
-                     consecutive_failures = 0 where id = $5",
+                     consecutive_failures = 0, user_count = coalesce($6, user_count), \
+                     user_count_at = case when $6 is null then user_count_at else $4 end where id = $5",
                 )
                 .bind(display_name)
                 .bind(serde_json::to_string(verified_domains).unwrap_or_else(|_| "[]".into()))
                 .bind(serde_json::to_string(granted_roles).unwrap_or_else(|_| "[]".into()))
                 .bind(&now_s)
                 .bind(id.to_string())
+                .bind(user_count.and_then(|n| i64::try_from(n).ok()))
                 .execute(&mut *tx)
                 .await?;
             }

@@ -93,11 +93,16 @@ async fn user_count_reads_the_count() {
 }
 
 #[tokio::test]
-async fn the_tenant_page_shows_the_user_count_from_graph() {
+async fn the_tenant_page_shows_the_user_count_of_the_last_check_without_calling_graph() {
     let app = crate::app_helpers::spawn_app().await;
     let contoso = app.emulator.contoso();
-    app.onboard(&app.browser(), &contoso).await;
+    let row = app.onboard(&app.browser(), &contoso).await;
     let operator = app.operator().await;
+    let graph_calls = |requests: &serde_json::Value| {
+        ["graph_users_count", "graph_users", "graph_organization"]
+            .map(|e| requests["endpoints"][e].as_u64().unwrap_or(0))
+    };
+    let before = graph_calls(&app.emulator.requests().await);
 
     let page = operator
         .get(&format!("/admin/tenants/{contoso}"))
@@ -105,8 +110,15 @@ async fn the_tenant_page_shows_the_user_count_from_graph() {
         .text()
         .await
         .expect("html");
+    let after = graph_calls(&app.emulator.requests().await);
 
-    assert!(page.contains(r#"<dd id="users">36</dd>"#), "{page}");
+    assert_eq!(row.user_count, Some(36), "the check counted them: {row:?}");
+    assert!(row.user_count_at.is_some(), "{row:?}");
+    assert!(
+        page.contains(r#"<dd id="users">36 <span class="small">as of the check"#),
+        "{page}"
+    );
+    assert_eq!(before, after, "rendering the page called Graph");
 }
 
 #[tokio::test]

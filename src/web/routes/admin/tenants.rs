@@ -671,7 +671,8 @@ pub async fn export_events(
 #[template(path = "admin/tenant.html")]
 struct TenantPage {
     /// From Graph, live; or why not.
-    users: Result<u64, String>,
+    /// The count and when the check that read it ran; or why there is none.
+    users: Result<(i64, String), &'static str>,
     operator: String,
     csrf: String,
     tenant: TenantView,
@@ -765,20 +766,11 @@ pub async fn show(
     .await?;
     let events = state.store.events_for(id, 200).await?;
     let claims = claim_views(&tenant, state.store.claims_for(id).await?);
-    let users = match tenant.status() {
-        Some(TenantStatus::Active | TenantStatus::MissingPermissions | TenantStatus::Failing) => {
-            match tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                state.graph.user_count(id),
-            )
-            .await
-            {
-                Ok(Ok(n)) => Ok(n),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("Graph did not answer within 5 s".to_owned()),
-            }
-        }
-        _ => Err("not asked: the tenant is not connected".to_owned()),
+    // As the last check counted them: rendering never calls Graph (a failing tenant's page
+    // would wait on it).
+    let users = match (tenant.user_count, &tenant.user_count_at) {
+        (Some(n), Some(at)) => Ok((n, relative_ts(at, OffsetDateTime::now_utc()))),
+        _ => Err("not counted yet: checks count them once the tenant granted User.Read.All"),
     };
     let template = TenantPage {
         users,
