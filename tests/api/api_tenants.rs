@@ -43,6 +43,17 @@ async fn a_tenant_is_the_list_entry_plus_its_claims_and_unknown_ids_get_404() {
         .emulator_decision(&to_microsoft, "accept", Some(&contoso))
         .await;
     assert_eq!(stranger.get(&callback).await.status(), 303);
+    // The callback forced an early check: let it finish, so that it cannot change the
+    // tenant between the two reads below.
+    app.poll("the forced check", 15, || async {
+        let now = ts(time::OffsetDateTime::now_utc());
+        app.tenant(&contoso).await.filter(|t| {
+            t.next_verify_at
+                .as_deref()
+                .is_some_and(|at| at > now.as_str())
+        })
+    })
+    .await;
     insert_tenant(
         &app,
         &guid(3),
