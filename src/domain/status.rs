@@ -57,6 +57,17 @@ impl TenantStatus {
         )
     }
 
+    /// How far the permissions the last successful check read still hold, as a CSS class:
+    /// `granted` (the tenant works), `lost` (consent revoked or tenant gone: they are no
+    /// longer granted), `unknown` (checks fail or none succeeded yet: last known only).
+    pub fn permissions_class(self) -> &'static str {
+        match self {
+            TenantStatus::Active | TenantStatus::MissingPermissions => "granted",
+            TenantStatus::Revoked | TenantStatus::Gone => "lost",
+            TenantStatus::Pending | TenantStatus::Failing | TenantStatus::Failed => "unknown",
+        }
+    }
+
     /// Words for people.
     pub fn label(self) -> &'static str {
         match self {

@@ -397,6 +397,14 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_revoked() {
         "{page}"
     );
     assert!(page.contains("failed: AADSTS700016"), "{page}");
+    // What the last success read is shown as lost, not as granted.
+    let granted = crate::app_helpers::section(&page, r#"<dd id="granted">"#, "</dd>");
+    assert!(
+        granted.contains(r#"<code class="lost">User.Read.All</code>"#)
+            && !granted.contains(r#"class="granted""#)
+            && granted.contains("no longer granted"),
+        "{granted}"
+    );
     assert!(
         page.contains("(1 in a row)"),
         "consecutive failures: {page}"
