@@ -497,3 +497,13 @@ async fn the_dashboard_filters_by_status_and_searches() {
     assert!(html.contains("There is no status"), "{html}");
     assert!(!html.contains(&contoso), "{html}");
 }
+
+#[tokio::test]
+async fn the_empty_dashboard_points_at_the_sign_up_page() {
+    let app = spawn_app().await;
+
+    let dashboard = app.dashboard().await;
+
+    let link = format!(r#"<a href="{0}/" id="signup-url">{0}/</a>"#, app.base);
+    assert!(dashboard.contains(&link), "{link} in {dashboard}");
+}

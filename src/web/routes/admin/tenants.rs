@@ -199,6 +199,8 @@ pub struct SortLink {
 #[derive(Template)]
 #[template(path = "admin/tenants.html")]
 struct ListPage {
+    /// Where customers' administrators start: shown while there is no tenant yet.
+    signup_url: String,
     credential: String,
     credential_warning: bool,
     operator: String,
@@ -484,6 +486,7 @@ pub async fn list(
     })
     .collect();
     let template = ListPage {
+        signup_url: state.settings.public_url.to_string(),
         credential,
         credential_warning,
         operator: operator.name.clone(),
