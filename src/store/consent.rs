@@ -15,10 +15,10 @@ use serde_json::json;
 
 use super::event::{EventKind, NewEvent, insert_event};
 use super::tenant::TenantRow;
-use super::webhook::{OutboxEvent, insert_outbox, tenant_json};
+use super::webhook::{OutboxEvent, insert_outbox, status_changed};
 use super::{Store, StoreError, ts};
-use crate::domain::TenantId;
 use crate::domain::webhook::EventType;
+use crate::domain::{TenantId, TenantStatus};
 
 /// How Microsoft's page answered a sign-up it declined (`tenant.consent_declined`).
 #[derive(Debug, Clone)]
@@ -40,27 +40,14 @@ async fn reopened_webhook(
         .bind(cb.tenant.to_string())
         .fetch_one(&mut *conn)
         .await?;
-    let data = json!({
-        "tenant": tenant_json(&row),
-        "from": "failed",
-        "to": "pending",
-        "reason": crate::domain::webhook::status_change_reason(
-            crate::domain::TenantStatus::Failed,
-            crate::domain::TenantStatus::Pending,
-        ),
-        "error": null,
-        "missing_permissions": [],
-    });
-    insert_outbox(
-        conn,
-        &OutboxEvent {
-            event_type: EventType::TenantStatusChanged,
-            tenant_id: Some(cb.tenant),
-            data,
-        },
-        cb.now,
-    )
-    .await?;
+    let event = status_changed(
+        &row,
+        TenantStatus::Failed,
+        TenantStatus::Pending,
+        serde_json::Value::Null,
+        &[],
+    );
+    insert_outbox(conn, &event, cb.now).await?;
     Ok(())
 }
 

@@ -4,9 +4,9 @@ use time::OffsetDateTime;
 
 use super::consent::ClaimRow;
 use super::event::{EventKind, EventRow, NewEvent, insert_event, record_check_event};
-use super::webhook::{OutboxEvent, insert_outbox, tenant_json};
+use super::webhook::{OutboxEvent, insert_outbox, status_changed, tenant_json};
 use super::{Store, StoreError, ts};
-use crate::domain::webhook::{EventType, status_change_reason};
+use crate::domain::webhook::EventType;
 use crate::domain::{TenantId, TenantStatus};
 use serde_json::{Value, json};
 
@@ -460,33 +460,24 @@ async fn check_webhook(
         CheckResult::Failed { code, message } => json!({ "code": code, "message": message }),
         CheckResult::Verified { .. } => Value::Null,
     };
-    let (event_type, data) = if connected {
-        (
-            EventType::TenantConnected,
-            json!({
-                "tenant": tenant_json(&row),
-                "missing_permissions": missing,
-                "consented_at": row.consented_at,
-                "verified_at": row.verified_at,
-            }),
-        )
-    } else {
-        (
-            EventType::TenantStatusChanged,
-            json!({
-                "tenant": tenant_json(&row),
-                "from": previous.as_str(),
-                "to": outcome.status.as_str(),
-                "reason": status_change_reason(previous, outcome.status),
-                "error": error,
-                "missing_permissions": missing,
-            }),
-        )
-    };
+    if !connected {
+        return Ok(Some(status_changed(
+            &row,
+            previous,
+            outcome.status,
+            error,
+            &missing,
+        )));
+    }
     Ok(Some(OutboxEvent {
-        event_type,
+        event_type: EventType::TenantConnected,
         tenant_id: Some(id),
-        data,
+        data: json!({
+            "tenant": tenant_json(&row),
+            "missing_permissions": missing,
+            "consented_at": row.consented_at,
+            "verified_at": row.verified_at,
+        }),
     }))
 }
 

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::tenant::TenantRow;
 use super::{Store, StoreError, ts};
-use crate::domain::TenantId;
-use crate::domain::webhook::{EndpointState, EventFilter, EventType};
+use crate::domain::webhook::{EndpointState, EventFilter, EventType, status_change_reason};
+use crate::domain::{TenantId, TenantStatus};
 
 /// An event to write into the outbox, in the transaction of the change it reports.
 #[derive(Debug, Clone)]
@@ -121,6 +121,38 @@ async fn apply_state(
     Ok(row)
 }
 
+/// A rotated-out secret's salt while its overlap (`until`) lasts.
+fn overlapping_salt<'a>(
+    salt: Option<&'a str>,
+    until: Option<&str>,
+    now: OffsetDateTime,
+) -> Option<&'a str> {
+    salt.filter(|_| until.is_some_and(|until| until > ts(now).as_str()))
+}
+
+/// `tenant.status_changed` for `row`, which moved `from` → `to`: the reason, the failure
+/// (`error`: code and message, or null) and the permissions still missing.
+pub(super) fn status_changed(
+    row: &TenantRow,
+    from: TenantStatus,
+    to: TenantStatus,
+    error: Value,
+    missing: &[String],
+) -> OutboxEvent {
+    OutboxEvent {
+        event_type: EventType::TenantStatusChanged,
+        tenant_id: row.tenant_id(),
+        data: json!({
+            "tenant": tenant_json(row),
+            "from": from.as_str(),
+            "to": to.as_str(),
+            "reason": status_change_reason(from, to),
+            "error": error,
+            "missing_permissions": missing,
+        }),
+    }
+}
+
 /// How a tenant appears in event payloads: what Graph said of it, never a claim.
 pub(super) fn tenant_json(row: &TenantRow) -> Value {
     json!({
@@ -162,10 +194,11 @@ impl EndpointRow {
 
     /// The previous secret's salt while its overlap lasts.
     pub fn previous_salt_at(&self, now: OffsetDateTime) -> Option<&str> {
-        match (&self.previous_secret_salt, &self.previous_secret_expires_at) {
-            (Some(salt), Some(until)) if until.as_str() > ts(now).as_str() => Some(salt),
-            _ => None,
-        }
+        overlapping_salt(
+            self.previous_secret_salt.as_deref(),
+            self.previous_secret_expires_at.as_deref(),
+            now,
+        )
     }
 }
 
@@ -211,10 +244,11 @@ pub struct ClaimedDelivery {
 impl ClaimedDelivery {
     /// The previous secret's salt while its overlap lasts.
     pub fn previous_salt_at(&self, now: OffsetDateTime) -> Option<&str> {
-        match (&self.previous_secret_salt, &self.previous_secret_expires_at) {
-            (Some(salt), Some(until)) if until.as_str() > ts(now).as_str() => Some(salt),
-            _ => None,
-        }
+        overlapping_salt(
+            self.previous_secret_salt.as_deref(),
+            self.previous_secret_expires_at.as_deref(),
+            now,
+        )
     }
 }
 
