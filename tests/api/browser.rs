@@ -164,6 +164,31 @@ impl Browser {
             .to_owned()
     }
 
+    /// Sets the window's size, to see a page as a phone or a desktop would.
+    async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
+    }
+
+    /// Saves what the window shows as `target/screenshots/{name}.png` (CI keeps `target/`),
+    /// and returns the PNG's size in bytes.
+    async fn screenshot(&self, name: &str) -> usize {
+        use base64::Engine as _;
+        let shot = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot.as_str().unwrap_or_default())
+            .expect("a base64 screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), &png).expect("screenshot written");
+        png.len()
+    }
+
     async fn quit(&self) {
         let _ = self.http.delete(&self.session).send().await;
     }
@@ -219,7 +244,21 @@ async fn demo_walkthrough_in_headless_chromium() {
     browser.type_into("#password", &password).await;
     browser.click("#sign-in").await;
     let table = browser.text("#tenants").await;
+    browser.resize(1280, 900).await;
+    browser.screenshot("console-list").await;
+    // A phone: the table scrolls sideways inside its box instead of being cut off.
+    browser.resize(390, 844).await;
+    browser.screenshot("console-list-phone").await;
+    browser.resize(1280, 900).await;
+    browser
+        .click("#tenants a[href*='3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58']")
+        .await;
+    let tenant_page = browser.text("main").await;
+    browser.screenshot("console-tenant").await;
     browser.quit().await;
+
+    assert!(tenant_page.contains("Contoso Ltd"), "{tenant_page}");
+    assert!(tenant_page.contains("User.Read.All"), "{tenant_page}");
 
     assert!(
         status_page.contains("Contoso Ltd is connected"),
