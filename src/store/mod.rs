@@ -12,6 +12,7 @@ mod event;
 mod event_batch;
 mod health;
 mod idempotency;
+mod invitation;
 mod operator;
 mod tenant;
 mod webhook;
@@ -36,6 +37,7 @@ pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;
 pub use health::HealthFigures;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
+pub use invitation::{InvitationRow, InvitationSignUp, InvitationStatus, NewInvitation};
 pub use operator::{
     NewSession, OperatorChangeError, OperatorRow, Role, SessionRow, SessionView, generate_password,
     valid_operator_name,

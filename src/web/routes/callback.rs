@@ -281,7 +281,11 @@ pub async fn callback(
                 .finish())
         }
         ConsentOutcome::Rejected(why) => {
-            if why != ConsentRejection::TooManyTenants {
+            // These two wrote their own event with the refusal.
+            if !matches!(
+                why,
+                ConsentRejection::TooManyTenants | ConsentRejection::NotInvitedTenant
+            ) {
                 refuse(
                     &state,
                     &rid,
@@ -310,6 +314,9 @@ pub async fn callback(
                     }
                     ConsentRejection::TooManyTenants => {
                         "This browser has connected many organisations today. If you really manage all of them, contact us and we will help."
+                    }
+                    ConsentRejection::NotInvitedTenant => {
+                        "Your invitation is for another organisation than the one Microsoft sent you back for. Open the invitation link again and sign in as an administrator of the invited organisation."
                     }
                 }
                 .into(),
