@@ -32,6 +32,13 @@ pub struct Declined<'a> {
     pub description: &'a str,
 }
 
+/// A declined sign-up whose state this browser was issued.
+#[derive(Debug, Clone, Copy)]
+pub struct DeclinedSignUp {
+    /// It was started from an invitation (whose link starts it again).
+    pub from_invitation: bool,
+}
+
 /// A failed tenant that a new callback put back to pending: `tenant.status_changed`.
 async fn reopened_webhook(
     conn: &mut sqlx::SqliteConnection,
@@ -529,8 +536,7 @@ impl Store {
 
     /// A declined or failed consent: consumes the state when it matches this browser (so
     /// it cannot be used again) and then records the event, atomically. Without a match
-    /// nothing is written (anyone can type a declined callback). Returns whether the state
-    /// matched.
+    /// nothing is written (anyone can type a declined callback) and `None` is returned.
     pub async fn decline_consent(
         &self,
         state_hash: &str,
@@ -538,7 +544,7 @@ impl Store {
         event: &NewEvent,
         declined: &Declined<'_>,
         now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<DeclinedSignUp>, StoreError> {
         let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
         type Consumed = (
@@ -571,7 +577,7 @@ impl Store {
         )) = consumed.filter(|r| binding_hashes.contains(&r.1))
         else {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         };
         // The operator follows a declined sign-up up with what it said about itself; a
         // sign-up from an invitation that named a tenant is on that tenant's timeline.
@@ -627,7 +633,9 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(DeclinedSignUp {
+            from_invitation: invitation_id.is_some(),
+        }))
     }
 
     /// A refused callback whose state is one we stored: the first refusal of that request

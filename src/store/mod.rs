@@ -30,8 +30,8 @@ pub use api_key::{ApiKeyRow, NewApiKey};
 pub use audit::{AuditAction, AuditFilter, AuditRow, NewAuditEvent, Outcome};
 pub use cache::{API_KEY_TTL, TENANT_TTL};
 pub use consent::{
-    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, MAX_PENDING_REQUESTS,
-    NewConsentRequest, Onboarding, PurgeReport,
+    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, DeclinedSignUp,
+    MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport,
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;

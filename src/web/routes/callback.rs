@@ -72,6 +72,8 @@ struct Declined {
     microsoft_says: Option<String>,
     /// The AADSTS code (or OAuth error) alone.
     code: String,
+    /// The sign-up came from an invitation: its link, not the sign-up page, starts again.
+    invited: bool,
 }
 
 /// What an AADSTS code on the callback means for the administrator.
@@ -355,7 +357,7 @@ async fn declined(
         ),
         request_id: Some(rid.to_owned()),
     };
-    let matched = match state_hash.as_deref() {
+    let declined_sign_up = match state_hash.as_deref() {
         Some(hash) if !binding_hashes.is_empty() => {
             state
                 .store
@@ -372,8 +374,9 @@ async fn declined(
                 )
                 .await?
         }
-        _ => false,
+        _ => None,
     };
+    let matched = declined_sign_up.is_some();
     if !matched {
         state.refused_callbacks.count("declined_unmatched");
     }
@@ -397,6 +400,7 @@ async fn declined(
             explanation,
             microsoft_says,
             code: code_shown,
+            invited: declined_sign_up.is_some_and(|d| d.from_invitation),
         }
         .render(),
     )
