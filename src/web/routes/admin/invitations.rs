@@ -57,7 +57,11 @@ pub fn line(row: &InvitationRow, now: OffsetDateTime) -> InvitationLine {
         created_ago: relative_ts(&row.created_at, now),
         created_by: row.created_by.clone(),
         expires_at: short(&row.expires_at),
-        expires_in: relative_ts(&row.expires_at, now),
+        // A verified or revoked invitation's link is dead whatever its expiry says.
+        expires_in: match row.status(now) {
+            InvitationStatus::Verified | InvitationStatus::Revoked => "no longer".to_owned(),
+            _ => relative_ts(&row.expires_at, now),
+        },
         connected: row.connected_tenant_id.clone(),
     }
 }
