@@ -588,8 +588,17 @@ impl Store {
             domain_hint.as_deref(),
         ));
         if let Some(id) = &invitation_id {
-            if let Some(invited) = invitation::for_callback(&mut tx, id).await? {
-                event.tenant_id = invited.tenant_id.as_deref().and_then(TenantId::parse);
+            let named = invitation::for_callback(&mut tx, id)
+                .await?
+                .and_then(|i| i.tenant_id);
+            if let Some(named) = named {
+                // Only a tenant we know: an event of no row would outlive every purge.
+                let known: Option<String> =
+                    sqlx::query_scalar("select id from tenant where id = $1")
+                        .bind(&named)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                event.tenant_id = known.as_deref().and_then(TenantId::parse);
             }
             let code = declined.code.as_deref().unwrap_or(declined.error);
             invitation::failed(

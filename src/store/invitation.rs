@@ -444,7 +444,9 @@ pub(super) async fn after_check(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let tenant_s = tenant.to_string();
-    let waiting: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    // (id, tenant id named, domain named, the sign-up that consented it)
+    type Waiting = (String, Option<String>, Option<String>, Option<String>);
+    let waiting: Vec<Waiting> = sqlx::query_as(
         "select id, tenant_id, domain, consent_request_id from invitation \
          where callback_tenant_id = $1 and status = 'consented'",
     )
