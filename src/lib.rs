@@ -26,7 +26,7 @@ pub mod entra;
 pub mod graph;
 /// The service's own figures (Prometheus): requests, token requests, tenants, lag.
 pub mod metrics;
-/// All SQL: pending consent requests, tenants, their events, operators, API keys.
+/// All SQL: pending consent requests, invitations, tenants, their events, operators, API keys.
 pub mod store;
 /// Logging set-up shared by every subcommand.
 pub mod telemetry;

@@ -304,7 +304,17 @@ impl Verifier {
         };
         let probe = self.probe(id).await;
         let now = self.clock.now();
-        let outcome = self.decide(tenant, previous, &probe, now);
+        // A verified tenant whose consent is missing may have just been consented again
+        // through an invitation: only then is the invitation table asked.
+        let reconsented_at = match &probe {
+            Probe::NoToken(e)
+                if e.fault() == Fault::ConsentMissing && tenant.verified_at.is_some() =>
+            {
+                self.store.awaiting_invitation(id).await?
+            }
+            _ => None,
+        };
+        let outcome = self.decide(tenant, previous, &probe, now, reconsented_at);
         let alert = match &probe {
             // Only evidence that OUR credential or requests are wrong raises the alert
             // (an unknown code does not, nor does a tenant's own refusal).
@@ -414,6 +424,7 @@ impl Verifier {
         previous: TenantStatus,
         probe: &Probe,
         now: OffsetDateTime,
+        reconsented_at: Option<OffsetDateTime>,
     ) -> CheckOutcome {
         let confirmed = tenant.verified_at.is_some();
         let failures = tenant.consecutive_failures;
@@ -480,6 +491,22 @@ impl Verifier {
                             EventKind::AppCredentialRejected,
                             code,
                             message,
+                        )
+                    }
+                    // Consented again through an invitation: propagation, as for a first
+                    // consent, until the deadline; the status stays what it was meanwhile.
+                    Fault::ConsentMissing
+                        if reconsented_at
+                            .is_some_and(|at| now < later(at, self.policy.deadline)) =>
+                    {
+                        fail(
+                            previous,
+                            Some(backoff),
+                            EventKind::VerificationRetrying,
+                            code,
+                            format!(
+                                "{e} Microsoft does not see the renewed consent yet; it can take a few minutes to propagate."
+                            ),
                         )
                     }
                     // Past its deadline, or a fault that no wait will change.

@@ -759,14 +759,35 @@ pub fn generate(rng: &mut Rng, ctx: &Context, index: usize) -> Case {
             ("POST /signup", Side::App, p, vec![form_cookie])
         }
         14..=17 => {
-            let path = [b"/reconsent/".as_slice(), &tenant_segment(rng)].concat();
-            let q = rng.chance(30).then(|| params(rng, ctx, &["tenant"]));
-            (
-                "GET /reconsent/{tenant}",
-                Side::App,
-                Parts::new("GET", &path, q),
-                vec![binding_cookie],
-            )
+            // Invitation tokens never issued: shaped like ours, or anything at all.
+            let token = if rng.chance(50) {
+                token_like(rng).into_bytes()
+            } else {
+                tenant_segment(rng)
+            };
+            let path = [b"/invite/".as_slice(), &token].concat();
+            if rng.chance(50) {
+                let q = rng.chance(30).then(|| params(rng, ctx, &["tenant"]));
+                (
+                    "GET /invite/{token}",
+                    Side::App,
+                    Parts::new("GET", &path, q),
+                    vec![binding_cookie],
+                )
+            } else {
+                let mut fields = params(rng, ctx, &["tenant_domain"]);
+                if rng.chance(70) {
+                    fields = [format!("csrf={}&", ctx.form_token).into_bytes(), fields].concat();
+                }
+                let mut p = Parts::new("POST", &path, None);
+                p.form_body(fields);
+                (
+                    "POST /invite/{token}",
+                    Side::App,
+                    p,
+                    vec![form_cookie, binding_cookie],
+                )
+            }
         }
         18..=29 => {
             let mut q = params(

@@ -1,6 +1,7 @@
 //! Domain types, parsed once at the edge ("parse, don't validate").
 
 pub mod api_key;
+pub mod invitation;
 pub mod password;
 mod status;
 mod tenant_id;

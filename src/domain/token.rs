@@ -68,6 +68,12 @@ impl Keyed {
         ctx.update(salt.as_bytes());
         ctx.sign().as_ref().to_vec()
     }
+
+    /// [`Keyed::derive`] as a token of ours (32 bytes, base64url): a secret the holder of
+    /// the session key can show again from the stored salt (an invitation's link).
+    pub fn derive_token(&self, purpose: &str, salt: &str) -> RandomToken {
+        RandomToken(URL_SAFE_NO_PAD.encode(self.derive(purpose, salt)))
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ pub enum AuditAction {
     SignIn,
     SignOut,
     VerifyNow,
+    InvitationCreate,
+    InvitationRevoke,
     ApiKeyCreate,
     ApiKeyRevoke,
     WebhookCreate,
@@ -32,10 +34,12 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::SignIn,
         AuditAction::SignOut,
         AuditAction::VerifyNow,
+        AuditAction::InvitationCreate,
+        AuditAction::InvitationRevoke,
         AuditAction::ApiKeyCreate,
         AuditAction::ApiKeyRevoke,
         AuditAction::WebhookCreate,
@@ -60,6 +64,8 @@ impl AuditAction {
             AuditAction::SignIn => "sign_in",
             AuditAction::SignOut => "sign_out",
             AuditAction::VerifyNow => "verify_now",
+            AuditAction::InvitationCreate => "invitation.create",
+            AuditAction::InvitationRevoke => "invitation.revoke",
             AuditAction::ApiKeyCreate => "api_key.create",
             AuditAction::ApiKeyRevoke => "api_key.revoke",
             AuditAction::WebhookCreate => "webhook.create",

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use serde_json::json;
 
 use super::event::{EventKind, NewEvent, insert_event};
+use super::invitation::{self, InvitationRow};
 use super::tenant::TenantRow;
 use super::webhook::{OutboxEvent, insert_outbox, status_changed};
 use super::{Store, StoreError, ts};
@@ -29,6 +30,13 @@ pub struct Declined<'a> {
     pub code: Option<String>,
     /// Microsoft's own first line of `error_description`.
     pub description: &'a str,
+}
+
+/// A declined sign-up whose state this browser was issued.
+#[derive(Debug, Clone, Copy)]
+pub struct DeclinedSignUp {
+    /// It was started from an invitation (whose link starts it again).
+    pub from_invitation: bool,
 }
 
 /// A failed tenant that a new callback put back to pending: `tenant.status_changed`.
@@ -89,6 +97,8 @@ pub struct NewConsentRequest {
     pub client_net: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The invitation it was started from, if any.
+    pub invitation_id: Option<String>,
 }
 
 /// Why a callback's state was not accepted.
@@ -103,6 +113,8 @@ pub enum ConsentRejection {
     OtherBrowser,
     /// This browser or address named too many distinct tenants today.
     TooManyTenants,
+    /// The sign-up came from an invitation for one tenant and the callback named another.
+    NotInvitedTenant,
 }
 
 impl ConsentRejection {
@@ -113,6 +125,7 @@ impl ConsentRejection {
             ConsentRejection::Replayed => "replayed_state",
             ConsentRejection::OtherBrowser => "other_browser",
             ConsentRejection::TooManyTenants => "too_many_tenants",
+            ConsentRejection::NotInvitedTenant => "not_invited_tenant",
         }
     }
 }
@@ -149,6 +162,12 @@ pub enum Onboarding {
     /// Another browser's claim confirms the tenant (it was verified before this callback,
     /// say), or another browser named it in the same verification window: show nothing.
     Bystander { tenant_id: String },
+    /// Its callback consented an invitation that named this tenant (or was verified with
+    /// it): the browser holds the secret the operator sent, so it sees the outcome.
+    Invited {
+        tenant: Box<TenantRow>,
+        invitation: Box<InvitationRow>,
+    },
 }
 
 /// One claim: what a sign-up said, and what its callback named.
@@ -204,8 +223,8 @@ impl Store {
         }
         let inserted = sqlx::query(
             "insert into consent_request (id, state_hash, binding_hash, organisation_name, contact_email, \
-             domain_hint, client_addr, client_net, created_at, expires_at) \
-             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             domain_hint, client_addr, client_net, created_at, expires_at, invitation_id) \
+             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12 \
              where (select count(*) from consent_request where consumed_at is null and expires_at > $9) < $11",
         )
         .bind(Uuid::new_v4().to_string())
@@ -219,6 +238,7 @@ impl Store {
         .bind(&now)
         .bind(ts(r.expires_at))
         .bind(MAX_PENDING_REQUESTS)
+        .bind(&r.invitation_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -286,17 +306,17 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // The first statement writes, so SQLite takes the write lock here and concurrent
         // callbacks queue behind it (busy timeout) instead of racing.
-        let consumed: Option<(String, String, Option<String>)> = sqlx::query_as(
+        let consumed: Option<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
             "update consent_request set consumed_at = $1, tenant_id = $3 \
              where state_hash = $2 and consumed_at is null and expires_at > $1 \
-             returning id, binding_hash, client_addr",
+             returning id, binding_hash, client_addr, invitation_id",
         )
         .bind(&now)
         .bind(cb.state_hash)
         .bind(&tenant)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((request_id, binding_hash, client_addr)) = consumed else {
+        let Some((request_id, binding_hash, client_addr, invitation_id)) = consumed else {
             tx.rollback().await?;
             return Ok(ConsentOutcome::Rejected(
                 self.why_rejected(cb.state_hash, cb.binding_hashes, &now)
@@ -307,6 +327,51 @@ impl Store {
             tx.rollback().await?;
             return Ok(ConsentOutcome::Rejected(ConsentRejection::OtherBrowser));
         }
+
+        // A sign-up started from an invitation still in force (a revoked one, or one
+        // another of its sign-ups already verified, leaves this an ordinary sign-up).
+        let invitation = match &invitation_id {
+            Some(id) => invitation::for_callback(&mut tx, id)
+                .await?
+                .filter(|i| i.status != "revoked" && i.status != "verified")
+                .map(|i| (id.clone(), i)),
+            None => None,
+        };
+        if let Some((id, invited)) = &invitation
+            && let Some(named) = invited.tenant_id.as_deref()
+            && named != tenant
+        {
+            // Microsoft answers an adminconsent page for tenant T with T: another tenant
+            // here was typed by someone. The state is spent; no tenant is touched, and the
+            // invitation stays as it was for its administrator.
+            sqlx::query("update consent_request set tenant_id = null, refusals = 1 where id = $1")
+                .bind(&request_id)
+                .execute(&mut *tx)
+                .await?;
+            insert_event(
+                &mut *tx,
+                &NewEvent {
+                    tenant_id: None,
+                    kind: EventKind::CallbackRejected,
+                    detail: format!(
+                        "Callback refused: the sign-up came from an invitation for tenant {named}, and the callback named tenant {tenant}."
+                    ),
+                    request_id: Some(cb.request_id.to_owned()),
+                },
+                cb.now,
+            )
+            .await?;
+            invitation::failed(
+                &mut tx,
+                id,
+                &format!("A callback named tenant {tenant}, not the invited tenant: refused."),
+                cb.now,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(ConsentOutcome::Rejected(ConsentRejection::NotInvitedTenant));
+        }
+        let invited = invitation.is_some();
 
         // A bound on the distinct tenants one browser or address names a day (this one
         // included, since the request above now names it).
@@ -380,10 +445,20 @@ impl Store {
                 .bind(&tenant)
                 .fetch_one(&mut *tx)
                 .await?;
-            let may_force = forced_check_at
-                .as_deref()
-                .is_none_or(|at| at <= ts(cb.now - FORCED_CHECK_SPACING).as_str());
-            if verified_at.is_some() {
+            // An invitation's callback is checked at once: one per invitation, and its
+            // administrator is waiting for the answer.
+            let may_force = invited
+                || forced_check_at
+                    .as_deref()
+                    .is_none_or(|at| at <= ts(cb.now - FORCED_CHECK_SPACING).as_str());
+            if verified_at.is_some() && invited {
+                force_check(&mut tx, &tenant, &now).await?;
+                (
+                    EventKind::CallbackNamed,
+                    "A consent callback through an invitation named this tenant (a re-consent); checking it now. Nothing about the tenant changes until a check succeeds.".to_owned(),
+                    true,
+                )
+            } else if verified_at.is_some() {
                 // Verified before this callback: nothing about it changes. One early check
                 // a minute at most (an administrator may have just re-consented).
                 if may_force {
@@ -449,6 +524,9 @@ impl Store {
             cb.now,
         )
         .await?;
+        if let Some((id, _)) = &invitation {
+            invitation::consented(&mut tx, id, &request_id, cb.tenant, cb.now).await?;
+        }
         tx.commit().await?;
         Ok(ConsentOutcome::Recorded {
             tenant: cb.tenant,
@@ -458,8 +536,7 @@ impl Store {
 
     /// A declined or failed consent: consumes the state when it matches this browser (so
     /// it cannot be used again) and then records the event, atomically. Without a match
-    /// nothing is written (anyone can type a declined callback). Returns whether the state
-    /// matched.
+    /// nothing is written (anyone can type a declined callback) and `None` is returned.
     pub async fn decline_consent(
         &self,
         state_hash: &str,
@@ -467,7 +544,7 @@ impl Store {
         event: &NewEvent,
         declined: &Declined<'_>,
         now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<DeclinedSignUp>, StoreError> {
         let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
         type Consumed = (
@@ -477,23 +554,65 @@ impl Store {
             Option<String>,
             Option<String>,
             String,
+            Option<String>,
         );
         let consumed: Option<Consumed> = sqlx::query_as(
             "update consent_request set consumed_at = $1 \
              where state_hash = $2 and consumed_at is null and expires_at > $1 \
-             returning id, binding_hash, organisation_name, contact_email, domain_hint, created_at",
+             returning id, binding_hash, organisation_name, contact_email, domain_hint, created_at, \
+             invitation_id",
         )
         .bind(&now_s)
         .bind(state_hash)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((request_id, _, organisation_name, contact_email, domain_hint, started_at)) =
-            consumed.filter(|r| binding_hashes.contains(&r.1))
+        let Some((
+            request_id,
+            _,
+            organisation_name,
+            contact_email,
+            domain_hint,
+            started_at,
+            invitation_id,
+        )) = consumed.filter(|r| binding_hashes.contains(&r.1))
         else {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         };
-        insert_event(&mut *tx, event, now).await?;
+        // The operator follows a declined sign-up up with what it said about itself; a
+        // sign-up from an invitation that named a tenant is on that tenant's timeline.
+        let mut event = event.clone();
+        event.detail.push_str(&claimed_words(
+            organisation_name.as_deref(),
+            contact_email.as_deref(),
+            domain_hint.as_deref(),
+        ));
+        if let Some(id) = &invitation_id {
+            let named = invitation::for_callback(&mut tx, id)
+                .await?
+                .and_then(|i| i.tenant_id);
+            if let Some(named) = named {
+                // Only a tenant we know: an event of no row would outlive every purge.
+                let known: Option<String> =
+                    sqlx::query_scalar("select id from tenant where id = $1")
+                        .bind(&named)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                event.tenant_id = known.as_deref().and_then(TenantId::parse);
+            }
+            let code = declined.code.as_deref().unwrap_or(declined.error);
+            invitation::failed(
+                &mut tx,
+                id,
+                &format!(
+                    "Declined on Microsoft's page ({code}): {}",
+                    declined.description
+                ),
+                now,
+            )
+            .await?;
+        }
+        insert_event(&mut *tx, &event, now).await?;
         // The sign-up's own words are claims (typed by whoever started it), so the event
         // says so; the customer's product may follow the sign-up up.
         let data = json!({
@@ -523,7 +642,9 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(DeclinedSignUp {
+            from_invitation: invitation_id.is_some(),
+        }))
     }
 
     /// A refused callback whose state is one we stored: the first refusal of that request
@@ -538,17 +659,33 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Only the first refusal writes (later ones match no row): a replayed URL costs no
         // page either.
-        let first: Option<String> = sqlx::query_scalar(
-            "update consent_request set refusals = 1 where state_hash = $1 and refusals = 0 returning id",
+        type Refused = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let first: Option<Refused> = sqlx::query_as(
+            "update consent_request set refusals = 1 where state_hash = $1 and refusals = 0 \
+             returning organisation_name, contact_email, domain_hint, invitation_id",
         )
         .bind(state_hash)
         .fetch_optional(&mut *tx)
         .await?;
-        if first.is_none() {
+        let Some((organisation_name, contact_email, domain_hint, invitation_id)) = first else {
             tx.rollback().await?;
             return Ok(false);
+        };
+        if let Some(id) = &invitation_id {
+            invitation::failed(&mut tx, id, &event.detail, now).await?;
         }
-        insert_event(&mut *tx, event, now).await?;
+        let mut event = event.clone();
+        event.detail.push_str(&claimed_words(
+            organisation_name.as_deref(),
+            contact_email.as_deref(),
+            domain_hint.as_deref(),
+        ));
+        insert_event(&mut *tx, &event, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -586,10 +723,11 @@ impl Store {
         &self,
         binding_hashes: &[String],
     ) -> Result<Option<Onboarding>, StoreError> {
-        let mut latest: Option<(String, String)> = None;
+        type Latest = (String, String, String, Option<String>);
+        let mut latest: Option<Latest> = None;
         for binding in binding_hashes {
-            let row: Option<(String, String)> = sqlx::query_as(
-                "select tenant_id, consumed_at from consent_request \
+            let row: Option<Latest> = sqlx::query_as(
+                "select tenant_id, consumed_at, id, invitation_id from consent_request \
                  where binding_hash = $1 and consumed_at is not null and tenant_id is not null \
                  order by consumed_at desc limit 1",
             )
@@ -602,7 +740,7 @@ impl Store {
                 latest = Some(row);
             }
         }
-        let Some((tenant_id, _)) = latest else {
+        let Some((tenant_id, _, request_id, invitation_id)) = latest else {
             return Ok(None);
         };
         let tenant: Option<TenantRow> = sqlx::query_as("select * from tenant where id = $1")
@@ -612,6 +750,20 @@ impl Store {
         let Some(tenant) = tenant else {
             return Ok(None);
         };
+        // A callback that consented an invitation sees the tenant the operator named in it,
+        // or the one verified through it: the invitation's secret is its authority.
+        if let Some(id) = invitation_id
+            && let Some(invitation) = self.invitation(&id).await?
+            && matches!(invitation.status.as_str(), "consented" | "verified")
+            && invitation.consent_request_id.as_deref() == Some(request_id.as_str())
+            && (invitation.tenant_id.as_deref() == Some(tenant_id.as_str())
+                || invitation.connected_tenant_id.as_deref() == Some(tenant_id.as_str()))
+        {
+            return Ok(Some(Onboarding::Invited {
+                tenant: Box::new(tenant),
+                invitation: Box::new(invitation),
+            }));
+        }
         // The browser owns the tenant when the claim that confirms it is one of its own
         // (so an administrator's own re-consent still shows them their tenant) and no other
         // browser named the tenant in the same verification window.
@@ -657,6 +809,28 @@ impl Store {
         .bind(tenant.to_string())
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+/// What a sign-up said about itself, for an event's detail (empty when it said nothing):
+/// claims, so worded as such.
+fn claimed_words(
+    organisation_name: Option<&str>,
+    contact_email: Option<&str>,
+    domain: Option<&str>,
+) -> String {
+    let said: Vec<String> = [
+        organisation_name.map(|n| format!("organisation \"{n}\"")),
+        contact_email.map(|e| format!("contact {e}")),
+        domain.map(|d| format!("domain {d}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(" The sign-up said: {}.", said.join(", "))
     }
 }
 

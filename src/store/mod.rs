@@ -12,6 +12,7 @@ mod event;
 mod event_batch;
 mod health;
 mod idempotency;
+mod invitation;
 mod operator;
 mod tenant;
 mod webhook;
@@ -29,13 +30,14 @@ pub use api_key::{ApiKeyRow, NewApiKey};
 pub use audit::{AuditAction, AuditFilter, AuditRow, NewAuditEvent, Outcome};
 pub use cache::{API_KEY_TTL, TENANT_TTL};
 pub use consent::{
-    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, MAX_PENDING_REQUESTS,
-    NewConsentRequest, Onboarding, PurgeReport,
+    ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, DeclinedSignUp,
+    MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport,
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;
 pub use health::HealthFigures;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
+pub use invitation::{InvitationRow, InvitationSignUp, InvitationStatus, NewInvitation};
 pub use operator::{
     NewSession, OperatorChangeError, OperatorRow, Role, SessionRow, SessionView, generate_password,
     valid_operator_name,

@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use super::consent::ClaimRow;
 use super::event::{EventKind, EventRow, NewEvent, insert_event, record_check_event};
+use super::invitation;
 use super::webhook::{OutboxEvent, insert_outbox, status_changed, tenant_json};
 use super::{Store, StoreError, ts};
 use crate::domain::webhook::EventType;
@@ -394,6 +395,16 @@ impl Store {
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
+            }
+        }
+        // Invitations waiting on this tenant's check move on with it, in this transaction.
+        match &outcome.result {
+            CheckResult::Verified {
+                verified_domains, ..
+            } => invitation::after_check(&mut tx, id, Some(verified_domains), None, now).await?,
+            CheckResult::Failed { code, message } => {
+                let why = format!("{code}: {message}");
+                invitation::after_check(&mut tx, id, None, Some(&why), now).await?
             }
         }
         record_check_event(

@@ -97,6 +97,7 @@ pub async fn security_headers(
     let https = settings.is_some_and(|s| s.public_url.scheme() == "https");
     let private = req.path().starts_with("/admin")
         || req.path().starts_with("/consent")
+        || req.path().starts_with("/invite")
         || req.path().starts_with("/api");
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();

@@ -410,8 +410,8 @@ async fn verify_now_finds_a_revoked_consent_and_marks_the_tenant_revoked() {
         "consecutive failures: {page}"
     );
     assert!(
-        page.contains(&format!("/reconsent/{contoso}")),
-        "a re-consent link: {page}"
+        page.contains(&format!("/admin/invitations/new?tenant={contoso}")),
+        "an invitation to re-consent: {page}"
     );
     assert!(
         page.contains(&format!("{OPERATOR} asked to verify the tenant now.")),

@@ -261,24 +261,35 @@ async fn the_administrators_browser_alone_sees_the_tenant_even_after_re_consent(
 }
 
 #[tokio::test]
-async fn one_binding_per_browser_across_tabs_re_consent_and_callbacks() {
+async fn one_binding_per_browser_across_tabs_invitations_and_callbacks() {
     let app = spawn_app().await;
     let contoso = app.emulator.contoso();
     let browser = app.browser();
 
-    // Two tabs sign up, then a cross-site link opens /reconsent for another tenant.
+    let (_, invitation) = crate::invitations::create_invitation(
+        &app.operator().await,
+        &[
+            ("organisation_name", "Fabrikam"),
+            ("contact_email", "it@fabrikam.example"),
+            ("tenant", FABRIKAM),
+        ],
+    )
+    .await;
+
+    // Two tabs sign up, then the browser starts from an invitation for another tenant.
     let tab1 = browser.signup(&[]).await;
     let binding = browser
         .cookie("consentry_binding", "/")
         .expect("a binding on /");
     let tab2 = browser.signup(&[]).await;
-    let reconsent = browser.get(&format!("/reconsent/{FABRIKAM}")).await;
+    let csrf = browser.csrf_of(&invitation).await;
+    let invited = browser.post_form(&invitation, &[("csrf", &csrf)]).await;
 
-    assert_eq!(reconsent.status(), 303);
+    assert_eq!(invited.status(), 303);
     assert_eq!(
         browser.cookie("consentry_binding", "/"),
         Some(binding.clone()),
-        "sign-ups and re-consent reuse the browser's binding"
+        "sign-ups and invitations reuse the browser's binding"
     );
     assert_eq!(
         browser.cookie("consentry_binding", "/signup"),
@@ -506,6 +517,7 @@ fn request(addr: &str, net: &str, at: time::OffsetDateTime) -> NewConsentRequest
         client_net: net.to_owned(),
         created_at: at,
         expires_at: at + time::Duration::minutes(10),
+        invitation_id: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! A walk-through of the demo in headless Chromium: sign up, accept on the (emulated)
-//! Microsoft page, see the tenant on the dashboard.
+//! Microsoft page, see the tenant on the dashboard; then invite a second organisation and
+//! connect it through the invitation's link.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Where they
 //! are missing the test says so and passes only outside CI; in CI (`CI` set) it fails.
@@ -156,6 +157,20 @@ impl Browser {
             .to_owned()
     }
 
+    /// The DOM property `name` of the element `css` (an input's `value`).
+    async fn property(&self, css: &str, name: &str) -> String {
+        let el = self.find(css).await;
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{el}/property/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
     async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", None)
             .await
@@ -255,6 +270,35 @@ async fn demo_walkthrough_in_headless_chromium() {
         .await;
     let tenant_page = browser.text("main").await;
     browser.screenshot("console-tenant").await;
+
+    // An invitation for Fabrikam, opened in this browser as its administrator would.
+    browser.goto(&format!("{site}/admin/invitations/new")).await;
+    browser.type_into("#organisation_name", "Fabrikam").await;
+    browser
+        .type_into("#contact_email", "it@fabrikam.example")
+        .await;
+    browser.click("#create-invitation").await;
+    let link = browser.property("#invitation-link", "value").await;
+    browser.screenshot("invitation").await;
+    browser.goto(&link).await;
+    browser.click("#connect").await;
+    browser
+        .click("option[value='c6e1b9d4-8a2f-4b73-9e05-72d4a1f8c3b6']")
+        .await;
+    browser.click("#accept").await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while browser.text("#status").await != "Active" {
+        assert!(
+            Instant::now() < until,
+            "the invitation never ended Active: {}",
+            browser.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let invited_outcome = browser.text("#outcome").await;
+    browser.goto(&format!("{site}/admin/invitations")).await;
+    let invitations = browser.text("#invitations").await;
+    browser.screenshot("invitations").await;
     browser.quit().await;
 
     assert!(tenant_page.contains("Contoso Ltd"), "{tenant_page}");
@@ -270,5 +314,14 @@ async fn demo_walkthrough_in_headless_chromium() {
         "{table}"
     );
     assert!(table.contains("Active"), "{table}");
+    assert!(link.starts_with(&format!("{site}/invite/")), "{link}");
+    assert!(
+        invited_outcome.contains("is connected"),
+        "{invited_outcome}"
+    );
+    assert!(
+        invitations.contains("Fabrikam") && invitations.contains("Verified"),
+        "{invitations}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

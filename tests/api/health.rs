@@ -145,29 +145,3 @@ async fn a_newly_required_permission_makes_active_tenants_need_re_consent() {
         .expect("event");
     assert!(last.detail.contains("Mail.Read"), "{}", last.detail);
 }
-
-#[tokio::test]
-async fn the_re_consent_link_goes_to_that_tenants_consent_page_bound_to_the_browser() {
-    let app = spawn().await;
-    let contoso = app.emulator.contoso();
-    app.onboard(&app.browser(), &contoso).await;
-    let admin = app.browser();
-
-    let started = admin.get(&format!("/reconsent/{contoso}")).await;
-    let to_microsoft = started.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let callback = app.emulator_decision(&to_microsoft, "accept", None).await;
-    let back = admin.get(&callback).await;
-    let unknown = admin.get("/reconsent/not-a-tenant").await;
-
-    assert_eq!(started.status(), 303);
-    assert!(
-        to_microsoft.starts_with(&format!("{}/{contoso}/adminconsent?", app.emulator.base)),
-        "{to_microsoft}"
-    );
-    assert!(crate::app_helpers::set_cookie(&started, "consentry_binding").is_some());
-    assert_eq!(back.status(), 303, "the callback accepts the re-consent");
-    assert_eq!(unknown.status(), 404);
-}

@@ -27,6 +27,7 @@ mod event_repeats;
 mod fuzz;
 mod graph_client;
 mod health;
+mod invitations;
 mod login;
 mod logs;
 mod metrics;

@@ -72,6 +72,8 @@ struct Declined {
     microsoft_says: Option<String>,
     /// The AADSTS code (or OAuth error) alone.
     code: String,
+    /// The sign-up came from an invitation: its link, not the sign-up page, starts again.
+    invited: bool,
 }
 
 /// What an AADSTS code on the callback means for the administrator.
@@ -281,7 +283,11 @@ pub async fn callback(
                 .finish())
         }
         ConsentOutcome::Rejected(why) => {
-            if why != ConsentRejection::TooManyTenants {
+            // These two wrote their own event with the refusal.
+            if !matches!(
+                why,
+                ConsentRejection::TooManyTenants | ConsentRejection::NotInvitedTenant
+            ) {
                 refuse(
                     &state,
                     &rid,
@@ -310,6 +316,9 @@ pub async fn callback(
                     }
                     ConsentRejection::TooManyTenants => {
                         "This browser has connected many organisations today. If you really manage all of them, contact us and we will help."
+                    }
+                    ConsentRejection::NotInvitedTenant => {
+                        "Your invitation is for another organisation than the one Microsoft sent you back for. Open the invitation link again and sign in as an administrator of the invited organisation."
                     }
                 }
                 .into(),
@@ -348,7 +357,7 @@ async fn declined(
         ),
         request_id: Some(rid.to_owned()),
     };
-    let matched = match state_hash.as_deref() {
+    let declined_sign_up = match state_hash.as_deref() {
         Some(hash) if !binding_hashes.is_empty() => {
             state
                 .store
@@ -365,8 +374,9 @@ async fn declined(
                 )
                 .await?
         }
-        _ => false,
+        _ => None,
     };
+    let matched = declined_sign_up.is_some();
     if !matched {
         state.refused_callbacks.count("declined_unmatched");
     }
@@ -390,6 +400,7 @@ async fn declined(
             explanation,
             microsoft_says,
             code: code_shown,
+            invited: declined_sign_up.is_some_and(|d| d.from_invitation),
         }
         .render(),
     )

@@ -2,6 +2,7 @@
 
 mod admin;
 mod callback;
+mod invite;
 mod ready;
 mod signup;
 mod status;
@@ -18,7 +19,11 @@ pub use callback::RefusedCallbacks;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").get(signup::landing))
         .service(web::resource("/signup").post(signup::submit))
-        .service(web::resource("/reconsent/{tenant}").get(signup::reconsent))
+        .service(
+            web::resource("/invite/{token}")
+                .get(invite::show)
+                .post(invite::start),
+        )
         .service(web::resource("/consent/callback").get(callback::callback))
         .service(web::resource("/consent/status").get(status::status))
         .service(web::resource("/static/consentry.css").get(stylesheet))

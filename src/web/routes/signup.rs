@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::{client_addr, client_network, page};
 use crate::domain::RandomToken;
+use crate::domain::invitation::{parse_contact_email, parse_organisation_name, parse_tenant_hint};
 use crate::store::NewConsentRequest;
 use crate::web::{AppState, WebError, cookies, csrf};
 
@@ -16,14 +17,12 @@ use crate::web::{AppState, WebError, cookies, csrf};
 #[template(path = "signup/landing.html")]
 struct Landing {
     permissions: Vec<(String, &'static str)>,
-    /// From `?tenant=`: an operator's re-consent link pre-fills it.
-    tenant_hint: String,
     csrf: String,
     minutes: u64,
 }
 
 /// What the consent page will ask the customer's administrator to grant, in plain words.
-fn describe(permission: &str) -> &'static str {
+pub(super) fn describe(permission: &str) -> &'static str {
     match permission {
         "User.Read.All" => "read the profiles of everyone in your organisation",
         "User.ReadBasic.All" => {
@@ -45,13 +44,7 @@ pub async fn landing(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     let (token, fresh) = csrf::form_token(&req);
-    let tenant_hint = form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "tenant")
-        .map(|(_, v)| v.trim().to_ascii_lowercase())
-        .filter(|v| is_tenant_hint(v))
-        .unwrap_or_default();
     let template = Landing {
-        tenant_hint,
         permissions: state
             .settings
             .required_permissions
@@ -80,65 +73,24 @@ pub struct SignupForm {
 }
 
 /// A sign-up's optional fields, checked.
-struct SignupContext {
-    organisation_name: Option<String>,
-    contact_email: Option<String>,
+pub(super) struct SignupContext {
+    pub organisation_name: Option<String>,
+    pub contact_email: Option<String>,
     /// A tenant GUID or domain, used as the `/{tenant}/adminconsent` segment.
-    tenant_hint: Option<String>,
+    pub tenant_hint: Option<String>,
+    /// The invitation the sign-up was started from.
+    pub invitation_id: Option<String>,
 }
 
 fn parse_form(form: SignupForm) -> Result<SignupContext, WebError> {
-    let trimmed = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    let organisation_name = trimmed(form.organisation_name);
-    if organisation_name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
-    {
-        return Err(WebError::BadRequest(
-            "The organisation name must be at most 200 characters.".into(),
-        ));
-    }
-    let contact_email = trimmed(form.contact_email);
-    if let Some(email) = &contact_email {
-        let ok = email.len() <= 254
-            && email
-                .split_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !ok {
-            return Err(WebError::BadRequest(
-                "The contact email does not look like an email address.".into(),
-            ));
-        }
-    }
-    let tenant_hint = trimmed(form.tenant_domain).map(|h| h.to_ascii_lowercase());
-    if tenant_hint.as_deref().is_some_and(|h| !is_tenant_hint(h)) {
-        return Err(WebError::BadRequest(
-            "The tenant domain must look like contoso.onmicrosoft.com or contoso.com, or be a tenant ID.".into(),
-        ));
-    }
+    let field = |v: Option<String>| v.unwrap_or_default();
+    let bad = |e: &str| WebError::BadRequest(e.to_owned());
     Ok(SignupContext {
-        organisation_name,
-        contact_email,
-        tenant_hint,
+        organisation_name: parse_organisation_name(&field(form.organisation_name)).map_err(bad)?,
+        contact_email: parse_contact_email(&field(form.contact_email)).map_err(bad)?,
+        tenant_hint: parse_tenant_hint(&field(form.tenant_domain)).map_err(bad)?,
+        invitation_id: None,
     })
-}
-
-/// A GUID or a DNS name: safe as a URL path segment.
-fn is_tenant_hint(hint: &str) -> bool {
-    if crate::domain::TenantId::parse(hint).is_some() {
-        return true;
-    }
-    hint.len() <= 253
-        && hint.contains('.')
-        && hint.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
 }
 
 pub async fn submit(
@@ -159,38 +111,16 @@ pub async fn submit(
     start_consent(&req, &state, context).await
 }
 
-/// `GET /reconsent/{tenant}`: the link operators send a customer's administrator when
-/// consent is missing or incomplete. It starts a sign-up bound to the admin's own browser
-/// and goes straight to that tenant's adminconsent page (a bare adminconsent URL could not
-/// carry a state bound to their browser). No form, so no CSRF token: it only starts a flow.
-pub async fn reconsent(
-    req: HttpRequest,
-    tenant: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, WebError> {
-    let tenant = crate::domain::TenantId::parse(&tenant).ok_or(WebError::NotFound)?;
-    state
-        .signup_limit
-        .acquire(&client_addr(&req))
-        .map_err(|retry_after| WebError::TooManyRequests { retry_after })?;
-    let context = SignupContext {
-        organisation_name: None,
-        contact_email: None,
-        tenant_hint: Some(tenant.to_string()),
-    };
-    start_consent(&req, &state, context).await
-}
-
 /// Stores a new state bound to this browser and sends the browser to Microsoft.
-async fn start_consent(
+pub(super) async fn start_consent(
     req: &HttpRequest,
     state: &AppState,
     context: SignupContext,
 ) -> Result<HttpResponse, WebError> {
     let client = client_addr(req);
-    // One binding per browser, kept across sign-ups, re-consents and callbacks: a second
-    // tab, Back-and-submit-again or a re-consent link reuses it, so every flow this browser
-    // started stays valid (and a cross-site link to /reconsent cannot replace it).
+    // One binding per browser, kept across sign-ups, invitations and callbacks: a second
+    // tab, Back-and-submit-again or an invitation reuses it, so every flow this browser
+    // started stays valid (and a cross-site form post cannot replace it).
     let binding = cookies::bindings(req)
         .into_iter()
         .next()
@@ -211,6 +141,7 @@ async fn start_consent(
             client_net: client_network(req),
             created_at: now,
             expires_at: now + lifetime,
+            invitation_id: context.invitation_id,
         })
         .await?;
     if !stored {

@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::page;
 use crate::domain::TenantStatus;
-use crate::store::Onboarding;
+use crate::store::{InvitationRow, Onboarding, TenantRow, parse_ts};
 use crate::web::{AppState, WebError, cookies, csrf};
 
 #[derive(Template)]
@@ -20,6 +20,22 @@ struct StatusPage {
     missing: Vec<String>,
     error: Option<String>,
     csrf: String,
+}
+
+/// The outcome of an onboarding that came through an invitation.
+#[derive(Template)]
+#[template(path = "signup/invited.html")]
+struct InvitedPage {
+    /// `checking`, `connected`, `missing`, `not_confirmed` or `other`.
+    phase: &'static str,
+    status: TenantStatus,
+    name: String,
+    tenant_id: String,
+    /// The tenant was verified before this invitation's consent: a re-consent.
+    again: bool,
+    granted: Vec<String>,
+    missing: Vec<String>,
+    error: Option<String>,
 }
 
 #[derive(Template)]
@@ -52,6 +68,12 @@ pub async fn status(
         Onboarding::Bystander { tenant_id } => {
             return page(StatusCode::OK, Recheck { tenant_id }.render());
         }
+        Onboarding::Invited { tenant, invitation } => {
+            return page(
+                StatusCode::OK,
+                invited(&state, &tenant, &invitation).render(),
+            );
+        }
     };
     let status = tenant.status().unwrap_or(TenantStatus::Failed);
     let granted = tenant.granted_roles();
@@ -71,4 +93,56 @@ pub async fn status(
         let _ = response.add_cookie(&cookies::form(&csrf_token, state.settings.secure_cookies()));
     }
     Ok(response)
+}
+
+/// What an invited administrator's browser sees: the invitation says whether its consent
+/// was confirmed; the tenant (as the last check left it) says how things stand.
+fn invited(state: &AppState, tenant: &TenantRow, invitation: &InvitationRow) -> InvitedPage {
+    let status = tenant.status().unwrap_or(TenantStatus::Failed);
+    let consented_at = invitation.consented_at.as_deref().unwrap_or_default();
+    let again = tenant
+        .verified_at
+        .as_deref()
+        .is_some_and(|verified| verified < consented_at);
+    // Whether a check failed since this consent (an older error says nothing about it).
+    let failed_since = invitation
+        .failed_at
+        .as_deref()
+        .is_some_and(|at| at >= consented_at);
+    let phase = if invitation.status == "verified" {
+        match status {
+            TenantStatus::Active => "connected",
+            TenantStatus::MissingPermissions => "missing",
+            _ => "other",
+        }
+    } else {
+        // Consented, waiting for a check to confirm it. A re-consent takes a while to reach
+        // Microsoft's token service: the verifier keeps asking until the verification
+        // deadline, and so does this page.
+        let deadline_passed = parse_ts(consented_at)
+            .is_none_or(|at| at + state.settings.verify_deadline < time::OffsetDateTime::now_utc());
+        if status == TenantStatus::Failed || (failed_since && deadline_passed) {
+            "not_confirmed"
+        } else {
+            "checking"
+        }
+    };
+    let error = if phase == "checking" && !failed_since {
+        None
+    } else {
+        tenant.last_error.clone()
+    };
+    InvitedPage {
+        phase,
+        status,
+        name: tenant
+            .name()
+            .unwrap_or(invitation.organisation_name.as_str())
+            .to_owned(),
+        tenant_id: tenant.id.clone(),
+        again,
+        granted: tenant.granted_roles(),
+        missing: tenant.missing_permissions(&state.settings.required_permissions),
+        error,
+    }
 }

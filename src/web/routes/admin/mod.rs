@@ -5,6 +5,7 @@
 mod account;
 mod api_keys;
 mod audit;
+mod invitations;
 mod login;
 mod operators;
 mod tenants;
@@ -36,6 +37,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/tenants/{id}").get(tenants::show))
         .service(web::resource("/tenants/{id}/events.csv").get(tenants::export_events))
         .service(web::resource("/tenants/{id}/verify").post(tenants::verify_now))
+        .service(
+            web::resource("/invitations")
+                .get(invitations::list)
+                .post(invitations::create),
+        )
+        .service(web::resource("/invitations/new").get(invitations::new_form))
+        .service(web::resource("/invitations/{id}").get(invitations::show))
+        .service(web::resource("/invitations/{id}/revoke").post(invitations::revoke))
         .service(
             web::resource("/api-keys")
                 .get(api_keys::list)
@@ -87,6 +96,8 @@ pub const POST_ROUTES: &[(&str, Role)] = &[
     ("/admin/logout", Role::Viewer),
     ("/admin/account/sessions/{session}/end", Role::Viewer),
     ("/admin/tenants/{id}/verify", Role::Operator),
+    ("/admin/invitations", Role::Operator),
+    ("/admin/invitations/{id}/revoke", Role::Operator),
     ("/admin/api-keys", Role::Operator),
     ("/admin/api-keys/{id}/revoke", Role::Operator),
     ("/admin/webhooks", Role::Operator),
@@ -112,6 +123,8 @@ const AREAS: &[(&str, Role)] = &[
     ("/admin/operators", Role::Owner),
     ("/admin/settings", Role::Owner),
     ("/admin/audit", Role::Operator),
+    // The form hands out nothing, but a viewer could not submit it.
+    ("/admin/invitations/new", Role::Operator),
 ];
 
 /// The least role that may make this request to the route `pattern` (as actix-web matched

@@ -680,7 +680,8 @@ struct TenantPage {
     csrf: String,
     tenant: TenantView,
     events: Vec<EventView>,
-    reconsent_link: String,
+    /// Invitations that named this tenant or connected it.
+    invitations: Vec<super::invitations::InvitationLine>,
     alert: Option<(&'static str, String)>,
     claims: Vec<ClaimView>,
     /// The tenant's webhook deliveries, newest first, to every endpoint.
@@ -781,11 +782,7 @@ pub async fn show(
         csrf: operator.csrf.clone(),
         tenant: view(&tenant, &state.settings.required_permissions),
         events: events.iter().map(event_view).collect(),
-        // Through consentry, so the new state is bound to the admin's own browser.
-        reconsent_link: format!(
-            "{}/reconsent/{id}",
-            state.settings.public_url.as_str().trim_end_matches('/')
-        ),
+        invitations: super::invitations::for_tenant(&state, id).await?,
         alert: state
             .verifier
             .health
