@@ -42,6 +42,12 @@ pub struct TenantRow {
     pub user_count: Option<i64>,
     #[sqlx(default)]
     pub user_count_at: Option<String>,
+    /// When the tenant's budget of early checks is whole again, and when the early check
+    /// still to save its outcome was asked for (migration 20261201000005_early_checks.sql).
+    #[sqlx(default)]
+    pub early_checks_full_at: Option<String>,
+    #[sqlx(default)]
+    pub check_requested_at: Option<String>,
 }
 
 impl TenantRow {
@@ -266,40 +272,6 @@ impl Store {
         Ok(())
     }
 
-    /// An operator's "verify now": due at once; the status stays until the check says
-    /// otherwise. Bumps the revision, so a check already running cannot overwrite it.
-    pub async fn request_verification(
-        &self,
-        id: TenantId,
-        now: OffsetDateTime,
-        detail: String,
-        request_id: &str,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "update tenant set verify_attempts = 0, next_verify_at = $1, updated_at = $1, \
-             revision = revision + 1 where id = $2",
-        )
-        .bind(ts(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let event = NewEvent {
-            tenant_id: Some(id),
-            kind: EventKind::VerifyRequested,
-            detail,
-            request_id: Some(request_id.to_owned()),
-        };
-        insert_event(&mut *tx, &event, now).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Makes these tenants due now (e.g. after the required permissions changed), bumping
     /// their revision so that no check already running undoes it.
     pub async fn schedule_now(
@@ -340,7 +312,8 @@ impl Store {
         let next = outcome.next_at.map(ts);
         let touched = sqlx::query(
             "update tenant set status = $1, next_verify_at = $2, verify_attempts = verify_attempts + 1, \
-             updated_at = $3, revision = revision + 1 where id = $4 and revision = $5",
+             check_requested_at = null, updated_at = $3, revision = revision + 1 \
+             where id = $4 and revision = $5",
         )
         .bind(outcome.status.as_str())
         .bind(&next)

@@ -42,6 +42,17 @@ pub fn relative_ts(stored: &str, now: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// [`relative_ts`] to the second under a minute ("3 s ago"): for a check just made.
+pub fn seconds_ago_ts(stored: &str, now: OffsetDateTime) -> String {
+    match crate::store::parse_ts(stored) {
+        Some(then) if (0..60).contains(&(now - then).whole_seconds()) => {
+            format!("{} s ago", (now - then).whole_seconds())
+        }
+        Some(then) => relative(then, now),
+        None => String::new(),
+    }
+}
+
 /// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
 /// doubled. A cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`,
 /// a tab or a carriage return) gets a leading apostrophe first: organisation names come
@@ -97,6 +108,16 @@ mod tests {
         assert_eq!(ago(Duration::seconds(-5)), "in under a minute");
         assert_eq!(relative_ts("2026-12-01T11:57:00.000Z", now), "3 min ago");
         assert_eq!(relative_ts("yesterday", now), "");
+    }
+
+    #[test]
+    fn a_check_just_made_is_timed_to_the_second() {
+        let now = datetime!(2026-12-01 12:00:00 UTC);
+
+        assert_eq!(seconds_ago_ts("2026-12-01T11:59:57.400Z", now), "2 s ago");
+        assert_eq!(seconds_ago_ts("2026-12-01T12:00:00.000Z", now), "0 s ago");
+        assert_eq!(seconds_ago_ts("2026-12-01T11:57:00.000Z", now), "3 min ago");
+        assert_eq!(seconds_ago_ts("soon", now), "");
     }
 
     #[test]

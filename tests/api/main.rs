@@ -29,6 +29,7 @@ mod graph_client;
 mod health;
 mod login;
 mod logs;
+mod look;
 mod metrics;
 mod monitoring;
 mod onboarding;

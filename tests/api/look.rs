@@ -1,0 +1,243 @@
+//! The console as operators see it: "Verify now" shows its check running, then the outcome,
+//! and pressing it again and again queues no more checks.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::api_keys::{assert_problem, create_on_dashboard as create_key};
+use crate::app_helpers::{Browser, TestApp, hidden, section, spawn_app, spawn_app_against};
+use crate::helpers::html_unescape;
+
+/// A door between consentry and the emulator. While it is shut, what consentry sends to
+/// Microsoft waits at it: a check asked for meanwhile is certainly still running.
+struct Door {
+    base: String,
+    open: watch::Sender<bool>,
+    upstream: Arc<Mutex<Option<String>>>,
+}
+
+impl Door {
+    async fn new() -> Door {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (open, _) = watch::channel(true);
+        let upstream: Arc<Mutex<Option<String>>> = Arc::default();
+        let (gate, to) = (open.clone(), upstream.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let address = to.lock().expect("lock").clone();
+                let Some(address) = address else { continue };
+                let mut gate = gate.subscribe();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&address).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    });
+                    let mut buffer = [0u8; 8192];
+                    loop {
+                        let n = match from_client.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        // Held here while the door is shut.
+                        if gate.wait_for(|open| *open).await.is_err() {
+                            break;
+                        }
+                        if to_server.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown().await;
+                });
+            }
+        });
+        Door {
+            base,
+            open,
+            upstream,
+        }
+    }
+
+    fn lead_to(&self, emulator_base: &str) {
+        *self.upstream.lock().expect("lock") =
+            Some(emulator_base.trim_start_matches("http://").to_owned());
+    }
+
+    fn shut(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+async fn html(browser: &Browser, path: &str) -> String {
+    let response = browser.get(path).await;
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().await.expect("html")
+}
+
+/// Presses "Verify now" on the tenant's page; returns where it sends the browser.
+async fn press_verify(operator: &Browser, tenant: &str) -> String {
+    let page = html(operator, &format!("/admin/tenants/{tenant}")).await;
+    let form = section(
+        &page,
+        r#"<form method="post" action="/admin/tenants/"#,
+        "</form>",
+    );
+    let pressed = operator
+        .post_form(
+            &format!("/admin/tenants/{tenant}/verify"),
+            &[("csrf", hidden(form, "csrf").as_str())],
+        )
+        .await;
+    assert_eq!(pressed.status(), 303);
+    pressed.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+/// The tenant's page once no check runs any more.
+async fn page_when_checked(app: &TestApp, operator: &Browser, tenant: &str) -> String {
+    let path = format!("/admin/tenants/{tenant}");
+    app.poll("the check to finish", 30, || async {
+        let page = html(operator, &path).await;
+        (!page.contains("Check running")).then_some(page)
+    })
+    .await
+}
+
+const REFRESH: &str = r#"<meta http-equiv="refresh" content="2">"#;
+
+#[tokio::test]
+async fn verify_now_shows_the_check_running_then_its_outcome_success_or_failure() {
+    // Arrange: Contoso onboarded through a door that can hold consentry's calls.
+    let door = Door::new().await;
+    let app = spawn_app_against(&door.base).await;
+    door.lead_to(&app.emulator.base);
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let operator = app.operator().await;
+    let page_path = format!("/admin/tenants/{contoso}");
+    let before = html(&operator, &page_path).await;
+
+    // Act: verify now while Microsoft's answer is held, then let it through; then the same
+    // once the consent is revoked.
+    door.shut();
+    let sent_to = press_verify(&operator, &contoso).await;
+    let running = html(&operator, &page_path).await;
+    door.open();
+    let succeeded = page_when_checked(&app, &operator, &contoso).await;
+
+    app.emulator.revoke(&contoso).await;
+    door.shut();
+    press_verify(&operator, &contoso).await;
+    let running_again = html(&operator, &page_path).await;
+    door.open();
+    let failed = page_when_checked(&app, &operator, &contoso).await;
+
+    // Assert
+    assert!(!before.contains(REFRESH), "nothing runs: no refresh");
+    assert_eq!(sent_to, page_path);
+    for page in [&running, &running_again] {
+        let check = section(page, r#"<p class="check running" id="check""#, "</p>");
+        assert!(check.contains("Check running since"), "{check}");
+        assert!(page.contains(REFRESH), "the running page refreshes itself");
+    }
+    let check = section(&succeeded, r#"<p class="check ok" id="check""#, "</p>");
+    assert!(
+        check.contains("<strong>Checked ") && check.contains(" ago: Active</strong>"),
+        "{check}"
+    );
+    assert!(!succeeded.contains(REFRESH), "done: no refresh");
+    let check = html_unescape(section(
+        &failed,
+        r#"<p class="check failed" id="check""#,
+        "</p>",
+    ));
+    assert!(check.contains("failed with AADSTS700016"), "{check}");
+    assert!(check.contains("Status now: Consent revoked."), "{check}");
+    assert!(
+        check.contains("Send them the consent link again")
+            && check.contains("Only the customer's administrator can fix this"),
+        "what to do: {check}"
+    );
+    assert!(!failed.contains(REFRESH), "done: no refresh");
+    let row = app.tenant(&contoso).await.expect("tenant");
+    assert_eq!(row.check_requested_at, None, "nothing left running");
+}
+
+#[tokio::test]
+async fn pressing_verify_now_again_and_again_queues_at_most_two_checks_shared_with_the_api() {
+    // Arrange
+    let app = spawn_app().await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    let operator = app.operator().await;
+    let (key, _) = create_key(&operator, "sync", &["tenants:read"]).await;
+    let tokens_before = token_requests(&app, &contoso).await;
+
+    // Act: five presses in a row, then the API asks too.
+    let mut sent_to = Vec::new();
+    for _ in 0..5 {
+        sent_to.push(press_verify(&operator, &contoso).await);
+    }
+    let refused_page = html(&operator, &sent_to[4]).await;
+    let api = reqwest::Client::new()
+        .post(format!("{}/api/v1/tenants/{contoso}/verify", app.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("POST");
+    page_when_checked(&app, &operator, &contoso).await;
+
+    // Assert: two checks asked for, the other presses refused and said so.
+    let page = format!("/admin/tenants/{contoso}");
+    let later = format!("/admin/tenants/{contoso}?verify=later");
+    assert_eq!(
+        sent_to,
+        [&page, &page, &later, &later, &later].map(String::as_str)
+    );
+    let refused = section(&refused_page, r#"id="verify-refused""#, "</p>");
+    assert!(refused.contains("You can ask again in"), "{refused}");
+    assert!(refused_page.contains(r#"id="verify-wait""#));
+    assert_eq!(api.status(), 429);
+    assert!(api.headers().contains_key("retry-after"));
+    let detail = assert_problem(api, 429).await;
+    assert!(detail.contains("asked for too often"), "{detail}");
+    let kinds = app.tenant_event_kinds(&contoso).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "verify_requested").count(),
+        2,
+        "{kinds:?}"
+    );
+    // The second request may overtake the first check (which then saves nothing): one
+    // or two checks of Microsoft, never five.
+    let checks = token_requests(&app, &contoso).await - tokens_before;
+    assert!((1..=2).contains(&checks), "{checks} token requests");
+    let trail: Vec<String> = sqlx::query_scalar(
+        "select outcome from audit_event where action = 'verify_now' order by id",
+    )
+    .fetch_all(&app.db().await)
+    .await
+    .expect("trail");
+    assert_eq!(
+        trail,
+        ["success", "success", "failure", "failure", "failure"]
+    );
+}
+
+async fn token_requests(app: &TestApp, tenant: &str) -> u64 {
+    app.emulator.requests().await["tenants"][tenant]["token_v2"]
+        .as_u64()
+        .unwrap_or(0)
+}
