@@ -1,5 +1,6 @@
 //! The console as operators see it: "Verify now" shows its check running, then the outcome,
-//! and pressing it again and again queues no more checks.
+//! and pressing it again and again queues no more checks; an admin error page keeps the
+//! navigation.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +9,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::api_keys::{assert_problem, create_on_dashboard as create_key};
-use crate::app_helpers::{Browser, TestApp, hidden, section, spawn_app, spawn_app_against};
+use crate::app_helpers::{
+    Browser, TestApp, assert_error_page, hidden, section, spawn_app, spawn_app_against,
+};
 use crate::helpers::html_unescape;
 
 /// A door between consentry and the emulator. While it is shut, what consentry sends to
@@ -240,4 +243,39 @@ async fn token_requests(app: &TestApp, tenant: &str) -> u64 {
     app.emulator.requests().await["tenants"][tenant]["token_v2"]
         .as_u64()
         .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn admin_error_pages_keep_the_navigation_and_anonymous_ones_go_to_sign_in() {
+    // Arrange
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let anonymous = app.browser();
+    let nowhere = "/admin/no-such-page";
+    let unknown_tenant = "/admin/tenants/00000000-0000-4000-8000-000000000009";
+
+    // Act
+    let missing = operator.get(nowhere).await;
+    let missing_tenant = operator.get(unknown_tenant).await;
+    let wrong_method = operator
+        .get("/admin/tenants/00000000-0000-4000-8000-000000000009/verify")
+        .await;
+    let anonymous_missing = anonymous.get(nowhere).await;
+    let public_missing = anonymous.get("/no-such-page").await;
+
+    // Assert
+    for (response, status) in [(missing, 404), (missing_tenant, 404), (wrong_method, 405)] {
+        let (_, page) = assert_error_page(response, status).await;
+        assert!(page.contains(r#"<nav class="operator">"#), "{page}");
+        assert!(page.contains(r#"<a href="/admin/account" id="account">ops</a>"#));
+        assert!(
+            page.contains(r#"<a class="button secondary" href="/admin" id="back">"#),
+            "{page}"
+        );
+    }
+    assert_eq!(anonymous_missing.status(), 303);
+    assert_eq!(anonymous_missing.headers()["location"], "/admin/login");
+    let (_, page) = assert_error_page(public_missing, 404).await;
+    assert!(!page.contains(r#"<nav class="operator">"#), "{page}");
+    assert!(page.contains(r#"<a class="button secondary" href="/" id="back">"#));
 }
