@@ -455,7 +455,8 @@ async fn check_webhook(
 }
 
 /// The console list's order: each a unique key, the column then the id (the indexes of
-/// migration 20261201000001_console_list.sql, whose expressions these repeat exactly).
+/// migrations 20261201000001_console_list.sql and 20261201000006_console_severity.sql, whose
+/// expressions these repeat exactly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConsoleSort {
     /// By consent time.
@@ -463,7 +464,7 @@ pub enum ConsoleSort {
     Consented,
     /// By organisation name, ignoring case (tenants without a name first).
     Name,
-    /// By status.
+    /// By status, by severity: what needs attention first (`TenantStatus::severity`).
     Status,
     /// By the last check, successful or not (tenants never checked first).
     Checked,
@@ -495,7 +496,8 @@ impl ConsoleSort {
         match self {
             ConsoleSort::Consented => "consented_at",
             ConsoleSort::Name => "lower(coalesce(display_name, ''))",
-            ConsoleSort::Status => "status",
+            // A virtual column (migration 20261201000006_console_severity.sql).
+            ConsoleSort::Status => "severity",
             ConsoleSort::Checked => {
                 "max(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, ''))"
             }
@@ -512,7 +514,7 @@ impl ConsoleSort {
                 .as_deref()
                 .unwrap_or("")
                 .to_ascii_lowercase(),
-            ConsoleSort::Status => row.status.clone(),
+            ConsoleSort::Status => row.status().map_or(7, TenantStatus::severity).to_string(),
             ConsoleSort::Checked => {
                 let ok = row.last_token_ok_at.as_deref().unwrap_or("");
                 let failed = row.last_failure_at.as_deref().unwrap_or("");
@@ -531,6 +533,9 @@ pub const ATTENTION: [TenantStatus; 4] = [
     TenantStatus::Gone,
 ];
 const ATTENTION_SQL: &str = "status in ('failing', 'revoked', 'missing_permissions', 'gone')";
+/// The same four as severities (`TenantStatus::severity` ranks them first): the status
+/// sort's "needs attention" view is then one range of the severity index, in order.
+const ATTENTION_SEVERITY_SQL: &str = "severity <= 3";
 
 /// Which tenants the console lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -614,6 +619,9 @@ fn console_sql(
     match query.status {
         StatusFilter::Any => {}
         StatusFilter::One(_) => conditions.push("status = $1".to_owned()),
+        StatusFilter::Attention if query.sort == ConsoleSort::Status => {
+            conditions.push(ATTENTION_SEVERITY_SQL.to_owned())
+        }
         StatusFilter::Attention => conditions.push(ATTENTION_SQL.to_owned()),
     }
     if query.verified_only {
@@ -735,6 +743,16 @@ impl Store {
             .collect())
     }
 
+    /// Tenants verified at least once (what the console's default list shows), from the
+    /// counts the migrations' triggers keep.
+    pub async fn verified_tenant_count(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("select coalesce(sum(verified), 0) from tenant_status_count")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// The organisation names of these tenants, where known (for naming tenants in
     /// event lists).
     pub async fn tenant_names(
@@ -775,6 +793,22 @@ impl Store {
 #[cfg(test)]
 mod console_tests {
     use super::*;
+
+    #[test]
+    fn needing_attention_is_exactly_the_first_four_severities() {
+        for status in TenantStatus::ALL {
+            assert_eq!(
+                ATTENTION.contains(&status),
+                status.severity() <= 3,
+                "{status}: {ATTENTION_SEVERITY_SQL}"
+            );
+            assert_eq!(
+                ATTENTION.contains(&status),
+                ATTENTION_SQL.contains(&format!("'{}'", status.as_str())),
+                "{status}: {ATTENTION_SQL}"
+            );
+        }
+    }
 
     #[test]
     fn searches_become_phrase_prefix_queries_over_name_and_domains() {

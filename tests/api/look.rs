@@ -1,6 +1,6 @@
 //! The console as operators see it: "Verify now" shows its check running, then the outcome,
 //! and pressing it again and again queues no more checks; an admin error page keeps the
-//! navigation.
+//! navigation; the status sort puts what needs attention first; "All" counts what it lists.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::api_keys::{assert_problem, create_on_dashboard as create_key};
 use crate::app_helpers::{
-    Browser, TestApp, assert_error_page, hidden, section, spawn_app, spawn_app_against,
+    Browser, TestApp, assert_error_page, hidden, section, spawn_app, spawn_app_against, ts,
 };
 use crate::helpers::html_unescape;
 
@@ -278,4 +278,126 @@ async fn admin_error_pages_keep_the_navigation_and_anonymous_ones_go_to_sign_in(
     let (_, page) = assert_error_page(public_missing, 404).await;
     assert!(!page.contains(r#"<nav class="operator">"#), "{page}");
     assert!(page.contains(r#"<a class="button secondary" href="/" id="back">"#));
+}
+
+/// Tenants written straight into the database: one per status, those never verified
+/// nameless; each granted User.Read.All.
+async fn seed_one_per_status(app: &TestApp) -> Vec<(String, &'static str)> {
+    let db = app.db().await;
+    let now = time::OffsetDateTime::now_utc();
+    let statuses = [
+        "active",
+        "pending",
+        "missing_permissions",
+        "failed",
+        "failing",
+        "revoked",
+        "gone",
+    ];
+    let mut seeded = Vec::new();
+    for (i, status) in statuses.into_iter().enumerate() {
+        let id = format!("0000000{i}-0000-4000-8000-00000000000{i}");
+        let verified = !matches!(status, "pending" | "failed");
+        let at = ts(now - time::Duration::minutes(i as i64 + 1));
+        sqlx::query(
+            "insert into tenant (id, status, display_name, granted_roles, consented_at, \
+             verified_at, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $5, $5)",
+        )
+        .bind(&id)
+        .bind(status)
+        .bind(verified.then(|| format!("Org {i}")))
+        .bind(r#"["User.Read.All"]"#)
+        .bind(&at)
+        .bind(verified.then(|| at.clone()))
+        .execute(&db)
+        .await
+        .expect("a tenant");
+        seeded.push((id, status));
+    }
+    db.close().await;
+    seeded
+}
+
+/// The statuses of the list's rows, in order.
+fn badges(page: &str) -> Vec<String> {
+    let table = section(page, r#"<table id="tenants">"#, "</table>");
+    table
+        .split(r#"<span class="badge "#)
+        .skip(1)
+        .map(|b| b[..b.find('"').expect("class end")].to_owned())
+        .filter(|class| class != "unverified")
+        .collect()
+}
+
+/// The count of the link with class `class` atop the list, and its href.
+fn count(page: &str, class: &str) -> Option<(i64, String)> {
+    let counts = section(page, r#"id="counts""#, "</nav>");
+    let marker = format!(r#"class="count {class}"#);
+    let at = counts.find(&marker)?;
+    let tag_start = counts[..at].rfind("<a href=\"")? + 9;
+    let href = html_unescape(&counts[tag_start..tag_start + counts[tag_start..].find('"')?]);
+    let n = counts[at..].split(r#"<span class="n">"#).nth(1)?;
+    Some((n[..n.find('<')?].parse().ok()?, href))
+}
+
+#[tokio::test]
+async fn the_status_sort_puts_what_needs_attention_first_and_all_counts_what_it_lists() {
+    // Arrange
+    let app = spawn_app().await;
+    let seeded = seed_one_per_status(&app).await;
+    let operator = app.operator().await;
+
+    // Act
+    let ascending = html(&operator, "/admin?sort=status&dir=asc").await;
+    let descending = html(&operator, "/admin?sort=status&dir=desc").await;
+    let everything = html(&operator, "/admin?sort=status&dir=asc&all=1").await;
+    let attention = html(&operator, "/admin?status=attention&sort=status&dir=asc").await;
+
+    // Assert: severity, not the alphabet.
+    let attention_first = [
+        "failing",
+        "revoked",
+        "gone",
+        "missing_permissions",
+        "active",
+    ];
+    assert_eq!(badges(&ascending), attention_first);
+    let mut reversed = attention_first;
+    reversed.reverse();
+    assert_eq!(badges(&descending), reversed);
+    assert_eq!(badges(&attention), attention_first[..4]);
+    assert_eq!(
+        badges(&everything),
+        [
+            "failing",
+            "revoked",
+            "gone",
+            "missing_permissions",
+            "failed",
+            "pending",
+            "active"
+        ]
+    );
+    assert_eq!(
+        everything
+            .matches(r#"<span class="badge unverified""#)
+            .count(),
+        2,
+        "the tenants never verified are marked"
+    );
+    // "All" counts the rows it lists; the others are one click away.
+    let (all, _) = count(&ascending, "all").expect("All");
+    assert_eq!(all, badges(&ascending).len() as i64);
+    let (unverified, href) = count(&ascending, "unverified").expect("never verified");
+    assert_eq!(unverified, 2);
+    assert_eq!(href, "/admin?all=1");
+    let (all_included, all_href) = count(&everything, "all").expect("All");
+    assert_eq!(all_included, seeded.len() as i64);
+    assert_eq!(all_href, "/admin?all=1");
+    assert!(count(&everything, "unverified").is_none());
+    let by_status: i64 = seeded
+        .iter()
+        .map(|(_, s)| count(&everything, s).expect("a count per status").0)
+        .sum();
+    assert_eq!(by_status, all_included);
 }

@@ -141,6 +141,8 @@ pub struct ListRow {
     pub name: String,
     /// Whether Graph named it (otherwise `name` says why not).
     pub named: bool,
+    /// Whether Microsoft ever confirmed the consent.
+    pub verified: bool,
     pub status: TenantStatus,
     pub consented_at: String,
     pub consented_ago: String,
@@ -156,6 +158,7 @@ fn list_row(t: &TenantRow, required: &[String], now: OffsetDateTime) -> ListRow 
     let checked = ConsoleSort::Checked.key_of(t);
     ListRow {
         named: t.name().is_some(),
+        verified: t.verified_at.is_some(),
         consented_ago: relative_ts(&t.consented_at, now),
         checked_ago: relative_ts(&checked, now),
         checked_at: (!checked.is_empty()).then(|| short(&checked)),
@@ -219,6 +222,8 @@ struct ListPage {
     refused_total: u64,
     refused: Vec<(&'static str, u64)>,
     counts: Vec<CountLink>,
+    /// Tenants never verified that the list leaves out, and the link that includes them.
+    unverified: Option<(i64, String)>,
     headings: Vec<SortLink>,
     sort: &'static str,
     dir: &'static str,
@@ -408,6 +413,8 @@ pub async fn list(
         .map(|r| listing.link("/admin", &[("after", encode_cursor(sort, r))]));
 
     let counts = state.store.status_counts().await?;
+    let verified = state.store.verified_tenant_count().await?;
+    let everyone: i64 = counts.iter().map(|(_, n)| n).sum();
     let (refused, refused_total) = state.refused_callbacks.totals();
     let recent = state.store.recent_events(20).await?;
     let ids: Vec<String> = recent.iter().filter_map(|e| e.tenant_id.clone()).collect();
@@ -426,13 +433,25 @@ pub async fn list(
             current,
         }
     };
-    let mut count_links = vec![count_link(
+    // "All" counts what it lists: tenants verified at least once, unless those never
+    // verified are included (a status filter includes them, so its count is every tenant).
+    let mut all_link = count_link(
         "All",
         "all",
-        counts.iter().map(|(_, n)| n).sum(),
+        if listing.all { everyone } else { verified },
         "",
         status_filter == StatusFilter::Any,
-    )];
+    );
+    if listing.all {
+        all_link.href = href("/admin", &[("q", listing.search.as_str()), ("all", "1")]);
+    }
+    let unverified = (!listing.all && everyone > verified).then(|| {
+        (
+            everyone - verified,
+            href("/admin", &[("q", listing.search.as_str()), ("all", "1")]),
+        )
+    });
+    let mut count_links = vec![all_link];
     count_links.push(count_link(
         "Needs attention",
         "attention",
@@ -519,6 +538,7 @@ pub async fn list(
         refused_total,
         refused,
         counts: count_links,
+        unverified,
         headings,
         sort: sort.as_str(),
         dir: if listing.query.descending {
