@@ -114,7 +114,9 @@ fn listed(html: &str) -> Vec<String> {
         return Vec::new();
     };
     let end = html[start..].find("</table>").expect("table end") + start;
+    // Ids wrap at their dashes (`<wbr>`); the text is the id.
     html[start..end]
+        .replace("<wbr>", "")
         .split("<td><code>")
         .skip(1)
         .map(|cell| cell.split('<').next().expect("id").to_owned())

@@ -1,6 +1,7 @@
 //! The console as operators see it: "Verify now" shows its check running, then the outcome,
 //! and pressing it again and again queues no more checks; an admin error page keeps the
-//! navigation; the status sort puts what needs attention first; "All" counts what it lists.
+//! navigation; the status sort puts what needs attention first; "All" counts what it lists;
+//! ids and permission names wrap at their separators; every table scrolls sideways.
 
 use std::sync::{Arc, Mutex};
 
@@ -400,4 +401,75 @@ async fn the_status_sort_puts_what_needs_attention_first_and_all_counts_what_it_
         .map(|(_, s)| count(&everything, s).expect("a count per status").0)
         .sum();
     assert_eq!(by_status, all_included);
+}
+
+#[tokio::test]
+async fn ids_and_permissions_wrap_at_their_separators_and_every_table_scrolls() {
+    // Arrange: a webhook endpoint (its deliveries make tables), Contoso onboarded, a key.
+    let app = spawn_app().await;
+    let operator = app.operator().await;
+    let (endpoint, _, _) = crate::webhook_endpoints::create_on_dashboard(
+        &operator,
+        crate::webhook_endpoints::DEAD_RECEIVER,
+        None,
+    )
+    .await;
+    let contoso = app.emulator.contoso();
+    assert_eq!(app.onboard(&app.browser(), &contoso).await.status, "active");
+    create_key(&operator, "sync", &["tenants:read"]).await;
+    let pages = [
+        "/admin".to_owned(),
+        format!("/admin/tenants/{contoso}"),
+        "/admin/audit".to_owned(),
+        "/admin/webhooks".to_owned(),
+        format!("/admin/webhooks/{endpoint}"),
+        "/admin/api-keys".to_owned(),
+        "/admin/operators".to_owned(),
+        "/admin/account".to_owned(),
+    ];
+
+    // Act
+    let mut seen = Vec::new();
+    for path in &pages {
+        seen.push((path, html(&operator, path).await));
+    }
+    let css = app.browser().get("/static/consentry.css").await;
+    let css = css.text().await.expect("css");
+
+    // Assert
+    let (_, list) = &seen[0];
+    let wrapped_id = contoso.replace('-', "-<wbr>");
+    let row = section(list, "<tbody>", "</tbody>");
+    assert!(
+        row.contains(&format!("<td><code>{wrapped_id}</code></td>")),
+        "{row}"
+    );
+    assert!(
+        row.contains(r#"<code class="granted">User.<wbr>Read.<wbr>All</code>"#),
+        "{row}"
+    );
+    let (_, tenant) = &seen[1];
+    assert!(tenant.contains(&format!("<dd><code>{wrapped_id}</code></dd>")));
+    for (path, page) in &seen {
+        let tables = page.matches("<table").count();
+        assert!(tables > 0, "{path} has a table");
+        assert_eq!(
+            page.matches("<div class=\"table-scroll\">\n<table").count(),
+            tables,
+            "every table of {path} scrolls in its box"
+        );
+        assert!(
+            page.contains(
+                r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#
+            ),
+            "{path}"
+        );
+    }
+    let rule = section(&css, ".scroll, .table-scroll {", "}");
+    assert!(rule.contains("overflow-x: auto"), "{rule}");
+    assert!(rule.contains("radial-gradient"), "the edge shadow: {rule}");
+    assert!(
+        !css.contains("word-break: break-all"),
+        "nothing breaks ids at any letter"
+    );
 }
