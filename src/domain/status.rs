@@ -71,7 +71,7 @@ impl TenantStatus {
     /// How urgently it needs an operator, most urgent first (0): the console's status sort.
     /// Failing (it worked and stopped), then revoked, gone and missing permissions (only the
     /// customer can fix those), then failed (never confirmed), verifying, and active last.
-    /// Migration 20261201000006_console_severity.sql computes the same ranks in SQL (the
+    /// Migration 20261201000007_console_severity.sql computes the same ranks in SQL (the
     /// `severity` column the list's indexes serve); a test compares the two.
     pub fn severity(self) -> u8 {
         match self {
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn severities_match_the_migration_and_put_needing_attention_first() {
-        let sql = include_str!("../../migrations/20261201000006_console_severity.sql");
+        let sql = include_str!("../../migrations/20261201000007_console_severity.sql");
         for s in TenantStatus::ALL {
             let clause = format!("when '{}' then {}", s.as_str(), s.severity());
             assert!(sql.contains(&clause), "{clause} in the migration");
