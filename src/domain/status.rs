@@ -68,6 +68,23 @@ impl TenantStatus {
         }
     }
 
+    /// How urgently it needs an operator, most urgent first (0): the console's status sort.
+    /// Failing (it worked and stopped), then revoked, gone and missing permissions (only the
+    /// customer can fix those), then failed (never confirmed), verifying, and active last.
+    /// Migration 20261201000007_console_severity.sql computes the same ranks in SQL (the
+    /// `severity` column the list's indexes serve); a test compares the two.
+    pub fn severity(self) -> u8 {
+        match self {
+            TenantStatus::Failing => 0,
+            TenantStatus::Revoked => 1,
+            TenantStatus::Gone => 2,
+            TenantStatus::MissingPermissions => 3,
+            TenantStatus::Failed => 4,
+            TenantStatus::Pending => 5,
+            TenantStatus::Active => 6,
+        }
+    }
+
     /// Words for people.
     pub fn label(self) -> &'static str {
         match self {
@@ -109,6 +126,37 @@ mod tests {
                 1,
                 "{s}"
             );
+        }
+    }
+
+    #[test]
+    fn severities_match_the_migration_and_put_needing_attention_first() {
+        let sql = include_str!("../../migrations/20261201000007_console_severity.sql");
+        for s in TenantStatus::ALL {
+            let clause = format!("when '{}' then {}", s.as_str(), s.severity());
+            assert!(sql.contains(&clause), "{clause} in the migration");
+        }
+        let mut ranks: Vec<u8> = TenantStatus::ALL.iter().map(|s| s.severity()).collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        assert_eq!(ranks.len(), TenantStatus::ALL.len(), "one rank each");
+        let attention = [
+            TenantStatus::Failing,
+            TenantStatus::Revoked,
+            TenantStatus::Gone,
+            TenantStatus::MissingPermissions,
+        ];
+        for urgent in attention {
+            for calm in [
+                TenantStatus::Failed,
+                TenantStatus::Pending,
+                TenantStatus::Active,
+            ] {
+                assert!(
+                    urgent.severity() < calm.severity(),
+                    "{urgent} before {calm}"
+                );
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! over what a tenant is: a sign-up's organisation name, contact email and domain stay with
 //! its request as a *claim*; the tenant's name and domains come from Graph only. A callback
 //! for a tenant that was already verified writes one neutral event and at most one early
-//! check a minute; for a tenant never verified it joins the current verification window
+//! check a minute (`early_check.rs`); for a tenant never verified it joins the current verification window
 //! without extending its deadline.
 
 use time::{Duration, OffsetDateTime};
@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use serde_json::json;
 
+use super::early_check::{CheckAsker, EarlyCheck, take_early_check};
 use super::event::{EventKind, NewEvent, insert_event};
 use super::invitation::{self, InvitationRow};
 use super::tenant::TenantRow;
@@ -72,8 +73,6 @@ pub const MAX_PENDING_PER_NETWORK: i64 = 100;
 pub const MAX_TENANTS_PER_BROWSER: i64 = 10;
 /// Distinct tenants one address may name in callbacks within a day (an office shares one).
 pub const MAX_TENANTS_PER_ADDRESS: i64 = 30;
-/// A callback forces an early check of its tenant at most this often.
-pub const FORCED_CHECK_SPACING: Duration = Duration::minutes(1);
 /// Claims that did not confirm their tenant are kept this long (the confirming one is kept
 /// as long as the tenant).
 pub const CLAIM_RETENTION: Duration = Duration::days(90);
@@ -438,36 +437,36 @@ impl Store {
                 true,
             )
         } else {
-            let (status, verified_at, forced_check_at): (String, Option<String>, Option<String>) =
-                sqlx::query_as(
-                    "select status, verified_at, forced_check_at from tenant where id = $1",
-                )
-                .bind(&tenant)
-                .fetch_one(&mut *tx)
-                .await?;
-            // An invitation's callback is checked at once: one per invitation, and its
-            // administrator is waiting for the answer.
-            let may_force = invited
-                || forced_check_at
-                    .as_deref()
-                    .is_none_or(|at| at <= ts(cb.now - FORCED_CHECK_SPACING).as_str());
+            let (status, verified_at): (String, Option<String>) =
+                sqlx::query_as("select status, verified_at from tenant where id = $1")
+                    .bind(&tenant)
+                    .fetch_one(&mut *tx)
+                    .await?;
             if verified_at.is_some() && invited {
-                force_check(&mut tx, &tenant, &now).await?;
+                // An invitation's callback is checked at once, whatever the tenant's allowance
+                // of early checks: one per invitation (its consent happens once), and its
+                // administrator is waiting for the answer.
+                if take_early_check(&mut tx, &tenant, cb.now, CheckAsker::Holder).await?
+                    != EarlyCheck::Granted
+                {
+                    request_check_now(&mut tx, &tenant, &now).await?;
+                }
                 (
                     EventKind::CallbackNamed,
                     "A consent callback through an invitation named this tenant (a re-consent); checking it now. Nothing about the tenant changes until a check succeeds.".to_owned(),
                     true,
                 )
             } else if verified_at.is_some() {
-                // Verified before this callback: nothing about it changes. One early check
-                // a minute at most (an administrator may have just re-consented).
-                if may_force {
-                    force_check(&mut tx, &tenant, &now).await?;
-                }
+                // Verified before this callback: nothing about it changes. An early check
+                // if the tenant's budget is whole (an administrator may have just
+                // re-consented); at most one a minute, whoever sends callbacks.
+                let forced = take_early_check(&mut tx, &tenant, cb.now, CheckAsker::Callback)
+                    .await?
+                    == EarlyCheck::Granted;
                 (
                     EventKind::CallbackNamed,
                     "A consent callback named this tenant. It proves nothing by itself; the tenant was already verified, so nothing about it changed.".to_owned(),
-                    may_force,
+                    forced,
                 )
             } else if status == "failed" {
                 // Its last verification window closed without a consent: a new callback
@@ -475,7 +474,8 @@ impl Store {
                 sqlx::query(
                     "update tenant set status = 'pending', consent_request_id = $2, consented_at = $3, \
                      verify_attempts = 0, consecutive_failures = 0, last_error_code = null, last_error = null, \
-                     next_verify_at = $3, forced_check_at = null, updated_at = $3, revision = revision + 1 \
+                     next_verify_at = $3, early_checks_full_at = null, check_requested_at = $3, updated_at = $3, \
+                     revision = revision + 1 \
                      where id = $1",
                 )
                 .bind(&tenant)
@@ -503,13 +503,13 @@ impl Store {
                     .bind(&now)
                     .execute(&mut *tx)
                     .await?;
-                if may_force {
-                    force_check(&mut tx, &tenant, &now).await?;
-                }
+                let forced = take_early_check(&mut tx, &tenant, cb.now, CheckAsker::Callback)
+                    .await?
+                    == EarlyCheck::Granted;
                 (
                     EventKind::CallbackNamed,
                     "Another consent callback named this tenant while it was being verified; the verification deadline is unchanged.".to_owned(),
-                    may_force,
+                    forced,
                 )
             }
         };
@@ -834,15 +834,15 @@ fn claimed_words(
     }
 }
 
-/// Makes the tenant due now and notes when, so the next callback cannot force another
-/// check within [`FORCED_CHECK_SPACING`].
-async fn force_check(
+/// Makes the tenant due now, outside its allowance of early checks (an invitation's
+/// callback: one per invitation).
+async fn request_check_now(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     tenant: &str,
     now: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "update tenant set next_verify_at = $2, forced_check_at = $2, updated_at = $2, \
+        "update tenant set next_verify_at = $2, check_requested_at = $2, updated_at = $2, \
          revision = revision + 1 where id = $1",
     )
     .bind(tenant)

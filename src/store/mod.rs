@@ -8,6 +8,7 @@ mod api_key;
 mod audit;
 mod cache;
 mod consent;
+mod early_check;
 mod event;
 mod event_batch;
 mod health;
@@ -32,6 +33,10 @@ pub use cache::{API_KEY_TTL, TENANT_TTL};
 pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, DeclinedSignUp,
     MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport,
+};
+pub use early_check::{
+    CheckAsker, EARLY_CHECK_BURST, EARLY_CHECK_SPACING, EarlyCheck, early_check_wait,
+    spend_early_check,
 };
 pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;

@@ -43,6 +43,12 @@ pub struct TenantRow {
     pub user_count: Option<i64>,
     #[sqlx(default)]
     pub user_count_at: Option<String>,
+    /// When the tenant's budget of early checks is whole again, and when the early check
+    /// still to save its outcome was asked for (migration 20261201000006_early_checks.sql).
+    #[sqlx(default)]
+    pub early_checks_full_at: Option<String>,
+    #[sqlx(default)]
+    pub check_requested_at: Option<String>,
 }
 
 impl TenantRow {
@@ -267,40 +273,6 @@ impl Store {
         Ok(())
     }
 
-    /// An operator's "verify now": due at once; the status stays until the check says
-    /// otherwise. Bumps the revision, so a check already running cannot overwrite it.
-    pub async fn request_verification(
-        &self,
-        id: TenantId,
-        now: OffsetDateTime,
-        detail: String,
-        request_id: &str,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "update tenant set verify_attempts = 0, next_verify_at = $1, updated_at = $1, \
-             revision = revision + 1 where id = $2",
-        )
-        .bind(ts(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let event = NewEvent {
-            tenant_id: Some(id),
-            kind: EventKind::VerifyRequested,
-            detail,
-            request_id: Some(request_id.to_owned()),
-        };
-        insert_event(&mut *tx, &event, now).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Makes these tenants due now (e.g. after the required permissions changed), bumping
     /// their revision so that no check already running undoes it.
     pub async fn schedule_now(
@@ -341,7 +313,8 @@ impl Store {
         let next = outcome.next_at.map(ts);
         let touched = sqlx::query(
             "update tenant set status = $1, next_verify_at = $2, verify_attempts = verify_attempts + 1, \
-             updated_at = $3, revision = revision + 1 where id = $4 and revision = $5",
+             check_requested_at = null, updated_at = $3, revision = revision + 1 \
+             where id = $4 and revision = $5",
         )
         .bind(outcome.status.as_str())
         .bind(&next)
@@ -493,7 +466,8 @@ async fn check_webhook(
 }
 
 /// The console list's order: each a unique key, the column then the id (the indexes of
-/// migration 20261201000001_console_list.sql, whose expressions these repeat exactly).
+/// migrations 20261201000001_console_list.sql and 20261201000007_console_severity.sql, whose
+/// expressions these repeat exactly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConsoleSort {
     /// By consent time.
@@ -501,7 +475,7 @@ pub enum ConsoleSort {
     Consented,
     /// By organisation name, ignoring case (tenants without a name first).
     Name,
-    /// By status.
+    /// By status, by severity: what needs attention first (`TenantStatus::severity`).
     Status,
     /// By the last check, successful or not (tenants never checked first).
     Checked,
@@ -533,7 +507,8 @@ impl ConsoleSort {
         match self {
             ConsoleSort::Consented => "consented_at",
             ConsoleSort::Name => "lower(coalesce(display_name, ''))",
-            ConsoleSort::Status => "status",
+            // A virtual column (migration 20261201000007_console_severity.sql).
+            ConsoleSort::Status => "severity",
             ConsoleSort::Checked => {
                 "max(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, ''))"
             }
@@ -550,7 +525,7 @@ impl ConsoleSort {
                 .as_deref()
                 .unwrap_or("")
                 .to_ascii_lowercase(),
-            ConsoleSort::Status => row.status.clone(),
+            ConsoleSort::Status => row.status().map_or(7, TenantStatus::severity).to_string(),
             ConsoleSort::Checked => {
                 let ok = row.last_token_ok_at.as_deref().unwrap_or("");
                 let failed = row.last_failure_at.as_deref().unwrap_or("");
@@ -569,6 +544,9 @@ pub const ATTENTION: [TenantStatus; 4] = [
     TenantStatus::Gone,
 ];
 const ATTENTION_SQL: &str = "status in ('failing', 'revoked', 'missing_permissions', 'gone')";
+/// The same four as severities (`TenantStatus::severity` ranks them first): the status
+/// sort's "needs attention" view is then one range of the severity index, in order.
+const ATTENTION_SEVERITY_SQL: &str = "severity <= 3";
 
 /// Which tenants the console lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -652,6 +630,9 @@ fn console_sql(
     match query.status {
         StatusFilter::Any => {}
         StatusFilter::One(_) => conditions.push("status = $1".to_owned()),
+        StatusFilter::Attention if query.sort == ConsoleSort::Status => {
+            conditions.push(ATTENTION_SEVERITY_SQL.to_owned())
+        }
         StatusFilter::Attention => conditions.push(ATTENTION_SQL.to_owned()),
     }
     if query.verified_only {
@@ -773,6 +754,16 @@ impl Store {
             .collect())
     }
 
+    /// Tenants verified at least once (what the console's default list shows), from the
+    /// counts the migrations' triggers keep.
+    pub async fn verified_tenant_count(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("select coalesce(sum(verified), 0) from tenant_status_count")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// The organisation names of these tenants, where known (for naming tenants in
     /// event lists).
     pub async fn tenant_names(
@@ -813,6 +804,22 @@ impl Store {
 #[cfg(test)]
 mod console_tests {
     use super::*;
+
+    #[test]
+    fn needing_attention_is_exactly_the_first_four_severities() {
+        for status in TenantStatus::ALL {
+            assert_eq!(
+                ATTENTION.contains(&status),
+                status.severity() <= 3,
+                "{status}: {ATTENTION_SEVERITY_SQL}"
+            );
+            assert_eq!(
+                ATTENTION.contains(&status),
+                ATTENTION_SQL.contains(&format!("'{}'", status.as_str())),
+                "{status}: {ATTENTION_SQL}"
+            );
+        }
+    }
 
     #[test]
     fn searches_become_phrase_prefix_queries_over_name_and_domains() {

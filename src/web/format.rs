@@ -1,5 +1,7 @@
-//! Small formatting helpers for the console: relative times beside absolute ones, and CSV
-//! cells that are safe to open in a spreadsheet.
+//! Small formatting helpers for the console: relative times beside absolute ones, ids that
+//! wrap at their separators, and CSV cells that are safe to open in a spreadsheet.
+
+use std::fmt;
 
 use time::OffsetDateTime;
 
@@ -41,6 +43,48 @@ pub fn relative_ts(stored: &str, now: OffsetDateTime) -> String {
         .map(|then| relative(then, now))
         .unwrap_or_default()
 }
+
+/// [`relative_ts`] to the second under a minute ("3 s ago"): for a check just made.
+pub fn seconds_ago_ts(stored: &str, now: OffsetDateTime) -> String {
+    match crate::store::parse_ts(stored) {
+        Some(then) if (0..60).contains(&(now - then).whole_seconds()) => {
+            format!("{} s ago", (now - then).whole_seconds())
+        }
+        Some(then) => relative(then, now),
+        None => String::new(),
+    }
+}
+
+/// Text that may wrap after its separators: HTML-escaped, with `<wbr>` after each `-`, `.`,
+/// `_`, `/`, `:` and `@`, so that a tenant id wraps between its groups and a permission
+/// between its words (`User.<wbr>Read.<wbr>All`), never in the middle of one; copied, it is
+/// the value unchanged. In a template: `{{ wbr(t.id) }}` (the type is marked HTML-safe
+/// because it escapes what it writes).
+pub struct Breakable<S>(pub S);
+
+/// [`Breakable`] of `text`.
+pub fn wbr<S: AsRef<str>>(text: S) -> Breakable<S> {
+    Breakable(text)
+}
+
+impl<S: AsRef<str>> fmt::Display for Breakable<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.as_ref().chars() {
+            match c {
+                '&' => f.write_str("&amp;")?,
+                '<' => f.write_str("&lt;")?,
+                '>' => f.write_str("&gt;")?,
+                '"' => f.write_str("&#34;")?,
+                '\'' => f.write_str("&#39;")?,
+                '-' | '.' | '_' | '/' | ':' | '@' => write!(f, "{c}<wbr>")?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsRef<str>> askama::filters::HtmlSafe for Breakable<S> {}
 
 /// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
 /// doubled. A cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`,
@@ -97,6 +141,30 @@ mod tests {
         assert_eq!(ago(Duration::seconds(-5)), "in under a minute");
         assert_eq!(relative_ts("2026-12-01T11:57:00.000Z", now), "3 min ago");
         assert_eq!(relative_ts("yesterday", now), "");
+    }
+
+    #[test]
+    fn a_check_just_made_is_timed_to_the_second() {
+        let now = datetime!(2026-12-01 12:00:00 UTC);
+
+        assert_eq!(seconds_ago_ts("2026-12-01T11:59:57.400Z", now), "2 s ago");
+        assert_eq!(seconds_ago_ts("2026-12-01T12:00:00.000Z", now), "0 s ago");
+        assert_eq!(seconds_ago_ts("2026-12-01T11:57:00.000Z", now), "3 min ago");
+        assert_eq!(seconds_ago_ts("soon", now), "");
+    }
+
+    #[test]
+    fn ids_and_permissions_wrap_at_their_separators_and_stay_escaped() {
+        assert_eq!(
+            wbr("3f2c8a71-5d94-4e0b").to_string(),
+            "3f2c8a71-<wbr>5d94-<wbr>4e0b"
+        );
+        assert_eq!(wbr("User.Read.All").to_string(), "User.<wbr>Read.<wbr>All");
+        assert_eq!(
+            wbr(String::from("<b a=\"1\">&'")).to_string(),
+            "&lt;b a=&#34;1&#34;&gt;&amp;&#39;"
+        );
+        assert_eq!(wbr("").to_string(), "");
     }
 
     #[test]

@@ -132,6 +132,14 @@ pub async fn security_headers(
     Ok(response)
 }
 
+/// Set on a request by a signed-in operator (by the `/admin` role check): its error pages
+/// keep the admin navigation and lead back to the tenants, not to the customers' sign-up.
+#[derive(Debug, Clone)]
+pub struct AdminChrome {
+    pub operator: String,
+    pub csrf: String,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorTemplate {
@@ -139,6 +147,7 @@ struct ErrorTemplate {
     title: &'static str,
     message: String,
     request_id: String,
+    admin: Option<AdminChrome>,
 }
 
 /// Renders every 4xx/5xx response that is not a page of its own (actix's own 404s, 405s
@@ -183,6 +192,11 @@ pub async fn error_pages(
         title: title(status.as_u16()),
         message,
         request_id,
+        admin: response
+            .request()
+            .extensions()
+            .get::<AdminChrome>()
+            .cloned(),
     };
     let body = template
         .render()

@@ -61,9 +61,6 @@ pub struct AppState {
     pub callback_limit: rate_limit::RateLimiter,
     /// API requests per key.
     pub api_limit: rate_limit::RateLimiter,
-    /// Checks asked for through the API, per tenant: each asks Microsoft again, so a leaked
-    /// read-only key must not turn into a flood of token requests.
-    pub api_verify_limit: rate_limit::RateLimiter,
     /// Refused callbacks that wrote nothing, by reason.
     pub refused_callbacks: routes::RefusedCallbacks,
     /// Argon2 checks of sign-ins, bounded (19 MiB each).
@@ -184,8 +181,6 @@ impl Application {
             // operator's own services; the limit stops one runaway client from taking the
             // whole service, not normal use.
             api_limit: rate_limit::RateLimiter::new(1000, 500.0),
-            // One requested check per tenant a minute, as for callbacks (a burst of 2).
-            api_verify_limit: rate_limit::RateLimiter::new(2, 1.0 / 60.0),
             refused_callbacks: routes::RefusedCallbacks::default(),
             password_checks: crate::domain::password::PasswordChecks::for_sign_ins(),
         });

@@ -30,6 +30,7 @@ mod health;
 mod invitations;
 mod login;
 mod logs;
+mod look;
 mod metrics;
 mod monitoring;
 mod onboarding;

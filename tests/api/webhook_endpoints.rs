@@ -9,10 +9,10 @@ use crate::api_keys::{api_get, assert_problem, url};
 use crate::app_helpers::{Browser, TestApp, hidden, spawn_app, spawn_app_with};
 
 /// A receiver address where nothing listens: deliveries to it fail at once.
-const DEAD_RECEIVER: &str = "http://127.0.0.1:9/hook";
+pub const DEAD_RECEIVER: &str = "http://127.0.0.1:9/hook";
 
 /// Creates an endpoint on the dashboard; returns its id, its secret and the answer page.
-async fn create_on_dashboard(
+pub async fn create_on_dashboard(
     operator: &Browser,
     endpoint_url: &str,
     types: Option<&[&str]>,

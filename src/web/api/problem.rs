@@ -178,6 +178,21 @@ impl Problem {
         }
     }
 
+    /// 429: early checks of this tenant are spaced (`store/early_check.rs`), whoever asked.
+    pub fn checks_spaced(req: &HttpRequest, wait: Duration) -> Problem {
+        let secs = retry_after_secs(wait);
+        Problem {
+            retry_after: Some(secs),
+            ..Problem::new(
+                req,
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "This tenant's checks were asked for too often: at most two at once, then one a minute. Try again in {secs} s."
+                ),
+            )
+        }
+    }
+
     /// 503 for a busy database (try again), 500 for anything else: the cause is logged
     /// with the request id, never sent.
     pub fn from_store(request_id: &str, error: StoreError) -> Problem {

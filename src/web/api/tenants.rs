@@ -16,8 +16,8 @@ use crate::domain::api_key::Scope;
 use crate::domain::{TenantId, TenantStatus};
 use crate::entra::{EntraClient, GraphError, TokenError};
 use crate::store::{
-    ClaimRow, EventKind, EventRow, NewEvent, TenantCursor, TenantPageFilter, TenantRow, parse_ts,
-    ts,
+    ClaimRow, EarlyCheck, EventKind, EventRow, NewEvent, TenantCursor, TenantPageFilter, TenantRow,
+    parse_ts, ts,
 };
 use crate::web::AppState;
 
@@ -506,7 +506,9 @@ pub async fn events(
 /// only `tenants:read`: a check asks Microsoft again what the tenant's status already
 /// says and changes nothing a reader would not see after the next scheduled check; it
 /// hands out nothing. Answers 202 with the tenant as it stands; the check runs in the
-/// background.
+/// background. Checks asked for ahead of schedule share one allowance per tenant with the
+/// dashboard's "Verify now" and consent callbacks: two at once, then one a minute; beyond,
+/// 429 with `Retry-After`.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{id}/verify",
@@ -532,18 +534,18 @@ pub async fn verify(
 ) -> Result<HttpResponse, Problem> {
     client.require(Scope::TenantsRead)?;
     let id = TenantId::parse(&id).ok_or_else(|| no_such_tenant(&req))?;
-    state
-        .api_verify_limit
-        .acquire(&id.to_string())
-        .map_err(|wait| Problem::too_many_requests(&req, wait))?;
     let detail = format!("{} asked to verify the tenant now.", client.describe());
-    let requested = state
+    let answer = state
         .store
-        .request_verification(id, OffsetDateTime::now_utc(), detail, client.request_id())
+        .request_check(id, OffsetDateTime::now_utc(), detail, client.request_id())
         .await
         .map_err(|e| Problem::from_store(client.request_id(), e))?;
-    if !requested {
-        return Err(no_such_tenant(&req));
+    match answer {
+        EarlyCheck::Granted => {}
+        EarlyCheck::NoSuchTenant => return Err(no_such_tenant(&req)),
+        EarlyCheck::TooSoon { retry_after } => {
+            return Err(Problem::checks_spaced(&req, retry_after));
+        }
     }
     // Read before the check can start, so the answer is the tenant as it was asked about.
     let row = tenant_row(&req, &client, &state, id).await?;

@@ -79,3 +79,117 @@ fn page(
     response.extensions_mut().insert(super::middleware::OwnPage);
     Ok(response)
 }
+
+#[cfg(test)]
+mod stylesheet_tests {
+    //! The status colours of `static/consentry.css`: every status has its pair, the badges
+    //! use them, the text passes WCAG AA on its background, and no two look alike.
+
+    use crate::domain::TenantStatus;
+
+    const CSS: &str = include_str!("../../../static/consentry.css");
+
+    /// `#rrggbb` of the custom property `name`, as `:root` defines it.
+    fn colour(name: &str) -> [u8; 3] {
+        let declaration = format!("{name}:");
+        let at = CSS
+            .find(&declaration)
+            .unwrap_or_else(|| panic!("{name} is defined"));
+        let value = CSS[at + declaration.len()..]
+            .trim_start()
+            .split(';')
+            .next()
+            .expect("a value")
+            .trim();
+        assert!(
+            value.len() == 7 && value.starts_with('#'),
+            "{name} is #rrggbb: {value}"
+        );
+        let channel = |i: usize| u8::from_str_radix(&value[i..i + 2], 16).expect("hex");
+        [channel(1), channel(3), channel(5)]
+    }
+
+    /// WCAG 2.x relative luminance.
+    fn luminance([r, g, b]: [u8; 3]) -> f64 {
+        let linear = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.040_45 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+    }
+
+    fn contrast(a: [u8; 3], b: [u8; 3]) -> f64 {
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    fn distance(a: [u8; 3], b: [u8; 3]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(y)).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Every status, and the "never verified" mark.
+    fn names() -> Vec<&'static str> {
+        let mut names: Vec<&str> = TenantStatus::ALL.iter().map(|s| s.as_str()).collect();
+        names.push("unverified");
+        names
+    }
+
+    #[test]
+    fn the_tests_arithmetic_matches_wcag() {
+        assert!((contrast([0, 0, 0], [255, 255, 255]) - 21.0).abs() < 1e-9);
+        assert!((contrast([0x76, 0x76, 0x76], [255, 255, 255]) - 4.54).abs() < 0.01);
+    }
+
+    #[test]
+    fn every_status_badge_has_its_own_colours_and_aa_contrast() {
+        for name in names() {
+            let (bg, fg) = (
+                colour(&format!("--status-{name}-bg")),
+                colour(&format!("--status-{name}-fg")),
+            );
+            let ratio = contrast(bg, fg);
+            assert!(ratio >= 4.5, "{name}: {ratio:.2}:1 is below WCAG AA");
+            let rule = CSS
+                .split(&format!(".badge.{name} {{"))
+                .nth(1)
+                .and_then(|rest| rest.split('}').next())
+                .unwrap_or_else(|| panic!("a .badge.{name} rule"));
+            assert!(
+                rule.contains(&format!("background: var(--status-{name}-bg)"))
+                    && rule.contains(&format!("color: var(--status-{name}-fg)")),
+                ".badge.{name} uses its variables: {rule}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_two_statuses_look_alike() {
+        let names = names();
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                let (bg_a, bg_b) = (
+                    colour(&format!("--status-{a}-bg")),
+                    colour(&format!("--status-{b}-bg")),
+                );
+                // 20 in sRGB: a step two people at one screen both see.
+                assert!(
+                    distance(bg_a, bg_b) >= 20.0,
+                    "{a} and {b} backgrounds are too close"
+                );
+                assert_ne!(
+                    colour(&format!("--status-{a}-fg")),
+                    colour(&format!("--status-{b}-fg")),
+                    "{a} and {b} share a text colour"
+                );
+            }
+        }
+    }
+}

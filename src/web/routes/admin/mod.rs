@@ -284,6 +284,11 @@ pub async fn enforce_roles(
     if req.path() != "/admin/login" {
         match resolve(req.request()).await {
             Ok(operator) => {
+                let chrome = crate::web::middleware::AdminChrome {
+                    operator: operator.name.clone(),
+                    csrf: operator.csrf.clone(),
+                };
+                req.extensions_mut().insert(chrome);
                 req.extensions_mut().insert(operator);
             }
             Err(e) => return Ok(req.error_response(e).map_into_right_body()),

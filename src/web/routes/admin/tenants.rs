@@ -14,10 +14,10 @@ use super::Operator;
 use super::login::CsrfForm;
 use crate::domain::{TenantId, TenantStatus};
 use crate::store::{
-    ATTENTION, AuditAction, ConsoleCursor, ConsoleQuery, ConsoleSort, EventRow, Outcome,
-    PageDirection, StatusFilter, TenantRow,
+    ATTENTION, AuditAction, ConsoleCursor, ConsoleQuery, ConsoleSort, EarlyCheck, EventRow,
+    Outcome, PageDirection, StatusFilter, TenantRow, early_check_wait,
 };
-use crate::web::format::{csv_row, relative_ts};
+use crate::web::format::{csv_row, relative_ts, seconds_ago_ts};
 use crate::web::routes::{page, request_id};
 use crate::web::{AppState, WebError};
 
@@ -141,6 +141,8 @@ pub struct ListRow {
     pub name: String,
     /// Whether Graph named it (otherwise `name` says why not).
     pub named: bool,
+    /// Whether Microsoft ever confirmed the consent.
+    pub verified: bool,
     pub status: TenantStatus,
     pub consented_at: String,
     pub consented_ago: String,
@@ -156,6 +158,7 @@ fn list_row(t: &TenantRow, required: &[String], now: OffsetDateTime) -> ListRow 
     let checked = ConsoleSort::Checked.key_of(t);
     ListRow {
         named: t.name().is_some(),
+        verified: t.verified_at.is_some(),
         consented_ago: relative_ts(&t.consented_at, now),
         checked_ago: relative_ts(&checked, now),
         checked_at: (!checked.is_empty()).then(|| short(&checked)),
@@ -219,6 +222,8 @@ struct ListPage {
     refused_total: u64,
     refused: Vec<(&'static str, u64)>,
     counts: Vec<CountLink>,
+    /// Tenants never verified that the list leaves out, and the link that includes them.
+    unverified: Option<(i64, String)>,
     headings: Vec<SortLink>,
     sort: &'static str,
     dir: &'static str,
@@ -408,6 +413,8 @@ pub async fn list(
         .map(|r| listing.link("/admin", &[("after", encode_cursor(sort, r))]));
 
     let counts = state.store.status_counts().await?;
+    let verified = state.store.verified_tenant_count().await?;
+    let everyone: i64 = counts.iter().map(|(_, n)| n).sum();
     let (refused, refused_total) = state.refused_callbacks.totals();
     let recent = state.store.recent_events(20).await?;
     let ids: Vec<String> = recent.iter().filter_map(|e| e.tenant_id.clone()).collect();
@@ -426,13 +433,25 @@ pub async fn list(
             current,
         }
     };
-    let mut count_links = vec![count_link(
+    // "All" counts what it lists: tenants verified at least once, unless those never
+    // verified are included (a status filter includes them, so its count is every tenant).
+    let mut all_link = count_link(
         "All",
         "all",
-        counts.iter().map(|(_, n)| n).sum(),
+        if listing.all { everyone } else { verified },
         "",
         status_filter == StatusFilter::Any,
-    )];
+    );
+    if listing.all {
+        all_link.href = href("/admin", &[("q", listing.search.as_str()), ("all", "1")]);
+    }
+    let unverified = (!listing.all && everyone > verified).then(|| {
+        (
+            everyone - verified,
+            href("/admin", &[("q", listing.search.as_str()), ("all", "1")]),
+        )
+    });
+    let mut count_links = vec![all_link];
     count_links.push(count_link(
         "Needs attention",
         "attention",
@@ -519,6 +538,7 @@ pub async fn list(
         refused_total,
         refused,
         counts: count_links,
+        unverified,
         headings,
         sort: sort.as_str(),
         dir: if listing.query.descending {
@@ -670,9 +690,68 @@ pub async fn export_events(
     Ok(csv_response(&format!("tenant-{id}-events.csv"), body))
 }
 
+/// Where the tenant's checks stand, from the database alone (several instances share it):
+/// an early check asked for and not saved yet is running; otherwise the last check's
+/// outcome.
+pub enum CheckView {
+    Running {
+        since: String,
+        ago: String,
+        /// Running for longer than a check takes, retries included.
+        slow: bool,
+    },
+    Done {
+        ago: String,
+        at: String,
+        /// The last check succeeded (the status says what it found).
+        ok: bool,
+        status: TenantStatus,
+        code: Option<String>,
+        error: Option<String>,
+    },
+    Never,
+}
+
+/// A requested check running this long is worth a word: calls to Microsoft time out
+/// after 10 s and a check makes at most four (a token, once more on a 401, the
+/// organisation, the user count).
+const SLOW_CHECK: time::Duration = time::Duration::seconds(45);
+
+fn check_view(t: &TenantRow, now: OffsetDateTime) -> CheckView {
+    if let Some(requested) = &t.check_requested_at {
+        return CheckView::Running {
+            since: short(requested),
+            ago: seconds_ago_ts(requested, now),
+            slow: crate::store::parse_ts(requested).is_some_and(|at| now - at > SLOW_CHECK),
+        };
+    }
+    let checked = ConsoleSort::Checked.key_of(t);
+    if checked.is_empty() {
+        return CheckView::Never;
+    }
+    let ok = t.last_token_ok_at.as_deref() == Some(checked.as_str());
+    CheckView::Done {
+        ago: seconds_ago_ts(&checked, now),
+        at: short(&checked),
+        ok,
+        status: t.status().unwrap_or(TenantStatus::Failed),
+        code: (!ok).then(|| t.last_error_code.clone()).flatten(),
+        error: (!ok).then(|| t.last_error.clone()).flatten(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/tenant.html")]
 struct TenantPage {
+    /// The check running or the last one's outcome; the page refreshes itself while one runs.
+    check: CheckView,
+    refresh: bool,
+    /// The check's line shows the last error (the facts then leave it out).
+    error_in_check: bool,
+    /// How long until another "verify now" is allowed, in seconds (none: now).
+    verify_wait: Option<u64>,
+    /// The last press was refused by the spacing of early checks.
+    verify_refused: bool,
     /// From Graph, live; or why not.
     /// The count and when the check that read it ran; or why there is none.
     users: Result<(i64, String), &'static str>,
@@ -697,6 +776,8 @@ struct TenantPage {
 pub struct TenantQuery {
     /// Deliveries older than this one (a page of the delivery log).
     deliveries_before: Option<String>,
+    /// `later`: "verify now" was refused, the tenant's early checks are spaced.
+    verify: Option<String>,
 }
 
 /// What a sign-up said about itself: a claim, never the tenant's record.
@@ -769,14 +850,22 @@ pub async fn show(
     )
     .await?;
     let events = state.store.events_for(id, 200).await?;
+    let now = OffsetDateTime::now_utc();
     let claims = claim_views(&tenant, state.store.claims_for(id).await?);
     // As the last check counted them: rendering never calls Graph (a failing tenant's page
     // would wait on it).
     let users = match (tenant.user_count, &tenant.user_count_at) {
-        (Some(n), Some(at)) => Ok((n, relative_ts(at, OffsetDateTime::now_utc()))),
+        (Some(n), Some(at)) => Ok((n, relative_ts(at, now))),
         _ => Err("not counted yet: checks count them once the tenant granted User.Read.All"),
     };
+    let check = check_view(&tenant, now);
     let template = TenantPage {
+        refresh: matches!(check, CheckView::Running { .. }),
+        error_in_check: matches!(check, CheckView::Done { ok: false, .. }),
+        check,
+        verify_wait: early_check_wait(tenant.early_checks_full_at.as_deref(), now)
+            .map(|wait| wait.as_secs_f64().ceil() as u64),
+        verify_refused: query.verify.as_deref() == Some("later"),
         users,
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
@@ -798,6 +887,10 @@ pub async fn show(
     page(StatusCode::OK, template.render())
 }
 
+/// `POST /admin/tenants/{id}/verify`: an early check, if the tenant's budget allows
+/// (`store/early_check.rs`: the operator's presses, the API's requests and callbacks share
+/// it, so pressing again and again queues no more checks). Back to the tenant's page, which
+/// shows the check running, then its outcome; `?verify=later` when the budget said no.
 pub async fn verify_now(
     operator: Operator,
     id: web::Path<String>,
@@ -808,26 +901,25 @@ pub async fn verify_now(
     operator.check_csrf(form.csrf.as_deref())?;
     let id = TenantId::parse(&id).ok_or(WebError::NotFound)?;
     let detail = format!("{} asked to verify the tenant now.", operator.name);
-    if !state
+    let answer = state
         .store
-        .request_verification(id, OffsetDateTime::now_utc(), detail, &request_id(&req))
-        .await?
-    {
-        return Err(WebError::NotFound);
-    }
-    state.verifier.check_soon(id);
+        .request_check(id, OffsetDateTime::now_utc(), detail, &request_id(&req))
+        .await?;
+    let (outcome, location) = match answer {
+        EarlyCheck::NoSuchTenant => return Err(WebError::NotFound),
+        EarlyCheck::Granted => {
+            state.verifier.check_soon(id);
+            (Outcome::Success, format!("/admin/tenants/{id}"))
+        }
+        EarlyCheck::TooSoon { .. } => (
+            Outcome::Failure,
+            format!("/admin/tenants/{id}?verify=later"),
+        ),
+    };
     operator
-        .audit(
-            &state,
-            AuditAction::VerifyNow,
-            &id.to_string(),
-            Outcome::Success,
-        )
+        .audit(&state, AuditAction::VerifyNow, &id.to_string(), outcome)
         .await;
     Ok(HttpResponse::SeeOther()
-        .insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/admin/tenants/{id}"),
-        ))
+        .insert_header((actix_web::http::header::LOCATION, location))
         .finish())
 }
