@@ -8,6 +8,7 @@ mod api_key;
 mod audit;
 mod cache;
 mod consent;
+mod daily_count;
 mod event;
 mod event_batch;
 mod health;
@@ -32,6 +33,7 @@ pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, MAX_PENDING_REQUESTS,
     NewConsentRequest, Onboarding, PurgeReport,
 };
+pub use daily_count::{DailyCount, DailyKind};
 pub use event::{EventKind, EventRow, NewEvent};
 pub use event_batch::EventWriter;
 pub use health::HealthFigures;
