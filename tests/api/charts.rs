@@ -563,3 +563,59 @@ async fn the_migration_counts_what_happened_before_it() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+#[tokio::test]
+async fn admin_pages_show_times_in_words_beside_them_and_name_tenants() {
+    // Arrange: Contoso onboarded, and an operator asked to verify it now.
+    let app = spawn_app().await;
+    let contoso = app.emulator.contoso();
+    let onboarded = app.onboard(&app.browser(), &contoso).await;
+    let name = onboarded.display_name.clone().expect("named by Graph");
+    let operator = app.operator().await;
+    let tenant_page = operator
+        .get(&format!("/admin/tenants/{contoso}"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    let csrf = crate::app_helpers::hidden(&tenant_page, "csrf");
+    let verify = operator
+        .post_form(
+            &format!("/admin/tenants/{contoso}/verify"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(verify.status(), 303);
+
+    // Act
+    let mut pages = Vec::new();
+    for path in [
+        format!("/admin/tenants/{contoso}"),
+        "/admin/audit".to_owned(),
+        "/admin/account".to_owned(),
+        "/admin/operators".to_owned(),
+    ] {
+        let html = operator.get(&path).await.text().await.expect("html");
+        pages.push((path, html));
+    }
+
+    // Assert: every page shows its times in words, each beside the time itself; the
+    // audit trail names the tenant (its id on hover) and links to it.
+    for (path, html) in &pages {
+        let stamp = crate::app_helpers::section(html, "<time datetime=\"", "</span>");
+        assert!(
+            stamp.contains("just now</time> <span class=\"small\">")
+                || stamp.contains(" ago</time> <span class=\"small\">"),
+            "{path}: {stamp}"
+        );
+        assert!(stamp.contains(" UTC"), "{path}: {stamp}");
+    }
+    let audit = &pages[1].1;
+    let verified = crate::app_helpers::section(audit, "<code>verify_now</code>", "</tr>");
+    assert!(
+        verified.contains(&format!(
+            r#"<a href="/admin/tenants/{contoso}" title="{contoso}">{name}</a>"#
+        )),
+        "{verified}"
+    );
+}
