@@ -308,11 +308,28 @@ async fn main() {
     let started = Instant::now();
     let today = time::OffsetDateTime::now_utc().date();
     for _ in 0..20 {
-        let counts = store
-            .daily_counts(today - time::Duration::weeks(52))
+        use consentry::store::DailyKind;
+        let weeks = store
+            .period_counts(
+                &[
+                    DailyKind::Consent,
+                    DailyKind::Reconsent,
+                    DailyKind::Revocation,
+                ],
+                today - time::Duration::weeks(52),
+                7,
+            )
+            .await
+            .expect("weekly counts");
+        assert!(!weeks.is_empty(), "the seed made consents");
+        store
+            .period_counts(
+                &[DailyKind::FailedCheck],
+                today - time::Duration::days(13),
+                1,
+            )
             .await
             .expect("daily counts");
-        assert!(!counts.is_empty(), "the seed made consents");
         store.status_counts().await.expect("status counts");
     }
     println!(

@@ -40,7 +40,7 @@ impl DailyKind {
     }
 }
 
-/// One kind's count on one (UTC) day.
+/// One kind's count over a period (of one or more UTC days), dated by its first day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DailyCount {
     pub kind: DailyKind,
@@ -52,15 +52,28 @@ const DAY: &[time::format_description::FormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 
 impl Store {
-    /// Every kind's counts from the day `since` on (days with nothing have no row): a seek
-    /// in the table's primary key a kind, a few hundred rows for a year.
-    pub async fn daily_counts(&self, since: Date) -> Result<Vec<DailyCount>, StoreError> {
+    /// The counts of `kinds` from the day `since` on, summed over periods of `days` days
+    /// (7 for weeks starting on `since`'s weekday): one row a kind and period with anything
+    /// in it, dated by the period's first day. A seek in the table's primary key a kind;
+    /// the sums are SQLite's, so a year of days comes back as 52 rows a kind.
+    pub async fn period_counts(
+        &self,
+        kinds: &[DailyKind],
+        since: Date,
+        days: i64,
+    ) -> Result<Vec<DailyCount>, StoreError> {
         let since = since.format(DAY).unwrap_or_default();
+        let kinds = serde_json::to_string(&kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "select kind, day, n from tenant_daily_count \
-             where kind in ('consent', 'reconsent', 'revocation', 'failed_check') and day >= $1",
+            "select kind, date($1, '+' || ((cast(julianday(day) - julianday($1) as integer) / $2) * $2) || ' days') as period, \
+             sum(n) from tenant_daily_count \
+             where kind in (select value from json_each($3)) and day >= $1 \
+             group by kind, period",
         )
         .bind(since)
+        .bind(days.max(1))
+        .bind(kinds)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -330,11 +330,26 @@ pub async fn show(
     let today = OffsetDateTime::now_utc().date();
     let first_week = week_start(today) - Duration::weeks(WEEKS as i64 - 1);
     let first_day = today - Duration::days(DAYS as i64 - 1);
-    let counts = state.store.daily_counts(first_week.min(first_day)).await?;
+    let per_week = state
+        .store
+        .period_counts(
+            &[
+                DailyKind::Consent,
+                DailyKind::Reconsent,
+                DailyKind::Revocation,
+            ],
+            first_week,
+            7,
+        )
+        .await?;
+    let per_day = state
+        .store
+        .period_counts(&[DailyKind::FailedCheck], first_day, 1)
+        .await?;
     let statuses = state.store.status_counts().await?;
     let (statuses_chart, statuses, total) = statuses_chart(&statuses);
-    let weeks = weekly(&counts, first_week, WEEKS);
-    let days = daily(&counts, first_day, DAYS);
+    let weeks = weekly(&per_week, first_week, WEEKS);
+    let days = daily(&per_day, first_day, DAYS);
     let template = OverviewPage {
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
