@@ -62,26 +62,30 @@ impl Store {
         since: Date,
         days: i64,
     ) -> Result<Vec<DailyCount>, StoreError> {
-        let since = since.format(DAY).unwrap_or_default();
+        let first = since.format(DAY).unwrap_or_default();
+        let days = days.max(1);
         let kinds = serde_json::to_string(&kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
             .unwrap_or_else(|_| "[]".into());
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "select kind, date($1, '+' || ((cast(julianday(day) - julianday($1) as integer) / $2) * $2) || ' days') as period, \
-             sum(n) from tenant_daily_count \
+        // The period's number, not its date: julianday() on each row is most of the
+        // statement's time, and formatting a date on each row as well doubled it (1.3 ms
+        // against 2.3 ms for a year of three kinds, measured in SQLite alone).
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "select kind, cast(julianday(day) - julianday($1) as integer) / $2 as period, sum(n) \
+             from tenant_daily_count \
              where kind in (select value from json_each($3)) and day >= $1 \
              group by kind, period",
         )
-        .bind(since)
-        .bind(days.max(1))
+        .bind(first)
+        .bind(days)
         .bind(kinds)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(kind, day, n)| {
+            .filter_map(|(kind, period, n)| {
                 Some(DailyCount {
                     kind: DailyKind::parse(&kind)?,
-                    day: Date::parse(&day, DAY).ok()?,
+                    day: since.checked_add(time::Duration::days(period.checked_mul(days)?))?,
                     n,
                 })
             })
