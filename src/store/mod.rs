@@ -8,6 +8,7 @@ mod api_key;
 mod audit;
 mod cache;
 mod consent;
+mod daily_count;
 mod early_check;
 mod event;
 mod event_batch;
@@ -34,6 +35,7 @@ pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, DeclinedSignUp,
     MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport,
 };
+pub use daily_count::{DailyCount, DailyKind};
 pub use early_check::{
     CheckAsker, EARLY_CHECK_BURST, EARLY_CHECK_SPACING, EarlyCheck, early_check_wait,
     spend_early_check,

@@ -10,6 +10,9 @@ use time::OffsetDateTime;
 pub fn relative(then: OffsetDateTime, now: OffsetDateTime) -> String {
     let seconds = (now - then).whole_seconds();
     let (ahead, seconds) = (seconds < 0, seconds.unsigned_abs());
+    // Rounded to the nearest unit, not down: an invitation made a moment ago for 7 days
+    // expires "in 7 days", not "in 6 days".
+    let round = |unit: u64, most: u64| ((seconds + unit / 2) / unit).min(most);
     let words = if seconds < 60 {
         return if ahead {
             "in under a minute"
@@ -18,17 +21,17 @@ pub fn relative(then: OffsetDateTime, now: OffsetDateTime) -> String {
         }
         .to_owned();
     } else if seconds < 3_600 {
-        format!("{} min", seconds / 60)
+        format!("{} min", round(60, 59))
     } else if seconds < 86_400 {
-        format!("{} h", seconds / 3_600)
-    } else if seconds < 2 * 86_400 {
+        format!("{} h", round(3_600, 23))
+    } else if seconds < 36 * 3_600 {
         "1 day".to_owned()
     } else if seconds < 60 * 86_400 {
-        format!("{} days", seconds / 86_400)
+        format!("{} days", round(86_400, 59))
     } else if seconds < 730 * 86_400 {
-        format!("{} months", seconds / (30 * 86_400))
+        format!("{} months", round(30 * 86_400, 24))
     } else {
-        format!("{} years", seconds / (365 * 86_400))
+        format!("{} years", round(365 * 86_400, u64::MAX))
     };
     if ahead {
         format!("in {words}")
@@ -86,6 +89,64 @@ impl<S: AsRef<str>> fmt::Display for Breakable<S> {
 
 impl<S: AsRef<str>> askama::filters::HtmlSafe for Breakable<S> {}
 
+/// An instant as the console shows it: how long ago (or how soon) in words, with the date
+/// and time beside it, as HTML: `<time datetime="…" title="…">3 min ago</time> <span
+/// class="small">2026-12-01 11:57:00 UTC</span>`. Built from a parsed instant, or from
+/// escaped text, so askama puts it in a page as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp(String);
+
+impl Stamp {
+    pub fn new(then: OffsetDateTime, now: OffsetDateTime) -> Stamp {
+        let utc = then.to_offset(time::UtcOffset::UTC);
+        let absolute = absolute(utc);
+        Stamp(format!(
+            r#"<time datetime="{}" title="{absolute}">{}</time> <span class="small">{absolute}</span>"#,
+            crate::store::ts(utc),
+            relative(utc, now),
+        ))
+    }
+
+    /// A stored timestamp (`store::ts`); one that does not parse is shown as it is.
+    pub fn of(stored: &str, now: OffsetDateTime) -> Stamp {
+        match crate::store::parse_ts(stored) {
+            Some(then) => Stamp::new(then, now),
+            None => Stamp(
+                askama::filters::escape(stored, askama::filters::Html)
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Built from a parsed instant or escaped text only (see [`Stamp::of`]).
+impl askama::filters::HtmlSafe for Stamp {}
+
+/// `2026-12-01 11:57:00 UTC`
+pub fn absolute(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
+/// A stored timestamp in words and figures, as plain text: `3 min ago (2026-12-01 11:57:00
+/// UTC)`; as it is when it does not parse.
+pub fn relative_and_absolute(stored: &str, now: OffsetDateTime) -> String {
+    match crate::store::parse_ts(stored) {
+        Some(then) => format!("{} ({})", relative(then, now), absolute(then)),
+        None => stored.to_owned(),
+    }
+}
+
 /// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes
 /// doubled. A cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`,
 /// a tab or a carriage return) gets a leading apostrophe first: organisation names come
@@ -135,7 +196,13 @@ mod tests {
         assert_eq!(ago(Duration::hours(5)), "5 h ago");
         assert_eq!(ago(Duration::hours(30)), "1 day ago");
         assert_eq!(ago(Duration::days(12)), "12 days ago");
-        assert_eq!(ago(Duration::days(200)), "6 months ago");
+        assert_eq!(ago(Duration::days(200)), "7 months ago", "6.7 months");
+        assert_eq!(
+            ago(Duration::seconds(5) - Duration::days(7)),
+            "in 7 days",
+            "an invitation made a moment ago, for 7 days"
+        );
+        assert_eq!(ago(Duration::minutes(90)), "2 h ago");
         assert_eq!(ago(Duration::days(800)), "2 years ago");
         assert_eq!(ago(Duration::minutes(-4)), "in 4 min");
         assert_eq!(ago(Duration::seconds(-5)), "in under a minute");
@@ -165,6 +232,29 @@ mod tests {
             "&lt;b a=&#34;1&#34;&gt;&amp;&#39;"
         );
         assert_eq!(wbr("").to_string(), "");
+    }
+
+    #[test]
+    fn stamps_show_the_time_in_words_beside_the_time_itself() {
+        let now = datetime!(2026-12-01 12:00:00 UTC);
+        assert_eq!(
+            Stamp::of("2026-12-01T11:57:00.000Z", now).to_string(),
+            r#"<time datetime="2026-12-01T11:57:00.000Z" title="2026-12-01 11:57:00 UTC">3 min ago</time> <span class="small">2026-12-01 11:57:00 UTC</span>"#
+        );
+        assert!(
+            Stamp::of("2026-12-01T12:04:00.000Z", now)
+                .to_string()
+                .contains(">in 4 min</time>")
+        );
+        assert_eq!(
+            Stamp::of("<b>soon</b>", now).to_string(),
+            "&#60;b&#62;soon&#60;/b&#62;"
+        );
+        assert_eq!(
+            relative_and_absolute("2026-12-01T10:00:00.000Z", now),
+            "2 h ago (2026-12-01 10:00:00 UTC)"
+        );
+        assert_eq!(relative_and_absolute("never", now), "never");
     }
 
     #[test]

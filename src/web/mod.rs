@@ -2,6 +2,7 @@
 //! dashboard and the JSON API, with the middleware every response passes through.
 
 pub mod api;
+pub mod charts;
 mod cookies;
 mod csrf;
 mod error;

@@ -263,8 +263,13 @@ async fn demo_walkthrough_in_headless_chromium() {
     browser.screenshot("console-list").await;
     // A phone: the table scrolls sideways inside its box instead of being cut off.
     browser.resize(390, 844).await;
+    browser.goto(&format!("{site}/admin#tenants")).await;
     browser.screenshot("console-list-phone").await;
     browser.resize(1280, 900).await;
+    browser.goto(&format!("{site}/admin/overview")).await;
+    let overview = browser.text("main").await;
+    browser.screenshot("console-overview").await;
+    browser.goto(&format!("{site}/admin")).await;
     browser
         .click("#tenants a[href*='3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58']")
         .await;
@@ -301,6 +306,7 @@ async fn demo_walkthrough_in_headless_chromium() {
     browser.screenshot("invitations").await;
     browser.quit().await;
 
+    assert!(overview.contains("Tenants by status"), "{overview}");
     assert!(tenant_page.contains("Contoso Ltd"), "{tenant_page}");
     assert!(tenant_page.contains("User.Read.All"), "{tenant_page}");
 

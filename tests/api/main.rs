@@ -12,6 +12,7 @@ mod api_token_load;
 mod attacks;
 mod audit;
 mod callback;
+mod charts;
 mod console;
 mod crash;
 mod credentials;

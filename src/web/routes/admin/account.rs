@@ -9,8 +9,28 @@ use time::OffsetDateTime;
 use super::Operator;
 use super::login::CsrfForm;
 use crate::store::{AuditAction, Outcome, SessionView};
+use crate::web::format::Stamp;
 use crate::web::routes::page;
 use crate::web::{AppState, WebError, cookies};
+
+/// One of the operator's sessions, as the page shows it.
+pub struct SessionLine {
+    pub public_id: String,
+    pub address: String,
+    pub user_agent: String,
+    pub created_at: Stamp,
+    pub last_seen_at: Stamp,
+}
+
+fn session_line(s: SessionView, now: OffsetDateTime) -> SessionLine {
+    SessionLine {
+        created_at: Stamp::of(&s.created_at, now),
+        last_seen_at: Stamp::of(&s.last_seen_at, now),
+        public_id: s.public_id,
+        address: s.address,
+        user_agent: s.user_agent,
+    }
+}
 
 #[derive(Template)]
 #[template(path = "admin/account.html")]
@@ -19,17 +39,21 @@ struct AccountPage {
     csrf: String,
     role: &'static str,
     current: String,
-    sessions: Vec<SessionView>,
+    sessions: Vec<SessionLine>,
 }
 
 pub async fn show(
     operator: Operator,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
+    let now = OffsetDateTime::now_utc();
     let sessions = state
         .store
-        .sessions_of(&operator.id, OffsetDateTime::now_utc())
-        .await?;
+        .sessions_of(&operator.id, now)
+        .await?
+        .into_iter()
+        .map(|s| session_line(s, now))
+        .collect();
     let template = AccountPage {
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),

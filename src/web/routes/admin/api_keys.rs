@@ -11,6 +11,7 @@ use super::login::CsrfForm;
 use crate::domain::api_key::{ApiKeySecret, Scope, parse_key_name};
 use crate::store::{ApiKeyRow, NewApiKey};
 use crate::store::{AuditAction, Outcome};
+use crate::web::format::Stamp;
 use crate::web::routes::page;
 use crate::web::{AppState, WebError};
 
@@ -19,20 +20,20 @@ pub struct ApiKeyView {
     pub name: String,
     pub prefix: String,
     pub scopes: Vec<&'static str>,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
-    pub revoked_at: Option<String>,
+    pub created_at: Stamp,
+    pub last_used_at: Option<Stamp>,
+    pub revoked_at: Option<Stamp>,
 }
 
-fn view(row: &ApiKeyRow) -> ApiKeyView {
+fn view(row: &ApiKeyRow, now: OffsetDateTime) -> ApiKeyView {
     ApiKeyView {
         id: row.id.clone(),
         name: row.name.clone(),
         prefix: row.prefix.clone(),
         scopes: row.scopes().iter().map(|s| s.as_str()).collect(),
-        created_at: super::tenants::short(&row.created_at),
-        last_used_at: row.last_used_at.as_deref().map(super::tenants::short),
-        revoked_at: row.revoked_at.as_deref().map(super::tenants::short),
+        created_at: Stamp::of(&row.created_at, now),
+        last_used_at: row.last_used_at.as_deref().map(|at| Stamp::of(at, now)),
+        revoked_at: row.revoked_at.as_deref().map(|at| Stamp::of(at, now)),
     }
 }
 
@@ -59,7 +60,10 @@ async fn render(
     let template = KeysPage {
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
-        keys: keys.iter().map(view).collect(),
+        keys: keys
+            .iter()
+            .map(|k| view(k, OffsetDateTime::now_utc()))
+            .collect(),
         scopes: Scope::ALL.iter().map(|s| s.as_str()).collect(),
         created,
         error,

@@ -2,13 +2,17 @@
 //! paged by cursor; `/admin/audit.csv` exports the same filter as CSV. Owners and operators
 //! only (see `AREAS` in the parent module for why).
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::Operator;
 use crate::store::{AuditAction, AuditFilter, AuditRow};
+use crate::web::format::Stamp;
 use crate::web::routes::page;
 use crate::web::{AppState, WebError};
 
@@ -103,12 +107,121 @@ impl AuditQuery {
     }
 }
 
+/// A line of the trail as the page shows it: its target named where the name is known
+/// (a tenant's organisation, an API key's name, a webhook endpoint's URL), the recorded
+/// id kept on hover.
+pub struct AuditLine {
+    pub at: Stamp,
+    pub actor: String,
+    pub address: String,
+    pub action: String,
+    pub target: String,
+    /// The recorded target, when `target` names it.
+    pub target_id: Option<String>,
+    /// Where the target is, while it exists.
+    pub target_href: Option<String>,
+    pub outcome: String,
+}
+
+/// What an action's target is, for naming it.
+enum TargetKind {
+    Tenant,
+    ApiKey,
+    Endpoint,
+}
+
+fn target_kind(action: &str) -> Option<TargetKind> {
+    match AuditAction::parse(action)? {
+        AuditAction::VerifyNow => Some(TargetKind::Tenant),
+        AuditAction::ApiKeyRevoke => Some(TargetKind::ApiKey),
+        AuditAction::WebhookCreate
+        | AuditAction::WebhookChange
+        | AuditAction::WebhookPause
+        | AuditAction::WebhookEnable
+        | AuditAction::WebhookRotate
+        | AuditAction::WebhookDelete => Some(TargetKind::Endpoint),
+        _ => None,
+    }
+}
+
+/// The page's lines, their targets named: one query a kind of target, for the page's ids
+/// only (API keys and endpoints are few; tenants are looked up by id).
+async fn audit_lines(state: &AppState, rows: Vec<AuditRow>) -> Result<Vec<AuditLine>, WebError> {
+    let now = OffsetDateTime::now_utc();
+    let ids = |kind: fn(&TargetKind) -> bool| -> Vec<String> {
+        rows.iter()
+            .filter(|r| target_kind(&r.action).as_ref().is_some_and(kind))
+            .map(|r| r.target.clone())
+            .collect()
+    };
+    let tenant_ids = ids(|k| matches!(k, TargetKind::Tenant));
+    let tenants = if tenant_ids.is_empty() {
+        HashMap::new()
+    } else {
+        state.store.tenant_names(&tenant_ids).await?
+    };
+    let keys: HashMap<String, String> = if ids(|k| matches!(k, TargetKind::ApiKey)).is_empty() {
+        HashMap::new()
+    } else {
+        state
+            .store
+            .list_api_keys()
+            .await?
+            .into_iter()
+            .map(|k| (k.id, k.name))
+            .collect()
+    };
+    let endpoints: HashMap<String, String> =
+        if ids(|k| matches!(k, TargetKind::Endpoint)).is_empty() {
+            HashMap::new()
+        } else {
+            state
+                .store
+                .endpoints()
+                .await?
+                .into_iter()
+                .map(|e| (e.id, e.url))
+                .collect()
+        };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let named = match target_kind(&r.action) {
+                Some(TargetKind::Tenant) => tenants
+                    .get(&r.target)
+                    .map(|name| (name.clone(), format!("/admin/tenants/{}", r.target))),
+                Some(TargetKind::ApiKey) => keys
+                    .get(&r.target)
+                    .map(|name| (name.clone(), "/admin/api-keys".to_owned())),
+                Some(TargetKind::Endpoint) => endpoints
+                    .get(&r.target)
+                    .map(|url| (url.clone(), format!("/admin/webhooks/{}", r.target))),
+                None => None,
+            };
+            let (target, target_id, target_href) = match named {
+                Some((name, href)) => (name, Some(r.target), Some(href)),
+                None => (r.target, None, None),
+            };
+            AuditLine {
+                at: Stamp::of(&r.at, now),
+                actor: r.actor,
+                address: r.address,
+                action: r.action,
+                target,
+                target_id,
+                target_href,
+                outcome: r.outcome,
+            }
+        })
+        .collect())
+}
+
 #[derive(Template)]
 #[template(path = "admin/audit.html")]
 struct AuditPage {
     operator: String,
     csrf: String,
-    rows: Vec<AuditRow>,
+    rows: Vec<AuditLine>,
     actions: Vec<&'static str>,
     actor: String,
     action: String,
@@ -135,7 +248,7 @@ pub async fn list(
     let template = AuditPage {
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
-        rows,
+        rows: audit_lines(&state, rows).await?,
         actions: AuditAction::ALL.iter().map(|a| a.as_str()).collect(),
         actor: non_empty(&query.actor).unwrap_or_default(),
         action: non_empty(&query.action).unwrap_or_default(),

@@ -59,7 +59,8 @@ pub fn line(row: &InvitationRow, now: OffsetDateTime) -> InvitationLine {
         expires_at: short(&row.expires_at),
         // A verified or revoked invitation's link is dead whatever its expiry says.
         expires_in: match row.status(now) {
-            InvitationStatus::Verified | InvitationStatus::Revoked => "no longer".to_owned(),
+            InvitationStatus::Verified => "used".to_owned(),
+            InvitationStatus::Revoked => "revoked".to_owned(),
             _ => relative_ts(&row.expires_at, now),
         },
         connected: row.connected_tenant_id.clone(),

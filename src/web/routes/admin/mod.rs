@@ -8,6 +8,7 @@ mod audit;
 mod invitations;
 mod login;
 mod operators;
+mod overview;
 mod tenants;
 mod webhooks;
 
@@ -31,6 +32,7 @@ use crate::web::{AppState, WebError, cookies, csrf};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // One resource per path (see `routes::configure`): wrong methods get 405.
     cfg.service(web::resource(["", "/"]).get(tenants::list))
+        .service(web::resource("/overview").get(overview::show))
         .service(web::resource("/login").get(login::form).post(login::submit))
         .service(web::resource("/logout").post(login::logout))
         .service(web::resource("/tenants.csv").get(tenants::export))

@@ -16,15 +16,34 @@ use crate::store::{
     AuditAction, OperatorChangeError, OperatorRow, Outcome, Role, generate_password,
     valid_operator_name,
 };
+use crate::web::format::Stamp;
 use crate::web::routes::page;
 use crate::web::{AppState, WebError};
+
+/// An operator as the list shows them.
+pub struct OperatorView {
+    pub name: String,
+    /// As stored (the role's name).
+    pub role: String,
+    pub disabled_at: Option<Stamp>,
+    pub created_at: Stamp,
+}
+
+fn operator_view(row: OperatorRow, now: OffsetDateTime) -> OperatorView {
+    OperatorView {
+        disabled_at: row.disabled_at.as_deref().map(|at| Stamp::of(at, now)),
+        created_at: Stamp::of(&row.created_at, now),
+        name: row.name,
+        role: row.role,
+    }
+}
 
 #[derive(Template)]
 #[template(path = "admin/operators.html")]
 struct OperatorsPage {
     operator: String,
     csrf: String,
-    operators: Vec<OperatorRow>,
+    operators: Vec<OperatorView>,
     roles: Vec<&'static str>,
     /// The operator whose password was just set, and that password: shown this once.
     password: Option<(String, String)>,
@@ -41,7 +60,13 @@ async fn render(
     let template = OperatorsPage {
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
-        operators: state.store.list_operators().await?,
+        operators: state
+            .store
+            .list_operators()
+            .await?
+            .into_iter()
+            .map(|o| operator_view(o, OffsetDateTime::now_utc()))
+            .collect(),
         roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
         password,
         error,

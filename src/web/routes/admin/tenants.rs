@@ -17,7 +17,7 @@ use crate::store::{
     ATTENTION, AuditAction, ConsoleCursor, ConsoleQuery, ConsoleSort, EarlyCheck, EventRow,
     Outcome, PageDirection, StatusFilter, TenantRow, early_check_wait,
 };
-use crate::web::format::{csv_row, relative_ts, seconds_ago_ts};
+use crate::web::format::{Stamp, csv_row, relative_ts, seconds_ago_ts};
 use crate::web::routes::{page, request_id};
 use crate::web::{AppState, WebError};
 
@@ -26,19 +26,19 @@ pub struct TenantView {
     pub id: String,
     pub name: String,
     pub status: TenantStatus,
-    pub consented_at: String,
+    pub consented_at: Stamp,
     pub granted: Vec<String>,
     pub missing: Vec<String>,
     pub domains: Vec<String>,
     pub last_token: String,
-    pub last_ok: Option<String>,
+    pub last_ok: Option<Stamp>,
     pub last_error: Option<String>,
-    pub last_failure: Option<String>,
+    pub last_failure: Option<Stamp>,
     pub consecutive_failures: i64,
-    pub next_verify_at: Option<String>,
+    pub next_verify_at: Option<Stamp>,
 }
 
-fn view(t: &TenantRow, required: &[String]) -> TenantView {
+fn view(t: &TenantRow, required: &[String], now: OffsetDateTime) -> TenantView {
     let granted = t.granted_roles();
     let missing = t.missing_permissions(required);
     let status = t.status().unwrap_or(TenantStatus::Failed);
@@ -51,16 +51,16 @@ fn view(t: &TenantRow, required: &[String]) -> TenantView {
         id: t.id.clone(),
         name: t.name().unwrap_or("(not verified)").to_owned(),
         status,
-        consented_at: short(&t.consented_at),
+        consented_at: Stamp::of(&t.consented_at, now),
         granted,
         missing,
         domains: t.verified_domains(),
         last_token,
-        last_ok: t.last_token_ok_at.as_deref().map(short),
+        last_ok: t.last_token_ok_at.as_deref().map(|at| Stamp::of(at, now)),
         last_error: t.last_error.clone(),
-        last_failure: t.last_failure_at.as_deref().map(short),
+        last_failure: t.last_failure_at.as_deref().map(|at| Stamp::of(at, now)),
         consecutive_failures: t.consecutive_failures,
-        next_verify_at: t.next_verify_at.as_deref().map(short),
+        next_verify_at: t.next_verify_at.as_deref().map(|at| Stamp::of(at, now)),
     }
 }
 
@@ -73,7 +73,7 @@ pub(super) fn short(ts: &str) -> String {
 }
 
 pub struct EventView {
-    pub at: String,
+    pub at: Stamp,
     pub kind: String,
     pub detail: String,
     pub request_id: Option<String>,
@@ -81,14 +81,21 @@ pub struct EventView {
     pub repeats: Option<String>,
 }
 
-fn event_view(e: &EventRow) -> EventView {
+fn event_view(e: &EventRow, now: OffsetDateTime) -> EventView {
     EventView {
         repeats: e
             .last_at
             .as_deref()
             .filter(|_| e.repeat_count > 1)
-            .map(|last| format!("{} times, the last at {}", e.repeat_count, short(last))),
-        at: short(&e.created_at),
+            .map(|last| {
+                format!(
+                    "{} times, the last at {} ({})",
+                    e.repeat_count,
+                    short(last),
+                    relative_ts(last, now)
+                )
+            }),
+        at: Stamp::of(&e.created_at, now),
         kind: e.kind.replace('_', " "),
         detail: e.detail.clone(),
         request_id: e.request_id.clone(),
@@ -154,7 +161,7 @@ pub struct ListRow {
 }
 
 fn list_row(t: &TenantRow, required: &[String], now: OffsetDateTime) -> ListRow {
-    let v = view(t, required);
+    let v = view(t, required, now);
     let checked = ConsoleSort::Checked.key_of(t);
     ListRow {
         named: t.name().is_some(),
@@ -165,7 +172,7 @@ fn list_row(t: &TenantRow, required: &[String], now: OffsetDateTime) -> ListRow 
         id: v.id,
         name: v.name,
         status: v.status,
-        consented_at: v.consented_at,
+        consented_at: short(&t.consented_at),
         granted: v.granted,
         missing: v.missing,
         last_token: v.last_token,
@@ -754,7 +761,7 @@ struct TenantPage {
     verify_refused: bool,
     /// From Graph, live; or why not.
     /// The count and when the check that read it ran; or why there is none.
-    users: Result<(i64, String), &'static str>,
+    users: Result<(i64, Stamp), &'static str>,
     operator: String,
     csrf: String,
     tenant: TenantView,
@@ -782,8 +789,8 @@ pub struct TenantQuery {
 
 /// What a sign-up said about itself: a claim, never the tenant's record.
 pub struct ClaimView {
-    pub signed_up_at: String,
-    pub called_back_at: String,
+    pub signed_up_at: Stamp,
+    pub called_back_at: Stamp,
     pub organisation_name: Option<String>,
     pub contact_email: Option<String>,
     pub domain_hint: Option<String>,
@@ -798,7 +805,11 @@ pub struct ClaimView {
 /// callback before the first successful check; when several callbacks fell in the same
 /// verification window (the callback's `tenant` is typed by anyone, and consent takes a
 /// while to propagate), the page says the window was contested rather than pretend to know.
-fn claim_views(tenant: &TenantRow, claims: Vec<crate::store::ClaimRow>) -> Vec<ClaimView> {
+fn claim_views(
+    tenant: &TenantRow,
+    claims: Vec<crate::store::ClaimRow>,
+    now: OffsetDateTime,
+) -> Vec<ClaimView> {
     let window_end = tenant.verified_at.as_deref().unwrap_or("9999");
     let in_window = |at: &str| at >= tenant.consented_at.as_str() && at <= window_end;
     let contested = claims.iter().filter(|c| in_window(&c.consumed_at)).count() > 1;
@@ -820,8 +831,8 @@ fn claim_views(tenant: &TenantRow, claims: Vec<crate::store::ClaimRow>) -> Vec<C
             ClaimView {
                 evidence,
                 confirming,
-                signed_up_at: short(&c.created_at),
-                called_back_at: short(&c.consumed_at),
+                signed_up_at: Stamp::of(&c.created_at, now),
+                called_back_at: Stamp::of(&c.consumed_at, now),
                 organisation_name: c.organisation_name,
                 contact_email: c.contact_email,
                 domain_hint: c.domain_hint,
@@ -851,11 +862,11 @@ pub async fn show(
     .await?;
     let events = state.store.events_for(id, 200).await?;
     let now = OffsetDateTime::now_utc();
-    let claims = claim_views(&tenant, state.store.claims_for(id).await?);
+    let claims = claim_views(&tenant, state.store.claims_for(id).await?, now);
     // As the last check counted them: rendering never calls Graph (a failing tenant's page
     // would wait on it).
     let users = match (tenant.user_count, &tenant.user_count_at) {
-        (Some(n), Some(at)) => Ok((n, relative_ts(at, now))),
+        (Some(n), Some(at)) => Ok((n, Stamp::of(at, now))),
         _ => Err("not counted yet: checks count them once the tenant granted User.Read.All"),
     };
     let check = check_view(&tenant, now);
@@ -869,8 +880,8 @@ pub async fn show(
         users,
         operator: operator.name.clone(),
         csrf: operator.csrf.clone(),
-        tenant: view(&tenant, &state.settings.required_permissions),
-        events: events.iter().map(event_view).collect(),
+        tenant: view(&tenant, &state.settings.required_permissions, now),
+        events: events.iter().map(|e| event_view(e, now)).collect(),
         invitations: super::invitations::for_tenant(&state, id).await?,
         alert: state
             .verifier

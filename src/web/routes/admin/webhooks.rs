@@ -21,6 +21,7 @@ use crate::store::{
     DeliveryCounts, DeliveryFilter, DeliveryRow, EndpointChange, EndpointRow, NewEndpoint,
 };
 use crate::web::api::{is_delivery_id, wake_delivery_worker};
+use crate::web::format::{Stamp, relative_and_absolute};
 use crate::web::routes::page;
 use crate::web::{AppState, WebError};
 use crate::webhooks::endpoints::{
@@ -40,13 +41,14 @@ pub struct EndpointView {
     pub state: &'static str,
     pub state_reason: Option<String>,
     pub counts: DeliveryCounts,
-    pub created_at: String,
+    pub created_at: Stamp,
     /// While a rotation's overlap lasts: when the previous secret stops being valid.
     pub previous_secret_until: Option<String>,
 }
 
 fn endpoint_view(row: &EndpointRow, counts: DeliveryCounts) -> EndpointView {
     let filter = row.filter();
+    let now = OffsetDateTime::now_utc();
     EndpointView {
         id: row.id.clone(),
         url: row.url.clone(),
@@ -55,11 +57,11 @@ fn endpoint_view(row: &EndpointRow, counts: DeliveryCounts) -> EndpointView {
         state: row.state().as_str(),
         state_reason: row.state_reason.clone(),
         counts,
-        created_at: short(&row.created_at),
+        created_at: Stamp::of(&row.created_at, now),
         previous_secret_until: row
-            .previous_salt_at(OffsetDateTime::now_utc())
+            .previous_salt_at(now)
             .and(row.previous_secret_expires_at.as_deref())
-            .map(short),
+            .map(|until| relative_and_absolute(until, now)),
     }
 }
 
@@ -74,12 +76,12 @@ pub struct DeliveryView {
     pub tenant_name: Option<String>,
     pub status: String,
     pub attempts: i64,
-    pub next_attempt_at: Option<String>,
-    pub last_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Stamp>,
+    pub last_attempt_at: Option<Stamp>,
     pub last_status_code: Option<i64>,
     pub last_duration_ms: Option<i64>,
     pub last_error: Option<String>,
-    pub created_at: String,
+    pub created_at: Stamp,
 }
 
 /// The page of deliveries `filter` selects older than `before`, with the tenants' names,
@@ -109,6 +111,7 @@ pub async fn delivery_log(
         };
         names.insert(tenant.to_owned(), name);
     }
+    let now = OffsetDateTime::now_utc();
     let views = rows
         .into_iter()
         .map(|r: DeliveryRow| DeliveryView {
@@ -123,12 +126,12 @@ pub async fn delivery_log(
             tenant_id: r.tenant_id,
             status: r.status,
             attempts: r.attempts,
-            next_attempt_at: r.next_attempt_at.as_deref().map(short),
-            last_attempt_at: r.last_attempt_at.as_deref().map(short),
+            next_attempt_at: r.next_attempt_at.as_deref().map(|at| Stamp::of(at, now)),
+            last_attempt_at: r.last_attempt_at.as_deref().map(|at| Stamp::of(at, now)),
             last_status_code: r.last_status_code,
             last_duration_ms: r.last_duration_ms,
             last_error: r.last_error,
-            created_at: short(&r.created_at),
+            created_at: Stamp::of(&r.created_at, now),
         })
         .collect();
     Ok((views, next))
