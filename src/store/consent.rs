@@ -343,21 +343,13 @@ impl Store {
             // Microsoft answers an adminconsent page for tenant T with T: another tenant
             // here was typed by someone. The state is spent; no tenant is touched, and the
             // invitation stays as it was for its administrator.
-            sqlx::query("update consent_request set tenant_id = null, refusals = 1 where id = $1")
-                .bind(&request_id)
-                .execute(&mut *tx)
-                .await?;
-            insert_event(
-                &mut *tx,
-                &NewEvent {
-                    tenant_id: None,
-                    kind: EventKind::CallbackRejected,
-                    detail: format!(
-                        "Callback refused: the sign-up came from an invitation for tenant {named}, and the callback named tenant {tenant}."
-                    ),
-                    request_id: Some(cb.request_id.to_owned()),
-                },
-                cb.now,
+            refuse_callback(
+                &mut tx,
+                &request_id,
+                cb,
+                format!(
+                    "Callback refused: the sign-up came from an invitation for tenant {named}, and the callback named tenant {tenant}."
+                ),
             )
             .await?;
             invitation::failed(
@@ -394,22 +386,14 @@ impl Store {
         let [per_browser, per_address] = named;
         if per_browser > MAX_TENANTS_PER_BROWSER || per_address > MAX_TENANTS_PER_ADDRESS {
             // The state is spent (this answer is final), but no tenant is touched.
-            sqlx::query("update consent_request set tenant_id = null, refusals = 1 where id = $1")
-                .bind(&request_id)
-                .execute(&mut *tx)
-                .await?;
-            insert_event(
-                &mut *tx,
-                &NewEvent {
-                    tenant_id: None,
-                    kind: EventKind::CallbackRejected,
-                    detail: format!(
-                        "Callback refused: this browser or address already named {} organisations today; it named tenant {tenant}.",
-                        per_browser.max(per_address) - 1
-                    ),
-                    request_id: Some(cb.request_id.to_owned()),
-                },
-                cb.now,
+            refuse_callback(
+                &mut tx,
+                &request_id,
+                cb,
+                format!(
+                    "Callback refused: this browser or address already named {} organisations today; it named tenant {tenant}.",
+                    per_browser.max(per_address) - 1
+                ),
             )
             .await?;
             tx.commit().await?;
@@ -832,6 +816,32 @@ fn claimed_words(
     } else {
         format!(" The sign-up said: {}.", said.join(", "))
     }
+}
+
+/// Spends the sign-up's state on a callback refused for good, touching no tenant, and
+/// says why in the log of events.
+async fn refuse_callback(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    request_id: &str,
+    cb: &ConsentCallback<'_>,
+    detail: String,
+) -> Result<(), StoreError> {
+    sqlx::query("update consent_request set tenant_id = null, refusals = 1 where id = $1")
+        .bind(request_id)
+        .execute(&mut **tx)
+        .await?;
+    insert_event(
+        &mut **tx,
+        &NewEvent {
+            tenant_id: None,
+            kind: EventKind::CallbackRejected,
+            detail,
+            request_id: Some(cb.request_id.to_owned()),
+        },
+        cb.now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Makes the tenant due now, outside its allowance of early checks (an invitation's

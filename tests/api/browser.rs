@@ -204,6 +204,24 @@ impl Browser {
         png.len()
     }
 
+    /// From a sign-up page: "Connect", then on Microsoft's (emulated) consent page pick
+    /// `tenant` and accept, then wait on consentry's status page (which refreshes itself)
+    /// until it says Active.
+    async fn connect(&self, tenant: &str) {
+        self.click("#connect").await;
+        self.click(&format!("option[value='{tenant}']")).await;
+        self.click("#accept").await;
+        let until = Instant::now() + Duration::from_secs(20);
+        while self.text("#status").await != "Active" {
+            assert!(
+                Instant::now() < until,
+                "{tenant} never became Active: {}",
+                self.source().await
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     async fn quit(&self) {
         let _ = self.http.delete(&self.session).send().await;
     }
@@ -237,22 +255,9 @@ async fn demo_walkthrough_in_headless_chromium() {
 
     browser.goto(&format!("{site}/")).await;
     browser.type_into("#organisation_name", "Contoso").await;
-    browser.click("#connect").await;
-    // Microsoft's (emulated) consent page: pick the organisation and accept.
     browser
-        .click("option[value='3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58']")
+        .connect("3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58")
         .await;
-    browser.click("#accept").await;
-    // Back on consentry's status page, which refreshes itself until verified.
-    let until = Instant::now() + Duration::from_secs(20);
-    while browser.text("#status").await != "Active" {
-        assert!(
-            Instant::now() < until,
-            "never became Active: {}",
-            browser.source().await
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
     let status_page = browser.source().await;
     browser.goto(&format!("{site}/admin")).await;
     browser.type_into("#name", DEMO_OPERATOR).await;
@@ -286,20 +291,9 @@ async fn demo_walkthrough_in_headless_chromium() {
     let link = browser.property("#invitation-link", "value").await;
     browser.screenshot("invitation").await;
     browser.goto(&link).await;
-    browser.click("#connect").await;
     browser
-        .click("option[value='c6e1b9d4-8a2f-4b73-9e05-72d4a1f8c3b6']")
+        .connect("c6e1b9d4-8a2f-4b73-9e05-72d4a1f8c3b6")
         .await;
-    browser.click("#accept").await;
-    let until = Instant::now() + Duration::from_secs(20);
-    while browser.text("#status").await != "Active" {
-        assert!(
-            Instant::now() < until,
-            "the invitation never ended Active: {}",
-            browser.source().await
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
     let invited_outcome = browser.text("#outcome").await;
     browser.goto(&format!("{site}/admin/invitations")).await;
     let invitations = browser.text("#invitations").await;
