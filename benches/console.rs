@@ -8,34 +8,15 @@
 //! migration's triggers keep the search index and the counts, as they do for the app's
 //! own writes), signs in, and measures, in alternating rounds: `/health` (the yardstick),
 //! the first list page, a status-filtered page, a searched page, page 200 through the
-//! "Next" cursors, a tenant's page (a revoked tenant's: the page of a connected one
-//! asks Graph while rendering, which is not the list's cost), and the overview's charts
+//! "Next" cursors, a tenant's page (a revoked tenant's), and the overview's charts
 //! (`/admin/overview`; the seed moves each tenant from pending to where it is at the
 //! times it got there, so the triggers count a year of consents, revocations and failed
 //! checks, as they do for the app's own writes). Prints each endpoint's rate,
 //! p50 and p99 and its ratio to `/health`. Targets for the list pages: p50 under 5 ms and
 //! at least 0.3 of `/health`.
 //!
-//! Measured on the 2-core development machine, shared with other builds (release build;
-//! also in README.md, "How fast: the console"). Defaults (100,000 tenants, 8 at a time):
-//! health 37,700/s (p50 0.18 ms); first list page 1,140/s (p50 6.3 ms, p99 19.1 ms);
-//! filtered (`status=failing`) 960/s (p50 7.5 ms, p99 22.0 ms); searched
-//! (`q=northwind coho`, 390 matches) 164/s (p50 44.0 ms, p99 116.6 ms); page 200 through
-//! the cursor 980/s (p50 7.1 ms, p99 23.3 ms); a tenant's page 3,750/s (p50 2.0 ms). The
-//! list pages are 0.03 of `/health` (the search 0.004): the 0.3 target is not met, and
-//! p50 meets 5 ms only with fewer clients than 8 on two cores. With `--concurrency 2`
-//! (queueing out of the way): first page p50 1.67 ms (p99 3.3), filtered 2.16 ms, page
-//! 200 1.88 ms, search 11.0 ms, tenant page 0.64 ms; health 32,500/s, each list page
-//! about 1,000/s. The statements alone (one at a time, printed as `*_query_ms`): first
-//! page 0.3 to 0.8 ms, filtered 0.35 to 0.6 ms, search 4.6 to 7.4 ms. Page 200 costs
-//! what page 1 does (the cursor seeks the index: no OFFSET); the 12-fold gap to
-//! `/health` is the page itself: five statements (session, page, counts, recent
-//! activity, names), 51 rows decoded, and 60 KB of HTML rendered and sent, against two
-//! bytes. The search sorts its matches (a temporary B-tree): a word shared by most
-//! tenants would sort most of the table. The overview's charts, measured later in runs on
-//! the machine busier with other builds (health 17,700 and 20,500/s): 865 and 1,089/s,
-//! p50 8.6 and 6.9 ms (the first list page 775 and 850/s, p50 9.5 and 8.9 ms in the same
-//! runs); its statements alone (`overview_query_ms`) 1.1 to 1.9 ms.
+//! The figures measured on the 2-core development machine, and why the list pages miss
+//! their targets there, are in README.md ("How fast: the console").
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
