@@ -183,6 +183,29 @@ impl Store {
         .await?)
     }
 
+    /// Every event, newest first (refused callbacks included), each with its tenant's
+    /// organisation name where known: one statement for the console's "Recent activity".
+    pub async fn recent_events_named(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(EventRow, Option<String>)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Named {
+            #[sqlx(flatten)]
+            event: EventRow,
+            tenant_name: Option<String>,
+        }
+        let rows: Vec<Named> = sqlx::query_as(
+            "select e.*, t.display_name as tenant_name \
+             from (select * from tenant_event order by id desc limit $1) e \
+             left join tenant t on t.id = e.tenant_id order by e.id desc",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.event, r.tenant_name)).collect())
+    }
+
     /// Every event, newest first (refused callbacks included).
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<EventRow>, StoreError> {
         Ok(

@@ -739,29 +739,28 @@ impl Store {
     /// Tenants per status (every tenant, verified or not), from the counts the
     /// migration's triggers keep.
     pub async fn status_counts(&self) -> Result<Vec<(TenantStatus, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("select status, n from tenant_status_count")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(TenantStatus::ALL
+        Ok(self.console_counts().await?.0)
+    }
+
+    /// [`Store::status_counts`], and how many tenants were verified at least once (what
+    /// the console's default list shows), in one statement: the list page asks for both
+    /// on every load.
+    pub async fn console_counts(&self) -> Result<(Vec<(TenantStatus, i64)>, i64), StoreError> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as("select status, n, verified from tenant_status_count")
+                .fetch_all(&self.pool)
+                .await?;
+        let per_status = TenantStatus::ALL
             .iter()
             .map(|s| {
                 let n = rows
                     .iter()
-                    .find(|(name, _)| name == s.as_str())
-                    .map_or(0, |(_, n)| *n);
+                    .find(|(name, _, _)| name == s.as_str())
+                    .map_or(0, |(_, n, _)| *n);
                 (*s, n)
             })
-            .collect())
-    }
-
-    /// Tenants verified at least once (what the console's default list shows), from the
-    /// counts the migrations' triggers keep.
-    pub async fn verified_tenant_count(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("select coalesce(sum(verified), 0) from tenant_status_count")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+            .collect();
+        Ok((per_status, rows.iter().map(|(_, _, v)| v).sum()))
     }
 
     /// The organisation names of these tenants, where known (for naming tenants in

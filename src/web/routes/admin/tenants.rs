@@ -419,13 +419,10 @@ pub async fn list(
         .flatten()
         .map(|r| listing.link("/admin", &[("after", encode_cursor(sort, r))]));
 
-    let counts = state.store.status_counts().await?;
-    let verified = state.store.verified_tenant_count().await?;
+    let (counts, verified) = state.store.console_counts().await?;
     let everyone: i64 = counts.iter().map(|(_, n)| n).sum();
     let (refused, refused_total) = state.refused_callbacks.totals();
-    let recent = state.store.recent_events(20).await?;
-    let ids: Vec<String> = recent.iter().filter_map(|e| e.tenant_id.clone()).collect();
-    let names = state.store.tenant_names(&ids).await?;
+    let recent = state.store.recent_events_named(20).await?;
     let now = OffsetDateTime::now_utc();
     let required = &state.settings.required_permissions;
     let (credential, credential_warning) = credential_line(&state);
@@ -531,14 +528,14 @@ pub async fn list(
             .map(|a| (a.headline, format!("{} (since {})", a.message, a.at))),
         required: required.clone(),
         events: recent
-            .iter()
-            .map(|e| ActivityView {
+            .into_iter()
+            .map(|(e, tenant_name)| ActivityView {
                 at: short(&e.created_at),
                 ago: relative_ts(&e.created_at, now),
                 kind: e.kind.replace('_', " "),
-                tenant_name: e.tenant_id.as_ref().and_then(|t| names.get(t).cloned()),
-                tenant_id: e.tenant_id.clone(),
-                detail: e.detail.clone(),
+                tenant_name,
+                tenant_id: e.tenant_id,
+                detail: e.detail,
             })
             .collect(),
         all: listing.all,
