@@ -42,6 +42,18 @@ pub async fn create_invitation(operator: &Browser, fields: &[(&str, &str)]) -> (
 }
 
 /// The link in an invitation page's read-only field.
+/// An invitation for Contoso, any tenant, its contact it@contoso.com: (id, link).
+async fn contoso_invitation(operator: &Browser) -> (String, String) {
+    create_invitation(
+        operator,
+        &[
+            ("organisation_name", "Contoso"),
+            ("contact_email", "it@contoso.com"),
+        ],
+    )
+    .await
+}
+
 fn link_of(page: &str) -> String {
     let field = section(page, r#"<input id="invitation-link""#, ">");
     let start = field.find("value=\"").expect("a value") + "value=\"".len();
@@ -91,14 +103,7 @@ async fn an_invitation_goes_from_created_to_verified_and_the_list_shows_each_ste
     let app = spawn_app().await;
     let operator = app.operator().await;
     let contoso = app.emulator.contoso();
-    let (id, link) = create_invitation(
-        &operator,
-        &[
-            ("organisation_name", "Contoso"),
-            ("contact_email", "it@contoso.com"),
-        ],
-    )
-    .await;
+    let (id, link) = contoso_invitation(&operator).await;
     let listed = html(&operator, "/admin/invitations?status=created").await;
     assert!(
         listed.contains(&format!("/admin/invitations/{id}")),
@@ -233,14 +238,7 @@ async fn the_invitation_page_offers_the_link_to_copy_and_a_ready_email() {
 async fn an_expired_invitation_is_dead_and_listed_as_expired() {
     let app = spawn_app().await;
     let operator = app.operator().await;
-    let (id, link) = create_invitation(
-        &operator,
-        &[
-            ("organisation_name", "Contoso"),
-            ("contact_email", "it@contoso.com"),
-        ],
-    )
-    .await;
+    let (id, link) = contoso_invitation(&operator).await;
     let admin = app.browser();
     let csrf = admin.csrf_of("/").await;
     // Its week has passed.
@@ -287,14 +285,7 @@ async fn a_revoked_invitation_is_dead_at_once_and_the_revocation_is_audited() {
     let app = spawn_app().await;
     let operator = app.operator().await;
     let contoso = app.emulator.contoso();
-    let (id, link) = create_invitation(
-        &operator,
-        &[
-            ("organisation_name", "Contoso"),
-            ("contact_email", "it@contoso.com"),
-        ],
-    )
-    .await;
+    let (id, link) = contoso_invitation(&operator).await;
     // The administrator started before the operator revoked it.
     let admin = app.browser();
     let to_microsoft = start_from_link(&admin, &link, "Contoso").await;
@@ -671,14 +662,7 @@ async fn an_invitation_replayed_after_it_was_verified_gets_nobody_anything() {
     let app = spawn_app().await;
     let operator = app.operator().await;
     let contoso = app.emulator.contoso();
-    let (id, link) = create_invitation(
-        &operator,
-        &[
-            ("organisation_name", "Contoso"),
-            ("contact_email", "it@contoso.com"),
-        ],
-    )
-    .await;
+    let (id, link) = contoso_invitation(&operator).await;
     let admin = app.browser();
     let to_microsoft = start_from_link(&admin, &link, "Contoso").await;
     let callback = app
@@ -717,14 +701,7 @@ async fn an_invitation_replayed_after_it_was_verified_gets_nobody_anything() {
 async fn a_stranger_guessing_tokens_gets_the_one_dead_page_and_writes_nothing() {
     let app = spawn_app().await;
     let operator = app.operator().await;
-    let (id, _link) = create_invitation(
-        &operator,
-        &[
-            ("organisation_name", "Contoso"),
-            ("contact_email", "it@contoso.com"),
-        ],
-    )
-    .await;
+    let (id, _link) = contoso_invitation(&operator).await;
     let stranger = app.browser();
     let csrf = stranger.csrf_of("/").await;
     let mut pages = Vec::new();
@@ -759,14 +736,7 @@ async fn a_stranger_guessing_tokens_gets_the_one_dead_page_and_writes_nothing() 
 async fn a_viewer_sees_invitations_but_can_neither_create_nor_revoke_nor_copy_the_link() {
     let app = spawn_app().await;
     let operator = app.operator().await;
-    let (id, link) = create_invitation(
-        &operator,
-        &[
-            ("organisation_name", "Contoso"),
-            ("contact_email", "it@contoso.com"),
-        ],
-    )
-    .await;
+    let (id, link) = contoso_invitation(&operator).await;
     let viewer = signed_in_as(&app, "vera", Role::Viewer).await;
     let list = html(&viewer, "/admin/invitations").await;
     let csrf = hidden(&list, "csrf");
@@ -811,14 +781,7 @@ async fn a_viewer_sees_invitations_but_can_neither_create_nor_revoke_nor_copy_th
 async fn invitation_forms_without_their_csrf_token_are_refused_and_write_nothing() {
     let app = spawn_app().await;
     let operator = app.operator().await;
-    let (id, link) = create_invitation(
-        &operator,
-        &[
-            ("organisation_name", "Contoso"),
-            ("contact_email", "it@contoso.com"),
-        ],
-    )
-    .await;
+    let (id, link) = contoso_invitation(&operator).await;
     let admin = app.browser();
     assert_eq!(admin.get(&link).await.status(), 200, "form cookie set");
 
