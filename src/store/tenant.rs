@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::consent::ClaimRow;
-use super::event::{EventKind, EventRow, NewEvent, insert_event, record_check_event};
+use super::event::{EventKind, NewEvent, insert_event, record_check_event};
 use super::invitation;
 use super::webhook::{OutboxEvent, insert_outbox, status_changed, tenant_json};
 use super::{Store, StoreError, ts};
@@ -778,25 +778,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().collect())
-    }
-
-    /// Up to `limit` of a tenant's events older than the event `before` (none: the
-    /// newest), newest first: the pages of its CSV export.
-    pub async fn tenant_events_page(
-        &self,
-        id: TenantId,
-        before: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<EventRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "select * from tenant_event where tenant_id = $1 and ($2 is null or id < $2) \
-             order by id desc limit $3",
-        )
-        .bind(id.to_string())
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
     }
 }
 

@@ -668,10 +668,7 @@ pub async fn export_events(
             if done {
                 return None;
             }
-            let rows = match store
-                .tenant_events_page(id, before.as_deref(), EXPORT_BATCH)
-                .await
-            {
+            let rows = match store.events_page(id, before.as_deref(), EXPORT_BATCH).await {
                 Ok(rows) => rows,
                 Err(e) => return Some((Err(WebError::from(e)), (before, true))),
             };
