@@ -148,11 +148,15 @@ async fn the_charts_count_consents_revocations_and_failed_checks_on_their_days()
     // times today; D, never verified, failed its first check today.
     let app = spawn_app().await;
     let db = app.db().await;
-    let today = OffsetDateTime::now_utc().date();
+    let now = OffsetDateTime::now_utc();
+    let today = now.date();
     let w3 = monday(today) - Duration::weeks(3);
     let w2 = w3 + Duration::weeks(1);
+    // Their callbacks are dated now: the verifier purges tenants never verified a week
+    // after their callback, and its purge may run between naming and checking. The
+    // charts count what the checks did, on the checks' days.
     for id in [A, B, C] {
-        named(&db, id, at(w3, 9, 0, 0)).await;
+        named(&db, id, now).await;
     }
     check(&app, A, TenantStatus::Active, false, at(w3, 9, 1, 0)).await;
     check(&app, B, TenantStatus::Active, false, at(w3, 9, 1, 0)).await;
