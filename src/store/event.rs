@@ -72,7 +72,12 @@ pub struct NewEvent {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Every column of [`EventRow`] (of an event aliased `e`) as `json_object` arguments.
+pub(super) const EVENT_JSON: &str = "'id', e.id, 'tenant_id', e.tenant_id, 'kind', e.kind, \
+    'detail', e.detail, 'request_id', e.request_id, 'created_at', e.created_at, \
+    'repeat_count', e.repeat_count, 'last_at', e.last_at";
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct EventRow {
     pub id: String,
     pub tenant_id: Option<String>,
@@ -181,29 +186,6 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    /// Every event, newest first (refused callbacks included), each with its tenant's
-    /// organisation name where known: one statement for the console's "Recent activity".
-    pub async fn recent_events_named(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(EventRow, Option<String>)>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Named {
-            #[sqlx(flatten)]
-            event: EventRow,
-            tenant_name: Option<String>,
-        }
-        let rows: Vec<Named> = sqlx::query_as(
-            "select e.*, t.display_name as tenant_name \
-             from (select * from tenant_event order by id desc limit $1) e \
-             left join tenant t on t.id = e.tenant_id order by e.id desc",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.event, r.tenant_name)).collect())
     }
 
     /// Every event, newest first (refused callbacks included).

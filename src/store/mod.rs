@@ -50,8 +50,8 @@ pub use operator::{
     valid_operator_name,
 };
 pub use tenant::{
-    ATTENTION, CheckOutcome, CheckResult, ConsoleCursor, ConsoleQuery, ConsoleSort, PageDirection,
-    StatusFilter, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
+    ATTENTION, CheckOutcome, CheckResult, ConsoleCursor, ConsoleQuery, ConsoleSort, ConsoleView,
+    PageDirection, StatusFilter, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
 };
 pub use webhook::{
     AppAlertRow, Attempt, AttemptOutcome, ClaimedDelivery, DeliveryCounts, DeliveryFilter,

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::consent::ClaimRow;
-use super::event::{EventKind, NewEvent, insert_event, record_check_event};
+use super::event::{EVENT_JSON, EventKind, NewEvent, insert_event, record_check_event};
 use super::invitation;
 use super::webhook::{OutboxEvent, insert_outbox, status_changed, tenant_json};
 use super::{Store, StoreError, ts};
@@ -11,7 +11,7 @@ use crate::domain::webhook::EventType;
 use crate::domain::{TenantId, TenantStatus};
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct TenantRow {
     pub id: String,
     pub status: String,
@@ -36,20 +36,38 @@ pub struct TenantRow {
     /// 20261130000002_check_revision.sql states the rule); `save_check` applies only
     /// while it is what the check read.
     #[sqlx(default)]
+    #[serde(default)]
     pub revision: i64,
     /// Users as the last check that could count them read it, and when (migration
     /// 20261201000004_user_count.sql).
     #[sqlx(default)]
+    #[serde(default)]
     pub user_count: Option<i64>,
     #[sqlx(default)]
+    #[serde(default)]
     pub user_count_at: Option<String>,
     /// When the tenant's budget of early checks is whole again, and when the early check
     /// still to save its outcome was asked for (migration 20261201000006_early_checks.sql).
     #[sqlx(default)]
+    #[serde(default)]
     pub early_checks_full_at: Option<String>,
     #[sqlx(default)]
+    #[serde(default)]
     pub check_requested_at: Option<String>,
 }
+
+/// Every column of [`TenantRow`] as `json_object` arguments: a page of the console comes
+/// back as one row (one JSON array) rather than a row a tenant.
+const TENANT_JSON: &str = "'id', id, 'status', status, 'display_name', display_name, \
+    'verified_domains', verified_domains, 'granted_roles', granted_roles, \
+    'consent_request_id', consent_request_id, 'consented_at', consented_at, \
+    'verified_at', verified_at, 'last_token_ok_at', last_token_ok_at, \
+    'last_error_code', last_error_code, 'last_error', last_error, \
+    'verify_attempts', verify_attempts, 'next_verify_at', next_verify_at, \
+    'created_at', created_at, 'updated_at', updated_at, 'last_failure_at', last_failure_at, \
+    'consecutive_failures', consecutive_failures, 'revision', revision, \
+    'user_count', user_count, 'user_count_at', user_count_at, \
+    'early_checks_full_at', early_checks_full_at, 'check_requested_at', check_requested_at";
 
 impl TenantRow {
     pub fn tenant_id(&self) -> Option<TenantId> {
@@ -681,6 +699,84 @@ fn console_sql(
     Some((sql, status, prefix, fts))
 }
 
+/// The console's page as one JSON array of tenants (`json_object` of every column), in
+/// the list's order; `'[]'` when the search can match nothing. A select-list expression
+/// whose parameters [`bind_page`] binds.
+fn page_json_sql(query: &ConsoleQuery, cursor: bool, direction: PageDirection) -> String {
+    let Some((sql, ..)) = console_sql(query, cursor, direction) else {
+        return "'[]'".to_owned();
+    };
+    let descending = query.descending != (direction == PageDirection::Backward);
+    let order = if descending { "desc" } else { "asc" };
+    let key = query.sort.key_sql();
+    format!(
+        "(select json_group_array(json_object({TENANT_JSON}) order by {key} {order}, id {order}) \
+         from ({sql}))"
+    )
+}
+
+/// Binds [`console_sql`]'s parameters ($1 to $6) for a page of `query` from `from`.
+fn bind_page<'q, O>(
+    statement: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    query: &ConsoleQuery,
+    from: Option<&'q ConsoleCursor>,
+    limit: i64,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
+    let (status, prefix, fts) = match console_sql(query, from.is_some(), PageDirection::Forward) {
+        Some((_, status, prefix, fts)) => (status, prefix, fts),
+        None => (None, None, None),
+    };
+    statement
+        .bind(status)
+        .bind(prefix)
+        .bind(fts)
+        .bind(from.map(|c| c.key.as_str()))
+        .bind(from.map(|c| c.id.as_str()))
+        .bind(limit)
+}
+
+/// The tenants of a page's JSON array, in the list's order.
+fn page_rows(json: &str, direction: PageDirection) -> Result<Vec<TenantRow>, StoreError> {
+    let mut rows: Vec<TenantRow> = parse_json(json)?;
+    if direction == PageDirection::Backward {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// A JSON value SQLite built: failing to read it is a bug, not bad input.
+fn parse_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Other(sqlx::Error::Decode(Box::new(e))))
+}
+
+/// Every status with its count (0 when it has no row), and how many tenants were
+/// verified at least once, from `tenant_status_count`'s rows.
+fn status_counts_of(rows: Vec<(String, i64, i64)>) -> (Vec<(TenantStatus, i64)>, i64) {
+    let per_status = TenantStatus::ALL
+        .iter()
+        .map(|s| {
+            let n = rows
+                .iter()
+                .find(|(name, _, _)| name == s.as_str())
+                .map_or(0, |(_, n, _)| *n);
+            (*s, n)
+        })
+        .collect();
+    (per_status, rows.iter().map(|(_, _, v)| v).sum())
+}
+
+/// What the console's list page shows ([`Store::console_view`]).
+#[derive(Debug, Clone)]
+pub struct ConsoleView {
+    pub rows: Vec<TenantRow>,
+    /// Every status with its count.
+    pub counts: Vec<(TenantStatus, i64)>,
+    /// Tenants verified at least once.
+    pub verified: i64,
+    /// The newest events, each with its tenant's name where known.
+    pub recent: Vec<(super::EventRow, Option<String>)>,
+}
+
 impl Store {
     /// How SQLite runs a page of `query` (`EXPLAIN QUERY PLAN`), a line a step: for the
     /// benchmark, to show which index each list page walks.
@@ -718,49 +814,69 @@ impl Store {
         direction: PageDirection,
         limit: i64,
     ) -> Result<Vec<TenantRow>, StoreError> {
-        let Some((sql, status, prefix, fts)) = console_sql(query, from.is_some(), direction) else {
-            return Ok(Vec::new());
-        };
-        let mut rows: Vec<TenantRow> = sqlx::query_as(&sql)
-            .bind(status)
-            .bind(prefix)
-            .bind(fts)
-            .bind(from.map(|c| c.key.as_str()))
-            .bind(from.map(|c| c.id.as_str()))
-            .bind(limit)
-            .fetch_all(&self.pool)
+        let sql = format!("select {}", page_json_sql(query, from.is_some(), direction));
+        let (page,): (String,) = bind_page(sqlx::query_as(&sql), query, from, limit)
+            .fetch_one(&self.pool)
             .await?;
-        if direction == PageDirection::Backward {
-            rows.reverse();
+        page_rows(&page, direction)
+    }
+
+    /// What the console's list page shows, in one statement: a page as
+    /// [`Store::console_page`] reads it, the tenants per status and how many were verified
+    /// (the counts the migration's triggers keep), and the `recent` newest events with
+    /// their tenants' names. Each part comes back as one JSON value, so the page costs one
+    /// round trip to the database and one row, whatever its length (a row a tenant costs
+    /// a hand-over between threads each, and the statements beside the page were most of
+    /// its time; README, "How fast: the console").
+    pub async fn console_view(
+        &self,
+        query: &ConsoleQuery,
+        from: Option<&ConsoleCursor>,
+        direction: PageDirection,
+        limit: i64,
+        recent: i64,
+    ) -> Result<ConsoleView, StoreError> {
+        let sql = format!(
+            "select {}, \
+             (select json_group_array(json_array(status, n, verified)) from tenant_status_count), \
+             (select json_group_array(json_object({EVENT_JSON}, 'tenant_name', t.display_name) \
+                 order by e.id desc) \
+              from (select * from tenant_event order by id desc limit $7) e \
+              left join tenant t on t.id = e.tenant_id)",
+            page_json_sql(query, from.is_some(), direction)
+        );
+        let (page, counts, events): (String, String, String) =
+            bind_page(sqlx::query_as(&sql), query, from, limit)
+                .bind(recent)
+                .fetch_one(&self.pool)
+                .await?;
+        let (counts, verified) = status_counts_of(parse_json(&counts)?);
+        #[derive(serde::Deserialize)]
+        struct Named {
+            #[serde(flatten)]
+            event: super::EventRow,
+            tenant_name: Option<String>,
         }
-        Ok(rows)
+        let recent: Vec<Named> = parse_json(&events)?;
+        Ok(ConsoleView {
+            rows: page_rows(&page, direction)?,
+            counts,
+            verified,
+            recent: recent
+                .into_iter()
+                .map(|n| (n.event, n.tenant_name))
+                .collect(),
+        })
     }
 
     /// Tenants per status (every tenant, verified or not), from the counts the
     /// migration's triggers keep.
     pub async fn status_counts(&self) -> Result<Vec<(TenantStatus, i64)>, StoreError> {
-        Ok(self.console_counts().await?.0)
-    }
-
-    /// [`Store::status_counts`], and how many tenants were verified at least once (what
-    /// the console's default list shows), in one statement: the list page asks for both
-    /// on every load.
-    pub async fn console_counts(&self) -> Result<(Vec<(TenantStatus, i64)>, i64), StoreError> {
         let rows: Vec<(String, i64, i64)> =
             sqlx::query_as("select status, n, verified from tenant_status_count")
                 .fetch_all(&self.pool)
                 .await?;
-        let per_status = TenantStatus::ALL
-            .iter()
-            .map(|s| {
-                let n = rows
-                    .iter()
-                    .find(|(name, _, _)| name == s.as_str())
-                    .map_or(0, |(_, n, _)| *n);
-                (*s, n)
-            })
-            .collect();
-        Ok((per_status, rows.iter().map(|(_, _, v)| v).sum()))
+        Ok(status_counts_of(rows).0)
     }
 
     /// The organisation names of these tenants, where known (for naming tenants in

@@ -14,8 +14,8 @@ use super::Operator;
 use super::login::CsrfForm;
 use crate::domain::{TenantId, TenantStatus};
 use crate::store::{
-    ATTENTION, AuditAction, ConsoleCursor, ConsoleQuery, ConsoleSort, EarlyCheck, EventRow,
-    Outcome, PageDirection, StatusFilter, TenantRow, early_check_wait,
+    ATTENTION, AuditAction, ConsoleCursor, ConsoleQuery, ConsoleSort, ConsoleView, EarlyCheck,
+    EventRow, Outcome, PageDirection, StatusFilter, TenantRow, early_check_wait,
 };
 use crate::web::format::{Stamp, csv_row, relative_ts, seconds_ago_ts};
 use crate::web::routes::{page, request_id};
@@ -139,6 +139,8 @@ fn credential_line(state: &AppState) -> (String, bool) {
 
 /// Tenants a list page shows.
 const PAGE_SIZE: i64 = 50;
+/// Events in "Recent activity".
+const RECENT: i64 = 20;
 /// Tenants a CSV export reads at a time.
 const EXPORT_BATCH: i64 = 500;
 
@@ -389,9 +391,14 @@ pub async fn list(
         Some((cursor, direction)) => (Some(cursor), *direction),
         None => (None, PageDirection::Forward),
     };
-    let mut rows = state
+    let ConsoleView {
+        mut rows,
+        counts,
+        verified,
+        recent,
+    } = state
         .store
-        .console_page(&listing.query, from, direction, PAGE_SIZE + 1)
+        .console_view(&listing.query, from, direction, PAGE_SIZE + 1, RECENT)
         .await?;
     // One row more than a page says whether there is more that way.
     let more = rows.len() > PAGE_SIZE as usize;
@@ -419,10 +426,8 @@ pub async fn list(
         .flatten()
         .map(|r| listing.link("/admin", &[("after", encode_cursor(sort, r))]));
 
-    let (counts, verified) = state.store.console_counts().await?;
     let everyone: i64 = counts.iter().map(|(_, n)| n).sum();
     let (refused, refused_total) = state.refused_callbacks.totals();
-    let recent = state.store.recent_events_named(20).await?;
     let now = OffsetDateTime::now_utc();
     let required = &state.settings.required_permissions;
     let (credential, credential_warning) = credential_line(&state);
