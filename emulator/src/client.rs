@@ -1,14 +1,32 @@
-//! Starting servers on port 0 and talking to them over HTTP.
+//! Starting an emulator on port 0 and talking to it over HTTP: its control API
+//! (`/_emulator/...`: tenants, consents, roles, the clock, request counts), its token
+//! endpoint, Graph and the consent page, as a test of another crate would.
+//!
+//! A test kit: every method that expects an answer panics with the emulator's answer when
+//! it gets another one, as `assert!` does.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use consentry_emulator::client::spawn_emulator;
+//!
+//! let emulator = spawn_emulator().await;
+//! emulator.consent(&emulator.contoso()).await; // Contoso's administrator consents
+//! let token = emulator.access_token(&emulator.contoso()).await;
+//! assert!(!token.is_empty());
+//! # }
+//! ```
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::sync::Once;
 
-use consentry::emulator::{CONTOSO, Emulator, EmulatorConfig};
+use crate::{CONTOSO, Emulator, EmulatorConfig};
 use reqwest::redirect::Policy;
 use serde_json::Value;
 
 /// The graph scope every client-credentials request in the tests asks for.
 pub const GRAPH_DEFAULT: &str = "https://graph.microsoft.com/.default";
+/// The first of the emulated app's default redirect URIs (`DEFAULT_REDIRECT_URIS`).
 pub const REDIRECT_URI: &str = "http://localhost:8080/consent/callback";
 
 /// reqwest is built without a crypto provider; the process uses ring, like the server.
@@ -21,13 +39,19 @@ fn install_crypto_provider() {
 
 /// A running emulator and an HTTP client that does not follow redirects.
 pub struct TestEmulator {
+    /// `http(s)://127.0.0.1:port`: authority host and Graph host.
     pub base: String,
+    /// Trusts the emulator's CA with `https`; follows no redirects.
     pub http: reqwest::Client,
+    /// The emulated app's client id.
     pub client_id: String,
+    /// The emulated app's client secret.
     pub client_secret: String,
+    /// The CA certificate to trust, with `https`.
     pub ca_pem: Option<PathBuf>,
 }
 
+/// Starts an emulator with the default configuration on 127.0.0.1:0 with one worker.
 pub async fn spawn_emulator() -> TestEmulator {
     spawn_emulator_with(|_| {}).await
 }
@@ -41,10 +65,11 @@ pub async fn spawn_emulator_with(adjust: impl FnOnce(&mut EmulatorConfig)) -> Te
         ..EmulatorConfig::default()
     };
     adjust(&mut config);
-    let emulator = Emulator::build(config.clone()).expect("the emulator starts");
+    let emulator = Emulator::start(config.clone())
+        .await
+        .expect("the emulator starts");
     let base = emulator.base_url().to_owned();
     let ca_pem = emulator.ca_pem_path().map(PathBuf::from);
-    tokio::spawn(emulator.run_until_stopped());
 
     // Idle connections are dropped after 2 s, well inside the servers' 5 s keep-alive: a
     // request sent on a connection the server is just closing fails with IncompleteMessage
@@ -67,10 +92,12 @@ pub async fn spawn_emulator_with(adjust: impl FnOnce(&mut EmulatorConfig)) -> Te
 }
 
 impl TestEmulator {
+    /// `path` on the emulator.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
+    /// Contoso's tenant id, the first seeded tenant.
     pub fn contoso(&self) -> String {
         CONTOSO.to_string()
     }
@@ -124,6 +151,8 @@ impl TestEmulator {
             .to_owned()
     }
 
+    /// `method /_emulator{path}` with a JSON `body`: the status and the JSON answered
+    /// (`Null` when the body is not JSON).
     pub async fn control(
         &self,
         method: reqwest::Method,
@@ -142,6 +171,8 @@ impl TestEmulator {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// `POST /_emulator/tenants/{tenant}/consent`: an administrator of `tenant` consents,
+    /// as if through the consent page; panics unless it answers 200.
     pub async fn consent(&self, tenant: &str) -> Value {
         let (status, body) = self
             .control(
@@ -166,6 +197,7 @@ impl TestEmulator {
         assert_eq!(status, 200, "{body}");
     }
 
+    /// `GET path_and_query` on Graph, with `token` as the bearer token when given.
     pub async fn graph(&self, path_and_query: &str, token: Option<&str>) -> reqwest::Response {
         let mut request = self.http.get(self.url(path_and_query));
         if let Some(token) = token {
@@ -208,7 +240,8 @@ impl TestEmulator {
     }
 }
 
-/// The claims of a JWT, without checking its signature (ENTRA.md §5: read, don't validate).
+/// The claims of a JWT, without checking its signature (a client reads its access token's
+/// claims; it does not validate them).
 pub fn claims(jwt: &str) -> Value {
     use base64::Engine;
     let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
@@ -216,30 +249,6 @@ pub fn claims(jwt: &str) -> Value {
         .decode(payload)
         .expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
-/// The query parameters of a `Location` header, decoded.
-pub fn location_params(response: &reqwest::Response) -> (String, Vec<(String, String)>) {
-    let location = response
-        .headers()
-        .get("location")
-        .expect("a Location header")
-        .to_str()
-        .expect("ASCII Location")
-        .to_owned();
-    let url = url::Url::parse(&location).expect("an absolute Location");
-    let params = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    (location, params)
-}
-
-pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 /// Fabrikam, the second seeded tenant.
@@ -327,30 +336,6 @@ impl TestEmulator {
     }
 }
 
-/// Percent-encodes every byte but RFC 3986's unreserved characters.
-pub fn encode_bytes(bytes: &[u8]) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::percent_encode(bytes, SET).to_string()
-}
-
-/// The raw bytes of query parameter `name` in `url` (`+` read as a space), without the
-/// lossy UTF-8 conversion `Url::query_pairs` does.
-pub fn raw_query_param(url: &str, name: &str) -> Option<Vec<u8>> {
-    let query = url.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or_default();
-    query.split('&').find_map(|piece| {
-        let (n, v) = piece.split_once('=').unwrap_or((piece, ""));
-        (n == name).then(|| {
-            let spaced = v.replace('+', " ");
-            percent_encoding::percent_decode_str(&spaced).collect()
-        })
-    })
-}
-
 /// Decodes the HTML character references askama writes (`&#34;`, `&amp;`, ...).
 pub fn html_unescape(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
@@ -398,106 +383,4 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
     Some(html_unescape(&html[start..end]))
-}
-
-pub fn is_guid(value: &Value) -> bool {
-    value
-        .as_str()
-        .is_some_and(|s| s.len() == 36 && uuid::Uuid::try_parse(s).is_ok())
-}
-
-/// `YYYY-MM-DD HH:MM:SSZ`, the identity platform's error timestamp.
-pub fn is_sts_timestamp(value: &str) -> bool {
-    let b = value.as_bytes();
-    b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b' ',
-            13 | 16 => *c == b':',
-            19 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
-}
-
-/// Asserts a token-endpoint (or discovery) error in Microsoft's full JSON shape and returns it.
-pub async fn assert_sts_error(
-    response: reqwest::Response,
-    status: u16,
-    error: &str,
-    code: u64,
-) -> Value {
-    let actual = response.status().as_u16();
-    let text = response.text().await.expect("an error body");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
-    assert_eq!(actual, status, "{body}");
-    assert_eq!(body["error"], error, "{body}");
-    assert_eq!(body["error_codes"], serde_json::json!([code]), "{body}");
-    let description = body["error_description"]
-        .as_str()
-        .expect("error_description");
-    assert!(
-        description.starts_with(&format!("AADSTS{code}:")),
-        "{description}"
-    );
-    for line in ["\r\nTrace ID: ", "\r\nCorrelation ID: ", "\r\nTimestamp: "] {
-        assert!(description.contains(line), "{description:?} lacks {line:?}");
-    }
-    let timestamp = body["timestamp"].as_str().expect("timestamp");
-    assert!(is_sts_timestamp(timestamp), "{timestamp}");
-    assert!(is_guid(&body["trace_id"]), "{body}");
-    assert!(is_guid(&body["correlation_id"]), "{body}");
-    assert!(
-        body["error_uri"]
-            .as_str()
-            .is_some_and(|u| u.ends_with(&format!("/error?code={code}"))),
-        "{body}"
-    );
-    body
-}
-
-/// Asserts a Microsoft Graph error (`{"error":{"code","message","innerError"}}`) and returns it.
-pub async fn assert_graph_error(response: reqwest::Response, status: u16, code: &str) -> Value {
-    let actual = response.status().as_u16();
-    let text = response.text().await.expect("an error body");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON: {text}"));
-    assert_eq!(actual, status, "{body}");
-    let error = &body["error"];
-    assert_eq!(error["code"], code, "{body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    let inner = &error["innerError"];
-    assert!(
-        inner["date"].as_str().is_some_and(|d| d.len() == 19),
-        "{body}"
-    );
-    assert!(is_guid(&inner["request-id"]), "{body}");
-    assert!(
-        inner["client-request-id"]
-            .as_str()
-            .is_some_and(|c| !c.is_empty()),
-        "{body}"
-    );
-    body
-}
-
-/// consentry's settings pointed at `emulator`, with the emulated app's default credential.
-pub fn settings_for(emulator: &TestEmulator) -> consentry::config::RawSettings {
-    let mut raw = consentry::config::RawSettings::default();
-    raw.set(
-        "CONSENTRY_CLIENT_ID",
-        consentry::emulator::DEFAULT_CLIENT_ID.to_string(),
-    );
-    raw.set(
-        "CONSENTRY_CLIENT_SECRET",
-        consentry::emulator::DEFAULT_CLIENT_SECRET,
-    );
-    raw.set("CONSENTRY_AUTHORITY_HOST", emulator.base.as_str());
-    raw.set("CONSENTRY_GRAPH_HOST", emulator.base.as_str());
-    raw.set(
-        "CONSENTRY_SESSION_KEY",
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    );
-    raw
 }
