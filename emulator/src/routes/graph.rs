@@ -11,17 +11,17 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::base_url;
-use crate::emulator::EmulatorState;
-use crate::emulator::claims::{AccessTokenClaims, GRAPH_AUDIENCES};
-use crate::emulator::clock::rfc3339_seconds;
-use crate::emulator::directory::Tenant;
-use crate::emulator::errors::GraphError;
-use crate::emulator::faults::{FaultTarget, Injected};
-use crate::emulator::params::{ParamError, Params, encode_component};
-use crate::emulator::permissions::{READ_ORGANIZATION, READ_USERS};
-use crate::emulator::seed::{self, User};
-use crate::emulator::signing::TokenRejection;
-use crate::emulator::stats::{Endpoint, TenantKey};
+use crate::EmulatorState;
+use crate::claims::{AccessTokenClaims, GRAPH_AUDIENCES};
+use crate::clock::rfc3339_seconds;
+use crate::directory::Tenant;
+use crate::errors::GraphError;
+use crate::faults::{FaultTarget, Injected};
+use crate::params::{ParamError, Params, encode_component};
+use crate::permissions::{READ_ORGANIZATION, READ_USERS};
+use crate::seed::{self, User};
+use crate::signing::TokenRejection;
+use crate::stats::{Endpoint, TenantKey};
 
 /// Microsoft.IdentityModel's default clock skew, which Graph's token validation applies.
 const CLOCK_SKEW_SECS: i64 = 300;

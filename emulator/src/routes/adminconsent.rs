@@ -10,12 +10,12 @@ use askama::Template;
 use uuid::Uuid;
 
 use super::{read_body, sts_param_error};
-use crate::emulator::EmulatorState;
-use crate::emulator::directory::{Directory, Tenant, TenantRef};
-use crate::emulator::errors::{RequestIds, StsError};
-use crate::emulator::params::{Params, encode_component};
-use crate::emulator::permissions;
-use crate::emulator::stats::Endpoint;
+use crate::EmulatorState;
+use crate::directory::{Directory, Tenant, TenantRef};
+use crate::errors::{RequestIds, StsError};
+use crate::params::{Params, encode_component};
+use crate::permissions;
+use crate::stats::Endpoint;
 
 /// Microsoft refuses long query strings (AADSTS90015); 8 KiB leaves room for any sane state.
 const MAX_QUERY: usize = 8 * 1024;
@@ -38,7 +38,7 @@ enum Audience<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "emulator/consent.html")]
+#[template(path = "consent.html")]
 struct ConsentPage {
     app_name: String,
     client_id: String,
@@ -58,7 +58,7 @@ struct TenantChoice {
 }
 
 #[derive(Template)]
-#[template(path = "emulator/error.html")]
+#[template(path = "error.html")]
 struct ErrorPage {
     headline: String,
     request_id: String,
@@ -237,7 +237,7 @@ fn consent_request(
     aud: &Audience<'_>,
 ) -> Result<ConsentRequest, StsError> {
     let params = Params::parse(raw_query.as_bytes(), MAX_QUERY).map_err(|e| match e {
-        crate::emulator::params::ParamError::TooLong { .. } => StsError::query_too_long(),
+        crate::params::ParamError::TooLong { .. } => StsError::query_too_long(),
         other => sts_param_error(other),
     })?;
     let text = |name: &str| params.text(name).map_err(sts_param_error);
@@ -300,7 +300,7 @@ pub async fn error_code(req: HttpRequest, state: web::Data<EmulatorState>) -> Ht
         headline,
         request_id: ids.trace_id.to_string(),
         correlation_id: ids.correlation_id.to_string(),
-        timestamp: crate::emulator::clock::rfc3339_seconds(ids.at),
+        timestamp: crate::clock::rfc3339_seconds(ids.at),
     };
     html(actix_web::http::StatusCode::OK, page.render())
 }
@@ -310,7 +310,7 @@ fn error_page(e: &StsError, ids: &RequestIds) -> HttpResponse {
         headline: e.headline(),
         request_id: ids.trace_id.to_string(),
         correlation_id: ids.correlation_id.to_string(),
-        timestamp: crate::emulator::clock::rfc3339_seconds(ids.at),
+        timestamp: crate::clock::rfc3339_seconds(ids.at),
     };
     html(actix_web::http::StatusCode::BAD_REQUEST, page.render())
 }

@@ -11,15 +11,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::emulator::EmulatorState;
-use crate::emulator::certificate::ClientCertificate;
-use crate::emulator::clock::rfc3339_seconds;
-use crate::emulator::directory::{
+use crate::EmulatorState;
+use crate::certificate::ClientCertificate;
+use crate::clock::rfc3339_seconds;
+use crate::directory::{
     Directory, DirectoryError, FederatedCredential, NewTenant, ServicePrincipal, Tenant,
     is_dns_name,
 };
-use crate::emulator::faults::{FaultRequest, Faults};
-use crate::emulator::seed;
+use crate::faults::{FaultRequest, Faults};
+use crate::seed;
 
 /// One request may create this many tenants (benchmarks use 10,000 and more).
 const MAX_CREATE: u32 = 100_000;
@@ -203,7 +203,7 @@ async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(include_str!("../../../static/emulator.css"))
+        .body(include_str!("../../static/emulator.css"))
 }
 
 async fn app(state: web::Data<EmulatorState>) -> HttpResponse {
@@ -548,7 +548,7 @@ async fn create_tenants(body: web::Json<CreateTenants>, state: web::Data<Emulato
         .roles
         .iter()
         .flatten()
-        .find(|r| !crate::emulator::permissions::is_well_formed(r))
+        .find(|r| !crate::permissions::is_well_formed(r))
     {
         return Err(DirectoryError::InvalidPermission(bad.clone()).into());
     }
@@ -715,7 +715,7 @@ mod tests {
     use std::future::ready;
 
     use super::*;
-    use crate::emulator::directory::AppRegistration;
+    use crate::directory::AppRegistration;
 
     fn directory() -> RwLock<Directory> {
         RwLock::new(Directory::new(AppRegistration {

@@ -8,14 +8,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{base_url, form_params, read_body, sts_param_error};
-use crate::emulator::EmulatorState;
-use crate::emulator::assertion::{self, Expected};
-use crate::emulator::claims::{AccessTokenClaims, ClientAuthentication, GRAPH_APP_ID};
-use crate::emulator::directory::{Directory, Tenant, TenantRef};
-use crate::emulator::errors::{RequestIds, StsError};
-use crate::emulator::faults::{FaultTarget, Injected, ThrottleBody};
-use crate::emulator::params::Params;
-use crate::emulator::stats::Endpoint;
+use crate::EmulatorState;
+use crate::assertion::{self, Expected};
+use crate::claims::{AccessTokenClaims, ClientAuthentication, GRAPH_APP_ID};
+use crate::directory::{Directory, Tenant, TenantRef};
+use crate::errors::{RequestIds, StsError};
+use crate::faults::{FaultTarget, Injected, ThrottleBody};
+use crate::params::Params;
+use crate::stats::Endpoint;
 
 /// Bodies are a handful of short fields; a client assertion with its `x5c` chain is the
 /// largest legitimate one at a few kilobytes.
@@ -369,7 +369,7 @@ fn graph_audience_from_scope(scope: &str, directory: &str) -> Result<&'static st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::claims::GRAPH_AUDIENCES;
+    use crate::claims::GRAPH_AUDIENCES;
 
     #[test]
     fn scopes_name_exactly_one_default_resource() {

@@ -2,12 +2,25 @@
 //! discovery, keys) and of the Microsoft Graph endpoints consentry uses, for running and
 //! testing everything offline.
 //!
-//! It imports nothing from the application's modules: consentry talks to it only over HTTP,
-//! exactly as it talks to Microsoft.
+//! A crate of its own, which depends on nothing of consentry's: consentry talks to it only
+//! over HTTP, exactly as it talks to Microsoft. Other projects run it as the
+//! `consentry-emulator` command, or start it in-process in their tests with
+//! [`Emulator::start`] (and, with the `client` feature, drive it with [`client::TestEmulator`]).
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod assertion;
 mod certificate;
 mod claims;
+/// The `consentry-emulator` command's flags, shared with `consentry emulator`.
+#[cfg(feature = "cli")]
+pub mod cli;
+/// A running emulator and its control-API client, for tests (feature `client`).
+#[cfg(feature = "client")]
+pub mod client;
 mod clock;
 mod config;
 mod directory;
@@ -62,7 +75,8 @@ impl EmulatorState {
     }
 }
 
-/// A bound, not yet running emulator.
+/// A bound, not yet running emulator: [`Emulator::build`] then
+/// [`Emulator::run_until_stopped`], or both at once with [`Emulator::start`].
 pub struct Emulator {
     server: Server,
     base_url: String,
@@ -252,7 +266,69 @@ impl Emulator {
         out
     }
 
+    /// Serves until the server is stopped (through [`Emulator::handle`], or Ctrl-C).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Builds the emulator as [`Emulator::build`] does and serves it on a task of the
+    /// current tokio runtime; it answers as soon as this returns. With `port: 0` it takes a
+    /// free port, which is how tests (ours and other projects') start one:
+    ///
+    /// ```no_run
+    /// # async fn example() -> anyhow::Result<()> {
+    /// use consentry_emulator::{Emulator, EmulatorConfig};
+    ///
+    /// let emulator = Emulator::start(EmulatorConfig {
+    ///     port: 0,
+    ///     redirect_uris: vec!["http://localhost:3000/callback".to_owned()],
+    ///     ..EmulatorConfig::default()
+    /// })
+    /// .await?;
+    /// // Point the application under test at it, as its authority host and Graph host.
+    /// let authority_host = emulator.base_url();
+    /// # let _ = authority_host;
+    /// emulator.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// It stops with [`RunningEmulator::stop`], or with the runtime (a `#[tokio::test]`'s
+    /// ends with the test).
+    pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
+        let emulator = Emulator::build(config)?;
+        let running = RunningEmulator {
+            base_url: emulator.base_url.clone(),
+            ca_pem_path: emulator.ca_pem_path.clone(),
+            handle: emulator.handle(),
+        };
+        tokio::spawn(emulator.run_until_stopped());
+        Ok(running)
+    }
+}
+
+/// An emulator serving on a task, from [`Emulator::start`].
+#[derive(Clone)]
+pub struct RunningEmulator {
+    base_url: String,
+    ca_pem_path: Option<PathBuf>,
+    handle: ServerHandle,
+}
+
+impl RunningEmulator {
+    /// `http(s)://127.0.0.1:port`: both the authority host (login.microsoftonline.com) and
+    /// the Graph host (graph.microsoft.com) of the application under test.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The CA certificate clients must trust, with `https`.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca_pem_path.as_deref()
+    }
+
+    /// Stops accepting connections and ends the server without waiting for open ones.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
     }
 }

@@ -325,7 +325,7 @@ pub fn user(tenant: &Tenant, index: u32) -> User {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::directory::{AppRegistration, Directory};
+    use crate::directory::{AppRegistration, Directory};
     use std::collections::HashSet;
 
     fn tenant(users: u32) -> Tenant {

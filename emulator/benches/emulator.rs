@@ -1,7 +1,7 @@
-//! How fast is the emulator? `cargo bench --bench emulator -- [--requests N]
+//! How fast is the emulator? `cargo bench -p consentry-emulator -- [--requests N]
 //! [--concurrency C] [--tenants T]`
 //!
-//! Starts `consentry emulator --workers 1` as its own process (one worker thread: "one
+//! Starts `consentry-emulator --workers 1` as its own process (one worker thread: "one
 //! core"), creates T consented tenants, then sends N client-credentials token requests
 //! (round-robin over the tenants) and N Graph `GET /v1.0/organization` calls from C
 //! concurrent connections in this process. Prints wall-clock throughput and, the figure
@@ -150,7 +150,14 @@ fn outcome(name: &str, ok: bool) {
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{cpu_seconds, start_emulator};
+use common::{EmulatorProcess, cpu_seconds};
+
+/// Starts `consentry-emulator --port 0 {extra}` and reads its URL from the banner.
+fn start_emulator(extra: &[&str]) -> EmulatorProcess {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_consentry-emulator"));
+    command.args(["--port", "0"]).args(extra);
+    EmulatorProcess::start(command)
+}
 
 fn main() {
     let o = options();

@@ -4,10 +4,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::base_url;
-use crate::emulator::EmulatorState;
-use crate::emulator::directory::TenantRef;
-use crate::emulator::errors::{RequestIds, StsError};
-use crate::emulator::stats::{Endpoint, TenantKey};
+use crate::EmulatorState;
+use crate::directory::TenantRef;
+use crate::errors::{RequestIds, StsError};
+use crate::stats::{Endpoint, TenantKey};
 
 /// How a discovery document names the tenant: its GUID when the segment names a tenant,
 /// the alias itself for `organizations`/`common`/`consumers`.

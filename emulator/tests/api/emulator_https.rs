@@ -1,13 +1,12 @@
 //! `--https`: a client that trusts the emulator's CA gets tokens over TLS, one that does not
 //! is refused, and MSAL for Python (a real client nobody here wrote) works against it.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use serde_json::Value;
 
 use crate::helpers::{claims, spawn_emulator, spawn_emulator_with};
+use crate::python::run_python;
 
 async fn spawn_https() -> crate::helpers::TestEmulator {
     let dir = std::env::temp_dir().join(format!("consentry-test-tls-{}", uuid::Uuid::new_v4()));
@@ -54,7 +53,7 @@ async fn https_serves_tokens_to_clients_that_trust_the_written_ca() {
 #[tokio::test]
 async fn https_is_refused_by_a_client_that_does_not_trust_the_ca() {
     let emulator = spawn_https().await;
-    let other_ca = spawn_https().await.ca_pem.expect("a CA");
+    let other_ca = spawn_https().await.ca_pem.clone().expect("a CA");
     let pem = std::fs::read(other_ca).expect("ca.pem");
     let stranger = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
@@ -84,51 +83,6 @@ async fn plain_http_is_the_default() {
     assert!(emulator.base.starts_with("http://"));
     assert!(emulator.ca_pem.is_none());
     assert_eq!(response.status(), 200);
-}
-
-/// The python of a virtualenv with MSAL: `CONSENTRY_TEST_PYTHON`, else the one
-/// `tests/python/setup-venv.sh` makes (and reuses) under `target/`.
-fn msal_python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Ok(python) = std::env::var("CONSENTRY_TEST_PYTHON") {
-            return PathBuf::from(python);
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/setup-venv.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("bash runs");
-        assert!(
-            output.status.success(),
-            "could not set up MSAL for Python (needs python3 with venv and PyPI): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-    })
-}
-
-/// Runs `tests/python/{script}` with `args` in the MSAL virtualenv and returns the JSON
-/// it prints.
-pub(crate) async fn run_python(script: &str, args: &[std::ffi::OsString]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let output = tokio::process::Command::new(msal_python())
-        .arg(script)
-        .args(args)
-        // Where set, these would override MSAL's `verify`: the test names its CA itself.
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE")
-        .output()
-        .await
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "MSAL script failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the script prints JSON")
 }
 
 /// Runs tests/python/msal_client_credentials.py with `secret` against `emulator`.
