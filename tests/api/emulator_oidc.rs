@@ -551,12 +551,15 @@ async fn untrusted_clients_and_redirect_uris_stay_on_the_error_page() {
     }
 }
 
+/// Fields to override, the `error` and the AADSTS code expected.
+type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, u32);
+
 #[tokio::test]
 async fn bad_requests_from_a_trusted_client_go_back_to_it() {
     let emulator = spawn_emulator().await;
     let browser = browser(&emulator);
     let contoso = emulator.contoso();
-    let cases: [(&[(&str, &str)], &str, u32); 8] = [
+    let cases: [Case<'_>; 8] = [
         (
             &[("response_type", "token")],
             "unsupported_response_type",

@@ -393,7 +393,7 @@ fn sign_in_page(
     let tenant = flow.tenant.or_else(|| {
         hinted_domain
             .as_deref()
-            .and_then(|d| TenantRef::parse(d))
+            .and_then(TenantRef::parse)
             .and_then(|r| dir.resolve(&r))
             .map(|t| t.id)
     });

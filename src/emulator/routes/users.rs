@@ -3,7 +3,7 @@
 //! and the delegated permissions granted. Mounted under `/_emulator` by the control module.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -43,11 +43,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `{"error": "..."}` with 400, 404 or 409, as the rest of the control API answers.
-fn refuse(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": message.to_string() }))
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
+struct Refused(StatusCode, String);
+
+impl ResponseError for Refused {
+    fn status_code(&self) -> StatusCode {
+        self.0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.0).json(json!({ "error": self.1 }))
+    }
 }
 
-fn account_error(e: AccountError) -> HttpResponse {
+type Reply = Result<HttpResponse, Refused>;
+
+fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Refused {
+    Refused(status, message.to_string())
+}
+
+impl From<AccountError> for Refused {
+    fn from(e: AccountError) -> Refused {
+        account_error(e)
+    }
+}
+
+fn account_error(e: AccountError) -> Refused {
     let status = match e {
         AccountError::NoSuchUser(_) | AccountError::NoSuchRole(_) => StatusCode::NOT_FOUND,
         AccountError::UserExists(_)
@@ -79,7 +101,7 @@ fn user_view(accounts: &Accounts, u: &Account) -> Value {
 }
 
 /// The tenant of a path, which must exist.
-fn tenant(state: &EmulatorState, raw: &str) -> Result<Uuid, HttpResponse> {
+fn tenant(state: &EmulatorState, raw: &str) -> Result<Uuid, Refused> {
     let id = Uuid::try_parse(raw).map_err(|_| {
         refuse(
             StatusCode::BAD_REQUEST,
@@ -96,7 +118,7 @@ fn tenant(state: &EmulatorState, raw: &str) -> Result<Uuid, HttpResponse> {
 }
 
 /// A user of `tenant` named by id or user principal name.
-fn user_id(accounts: &Accounts, tenant: Uuid, raw: &str) -> Result<Uuid, HttpResponse> {
+fn user_id(accounts: &Accounts, tenant: Uuid, raw: &str) -> Result<Uuid, Refused> {
     let found = match Uuid::try_parse(raw) {
         Ok(id) => accounts.user(id),
         Err(_) => accounts.by_name(raw),
@@ -120,34 +142,27 @@ struct NewRole {
     id: Option<Uuid>,
 }
 
-async fn declare_role(body: web::Json<NewRole>, state: web::Data<EmulatorState>) -> HttpResponse {
+async fn declare_role(body: web::Json<NewRole>, state: web::Data<EmulatorState>) -> Reply {
     let body = body.into_inner();
     let mut accounts = state.accounts_mut();
-    match accounts.declare_role(body.value, body.display_name, body.id) {
-        Ok(role) => HttpResponse::Created().json(role_view(role)),
-        Err(e) => account_error(e),
-    }
+    let role = accounts.declare_role(body.value, body.display_name, body.id)?;
+    Ok(HttpResponse::Created().json(role_view(role)))
 }
 
-async fn remove_role(role: web::Path<String>, state: web::Data<EmulatorState>) -> HttpResponse {
-    match state.accounts_mut().remove_role(&role) {
-        Ok(_) => HttpResponse::NoContent().finish(),
-        Err(e) => account_error(e),
-    }
+async fn remove_role(role: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    state.accounts_mut().remove_role(&role)?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_users(id: web::Path<String>, state: web::Data<EmulatorState>) -> HttpResponse {
-    let tenant = match tenant(&state, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn list_users(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let tenant = tenant(&state, &id)?;
     let accounts = state.accounts();
     let users: Vec<Value> = accounts
         .of_tenant(tenant)
         .into_iter()
         .map(|u| user_view(&accounts, u))
         .collect();
-    HttpResponse::Ok().json(users)
+    Ok(HttpResponse::Ok().json(users))
 }
 
 /// `POST /_emulator/tenants/{id}/users`
@@ -170,16 +185,16 @@ async fn add_user(
     id: web::Path<String>,
     body: web::Json<NewUser>,
     state: web::Data<EmulatorState>,
-) -> HttpResponse {
+) -> Reply {
+    let tenant_id = tenant(&state, &id)?;
     let body = body.into_inner();
     let dir = state.directory();
-    let Some(tenant) = Uuid::try_parse(&id).ok().and_then(|t| dir.tenant(t)) else {
-        drop(dir);
-        return match tenant(&state, &id) {
-            Err(r) => r,
-            Ok(_) => refuse(StatusCode::NOT_FOUND, "no such tenant"),
-        };
-    };
+    let tenant = dir.tenant(tenant_id).ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            format!("no tenant with id {tenant_id}"),
+        )
+    })?;
     let mut accounts = state.accounts_mut();
     let new = NewAccount {
         id: body.id,
@@ -189,73 +204,39 @@ async fn add_user(
         admin: body.admin,
         roles: body.roles,
     };
-    match accounts.add(tenant, new) {
-        Ok(user) => {
-            let user = user.clone();
-            HttpResponse::Created().json(user_view(&accounts, &user))
-        }
-        Err(e) => account_error(e),
-    }
+    let user = accounts.add(tenant, new)?.clone();
+    Ok(HttpResponse::Created().json(user_view(&accounts, &user)))
 }
 
-async fn get_user(
-    path: web::Path<(String, String)>,
-    state: web::Data<EmulatorState>,
-) -> HttpResponse {
+async fn get_user(path: web::Path<(String, String)>, state: web::Data<EmulatorState>) -> Reply {
     let (id, user) = path.into_inner();
-    let tenant = match tenant(&state, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let tenant = tenant(&state, &id)?;
     let accounts = state.accounts();
-    match user_id(&accounts, tenant, &user) {
-        Ok(u) => match accounts.user(u) {
-            Some(u) => HttpResponse::Ok().json(user_view(&accounts, u)),
-            None => account_error(AccountError::NoSuchUser(user)),
-        },
-        Err(r) => r,
-    }
+    let found = user_id(&accounts, tenant, &user)?;
+    let found = accounts.user(found).ok_or(AccountError::NoSuchUser(user))?;
+    Ok(HttpResponse::Ok().json(user_view(&accounts, found)))
 }
 
-async fn remove_user(
-    path: web::Path<(String, String)>,
-    state: web::Data<EmulatorState>,
-) -> HttpResponse {
+async fn remove_user(path: web::Path<(String, String)>, state: web::Data<EmulatorState>) -> Reply {
     let (id, user) = path.into_inner();
-    let tenant = match tenant(&state, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let tenant = tenant(&state, &id)?;
     let mut accounts = state.accounts_mut();
-    let removed = user_id(&accounts, tenant, &user)
-        .and_then(|u| accounts.remove(tenant, u).map_err(account_error));
-    match removed {
-        Ok(_) => HttpResponse::NoContent().finish(),
-        Err(r) => r,
-    }
+    let found = user_id(&accounts, tenant, &user)?;
+    accounts.remove(tenant, found)?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn assign_roles(
     path: web::Path<(String, String)>,
     roles: web::Json<Vec<String>>,
     state: web::Data<EmulatorState>,
-) -> HttpResponse {
+) -> Reply {
     let (id, user) = path.into_inner();
-    let tenant = match tenant(&state, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let tenant = tenant(&state, &id)?;
     let mut accounts = state.accounts_mut();
-    let assigned = user_id(&accounts, tenant, &user).and_then(|u| {
-        accounts
-            .assign_roles(tenant, u, &roles)
-            .map(Account::clone)
-            .map_err(account_error)
-    });
-    match assigned {
-        Ok(u) => HttpResponse::Ok().json(user_view(&accounts, &u)),
-        Err(r) => r,
-    }
+    let found = user_id(&accounts, tenant, &user)?;
+    let user = accounts.assign_roles(tenant, found, &roles)?.clone();
+    Ok(HttpResponse::Ok().json(user_view(&accounts, &user)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,33 +249,24 @@ async fn set_policy(
     id: web::Path<String>,
     body: web::Json<Policy>,
     state: web::Data<EmulatorState>,
-) -> HttpResponse {
-    let tenant = match tenant(&state, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+) -> Reply {
+    let tenant = tenant(&state, &id)?;
     state.accounts_mut().set_policy(tenant, body.policy);
-    HttpResponse::Ok().json(json!({ "tenant": tenant, "policy": body.policy }))
+    Ok(HttpResponse::Ok().json(json!({ "tenant": tenant, "policy": body.policy })))
 }
 
 /// Delegated grants: `all_principals` (an administrator's, for everyone) and one per user.
-async fn grants(id: web::Path<String>, state: web::Data<EmulatorState>) -> HttpResponse {
-    let tenant = match tenant(&state, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn grants(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let tenant = tenant(&state, &id)?;
     let accounts = state.accounts();
-    HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(json!({
         "policy": accounts.policy(tenant),
         "grants": accounts.grants_of(tenant),
-    }))
+    })))
 }
 
-async fn revoke_grants(id: web::Path<String>, state: web::Data<EmulatorState>) -> HttpResponse {
-    let tenant = match tenant(&state, &id) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn revoke_grants(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let tenant = tenant(&state, &id)?;
     state.accounts_mut().forget_grants(tenant);
-    HttpResponse::NoContent().finish()
+    Ok(HttpResponse::NoContent().finish())
 }
