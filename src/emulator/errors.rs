@@ -47,6 +47,17 @@ pub enum OAuthError {
     /// RFC 6749 §4.1.2.1 defines it for the authorization endpoint; Microsoft answers it on
     /// the token endpoint too, with a 5xx or 429, for transient failures (AADSTS90033).
     TemporarilyUnavailable,
+    /// RFC 6749 §5.2: the code or refresh token is invalid, expired, revoked, replayed, or
+    /// was issued to another client or redirect URI.
+    InvalidGrant,
+    /// RFC 6749 §4.1.2.1: the person or the tenant's policy refused.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: the response type is not enabled for the app.
+    UnsupportedResponseType,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and no one is signed in.
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and the person must act (consent).
+    InteractionRequired,
 }
 
 impl OAuthError {
@@ -60,6 +71,11 @@ impl OAuthError {
             OAuthError::InvalidResource => "invalid_resource",
             OAuthError::InvalidTenant => "invalid_tenant",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::InvalidGrant => "invalid_grant",
+            OAuthError::AccessDenied => "access_denied",
+            OAuthError::UnsupportedResponseType => "unsupported_response_type",
+            OAuthError::LoginRequired => "login_required",
+            OAuthError::InteractionRequired => "interaction_required",
         }
     }
 }
@@ -77,7 +93,7 @@ pub struct StsError {
 
 impl StsError {
     /// 401 for client-authentication failures (RFC 6749 §5.2), 400 for the rest.
-    fn new(error: OAuthError, code: u32, message: impl Into<String>) -> StsError {
+    pub(super) fn new(error: OAuthError, code: u32, message: impl Into<String>) -> StsError {
         let status = match error {
             OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,

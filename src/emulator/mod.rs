@@ -17,9 +17,13 @@ mod params;
 mod permissions;
 mod routes;
 mod seed;
+mod signin;
+mod signin_errors;
 mod signing;
 mod stats;
 mod tls;
+mod user_claims;
+mod users;
 
 use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -40,6 +44,7 @@ use directory::{AppRegistration, Directory};
 use faults::FaultInjector;
 use signing::TokenSigner;
 use stats::RequestStats;
+use users::Accounts;
 
 /// Shared by every request handler.
 struct EmulatorState {
@@ -49,6 +54,9 @@ struct EmulatorState {
     stats: RequestStats,
     faults: FaultInjector,
     token_lifetime_secs: u32,
+    /// Who can sign in, and what they consented to.
+    accounts: RwLock<Accounts>,
+    sign_ins: signin::SignIns,
 }
 
 impl EmulatorState {
@@ -59,6 +67,15 @@ impl EmulatorState {
 
     fn directory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
         self.directory.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Taken after the directory's lock when both are needed, never before.
+    fn accounts(&self) -> std::sync::RwLockReadGuard<'_, Accounts> {
+        self.accounts.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn accounts_mut(&self) -> std::sync::RwLockWriteGuard<'_, Accounts> {
+        self.accounts.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -98,11 +115,17 @@ impl Emulator {
             certificates,
             federated: Vec::new(),
         });
+        let mut accounts = Accounts::new();
         if config.seed {
             for tenant in seed::seeded_tenants() {
-                directory
+                let tenant = directory
                     .insert(tenant, now)
                     .context("seeding the directory")?;
+                for account in users::seeded_accounts(tenant) {
+                    accounts
+                        .add(tenant, account)
+                        .context("seeding the sign-in users")?;
+                }
             }
         }
         let first = directory.reserve_numbers(u64::from(config.generate_tenants));
@@ -131,6 +154,8 @@ impl Emulator {
             stats: RequestStats::default(),
             faults: FaultInjector::default(),
             token_lifetime_secs: config.token_lifetime_secs,
+            accounts: RwLock::new(accounts),
+            sign_ins: signin::SignIns::default(),
         });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {

@@ -23,6 +23,7 @@ mod emulator_faults;
 mod emulator_graph;
 mod emulator_hardening;
 mod emulator_https;
+mod emulator_oidc;
 mod emulator_token;
 mod event_repeats;
 mod fuzz;

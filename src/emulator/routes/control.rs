@@ -100,6 +100,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(clock))
             .route(web::post().to(advance_clock)),
     )
+    .configure(super::users::configure)
     .default_service(web::to(|req: HttpRequest| async move {
         ControlError::NotFound(format!(
             "no control endpoint {} {}",
@@ -195,6 +196,13 @@ async fn index() -> HttpResponse {
             "PUT /_emulator/tenants/{id}/roles": "replace the granted roles (a JSON array)",
             "GET|DELETE /_emulator/requests": "request counts per endpoint and tenant; reset them",
             "GET|POST /_emulator/clock": "the emulator's clock; {\"advance_seconds\": N} moves it forward",
+            "GET|POST /_emulator/app/roles": "app roles the app declares: list, declare {\"value\", \"display_name\"?, \"id\"?}",
+            "DELETE /_emulator/app/roles/{value or id}": "remove an app role and its assignments",
+            "GET|POST /_emulator/tenants/{id}/users": "who can sign in: list, create {\"display_name\", \"user_principal_name\", \"mail\"?, \"admin\"?, \"roles\"?}",
+            "GET|DELETE /_emulator/tenants/{id}/users/{id or name}": "one user; delete it",
+            "PUT /_emulator/tenants/{id}/users/{id or name}/roles": "replace the user's app roles (a JSON array of values)",
+            "PUT /_emulator/tenants/{id}/user-consent": "what users may consent to: {\"policy\": \"none\" | \"low_impact\" | \"all\"}",
+            "GET|DELETE /_emulator/tenants/{id}/grants": "delegated permissions granted by users and administrators; revoke them all",
         }
     }))
 }
@@ -636,6 +644,7 @@ async fn insert_in_chunks<F: std::future::Future<Output = ()>>(
 async fn delete_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
     let id = tenant_id(&id)?;
     state.directory_mut().remove(id)?;
+    state.accounts_mut().remove_tenant(id);
     state.faults.set_tenant(id, None);
     Ok(HttpResponse::NoContent().finish())
 }
@@ -650,7 +659,10 @@ async fn grant_consent(id: web::Path<String>, state: web::Data<EmulatorState>) -
 async fn revoke_consent(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
     let id = tenant_id(&id)?;
     let mut dir = state.directory_mut();
-    Ok(HttpResponse::Ok().json(tenant_view(dir.revoke_consent(id)?)))
+    let view = tenant_view(dir.revoke_consent(id)?);
+    // Deleting the service principal deletes its delegated grants too.
+    state.accounts_mut().forget_grants(id);
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn set_roles(

@@ -80,6 +80,8 @@ pub async fn v2(
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        // Microsoft's document omits it, though its authorize endpoint takes both methods.
+        "code_challenge_methods_supported": ["S256", "plain"],
         "issuer": format!("{base}/{}/v2.0", t.issuer_tenant),
         "request_uri_parameter_supported": false,
         "userinfo_endpoint": format!("{base}/oidc/userinfo"),
@@ -88,7 +90,7 @@ pub async fn v2(
         "http_logout_supported": true,
         "frontchannel_logout_supported": true,
         "end_session_endpoint": format!("{base}/{s}/oauth2/v2.0/logout"),
-        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
+        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email", "oid", "roles"],
         "kerberos_endpoint": format!("{base}/{s}/kerberos"),
         "tenant_region_scope": t.region,
         "cloud_instance_name": "microsoftonline.com",

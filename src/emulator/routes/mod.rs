@@ -1,10 +1,13 @@
 //! The emulator's HTTP surface: one module per Microsoft endpoint family, plus the control API.
 
 mod adminconsent;
+mod authorize;
+mod code_grant;
 mod control;
 mod discovery;
 mod graph;
 mod token;
+mod users;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -24,6 +27,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(adminconsent::show))
                 .route(web::post().to(adminconsent::decide)),
         )
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            web::get().to(authorize::authorize),
+        )
+        .route("/{tenant}/login", web::post().to(authorize::login))
+        .route("/{tenant}/consent", web::post().to(authorize::consent))
         .service(
             web::resource("/{tenant}/oauth2/v2.0/token")
                 .route(web::post().to(token::v2))

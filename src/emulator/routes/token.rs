@@ -11,7 +11,7 @@ use super::{base_url, form_params, read_body, sts_param_error};
 use crate::emulator::EmulatorState;
 use crate::emulator::assertion::{self, Expected};
 use crate::emulator::claims::{AccessTokenClaims, ClientAuthentication, GRAPH_APP_ID};
-use crate::emulator::directory::{Directory, Tenant, TenantRef};
+use crate::emulator::directory::{AppRegistration, Directory, TenantRef};
 use crate::emulator::errors::{RequestIds, StsError};
 use crate::emulator::faults::{FaultTarget, Injected, ThrottleBody};
 use crate::emulator::params::Params;
@@ -171,6 +171,16 @@ fn issue(
     version: Version,
     now: OffsetDateTime,
 ) -> Result<serde_json::Value, StsError> {
+    // The grants of a signed-in person have their own module; they are v2 only, as the
+    // emulator has no v1 authorize endpoint.
+    if version == Version::V2
+        && matches!(
+            params.text("grant_type"),
+            Ok(Some("authorization_code" | "refresh_token"))
+        )
+    {
+        return super::code_grant::issue(state, dir, req, segment, params, now);
+    }
     let text = |name: &str| params.text(name).map_err(sts_param_error);
     let tenant = match TenantRef::parse(segment) {
         None => return Err(StsError::invalid_tenant(segment)),
@@ -199,36 +209,11 @@ fn issue(
         .as_ref()
         .ok_or_else(|| StsError::app_not_found(client_id, &tenant.display_name))?;
 
-    let authentication = match (text("client_secret")?, text("client_assertion")?) {
-        (None, None) => return Err(StsError::no_credential()),
-        (Some(_), Some(_)) => {
-            return Err(StsError::malformed(
-                "Only one of 'client_secret' and 'client_assertion' may be sent.",
-            ));
-        }
-        (Some(secret), None) => {
-            // Constant time, so response timing does not reveal how much of a guess matched.
-            if !bool::from(secret.as_bytes().ct_eq(app.client_secret.as_bytes())) {
-                return Err(StsError::invalid_secret(client_id));
-            }
-            ClientAuthentication::Secret
-        }
-        (None, Some(jwt)) => {
-            if text("client_assertion_type")? != Some(JWT_BEARER) {
-                return Err(StsError::missing_parameter("client_assertion_type"));
-            }
-            let base = base_url(req);
-            let is_token_endpoint = |aud: &str| is_token_endpoint_of(aud, &base, tenant, dir);
-            let expected = Expected {
-                client_id,
-                now,
-                is_token_endpoint: &is_token_endpoint,
-            };
-            assertion::verify(jwt, app, &expected)
-                .map_err(|e| StsError::client_assertion(&e, client_id))?;
-            ClientAuthentication::Assertion
-        }
+    let base = base_url(req);
+    let is_token_endpoint = |aud: &str| {
+        is_token_endpoint_of(aud, &base, &|named| dir.tenant_id(named) == Some(tenant.id))
     };
+    let authentication = authenticate(app, params, client_id, &is_token_endpoint, now)?;
 
     let (audience, resource) = match version {
         Version::V2 => {
@@ -281,6 +266,44 @@ fn issue(
     })
 }
 
+/// Authenticates the client by its secret or its assertion (RFC 7523 §2.2), whichever it
+/// sent; `is_token_endpoint` says whether an assertion's `aud` names this endpoint.
+pub(super) fn authenticate(
+    app: &AppRegistration,
+    params: &Params,
+    client_id: &str,
+    is_token_endpoint: &dyn Fn(&str) -> bool,
+    now: OffsetDateTime,
+) -> Result<ClientAuthentication, StsError> {
+    let text = |name: &str| params.text(name).map_err(sts_param_error);
+    match (text("client_secret")?, text("client_assertion")?) {
+        (None, None) => Err(StsError::no_credential()),
+        (Some(_), Some(_)) => Err(StsError::malformed(
+            "Only one of 'client_secret' and 'client_assertion' may be sent.",
+        )),
+        (Some(secret), None) => {
+            // Constant time, so response timing does not reveal how much of a guess matched.
+            if !bool::from(secret.as_bytes().ct_eq(app.client_secret.as_bytes())) {
+                return Err(StsError::invalid_secret(client_id));
+            }
+            Ok(ClientAuthentication::Secret)
+        }
+        (None, Some(jwt)) => {
+            if text("client_assertion_type")? != Some(JWT_BEARER) {
+                return Err(StsError::missing_parameter("client_assertion_type"));
+            }
+            let expected = Expected {
+                client_id,
+                now,
+                is_token_endpoint,
+            };
+            assertion::verify(jwt, app, &expected)
+                .map_err(|e| StsError::client_assertion(&e, client_id))?;
+            Ok(ClientAuthentication::Assertion)
+        }
+    }
+}
+
 /// Microsoft's authority hosts (public, US Government, China: ENTRA.md, Hosts), which
 /// assertions may name whatever host they call.
 const MICROSOFT_AUTHORITIES: &[&str] = &[
@@ -289,10 +312,10 @@ const MICROSOFT_AUTHORITIES: &[&str] = &[
     "login.chinacloudapi.cn",
 ];
 
-/// Whether a client assertion's `aud` is a token endpoint (v2 or v1) of `tenant`: on the
-/// host the client called (`base`, `scheme://host[:port]`) or on one of Microsoft's
-/// authority hosts, naming the tenant by any of its GUID or domains.
-fn is_token_endpoint_of(aud: &str, base: &str, tenant: &Tenant, dir: &Directory) -> bool {
+/// Whether a client assertion's `aud` is a token endpoint (v2 or v1) whose tenant segment
+/// `accepts` takes: on the host the client called (`base`, `scheme://host[:port]`) or on
+/// one of Microsoft's authority hosts.
+pub(super) fn is_token_endpoint_of(aud: &str, base: &str, accepts: &dyn Fn(&str) -> bool) -> bool {
     let Ok(url) = url::Url::parse(aud) else {
         return false;
     };
@@ -316,9 +339,7 @@ fn is_token_endpoint_of(aud: &str, base: &str, tenant: &Tenant, dir: &Directory)
         .map(Iterator::collect)
         .unwrap_or_default();
     match segments.as_slice() {
-        [named, "oauth2", "v2.0", "token"] | [named, "oauth2", "token"] => {
-            dir.tenant_id(named) == Some(tenant.id)
-        }
+        [named, "oauth2", "v2.0", "token"] | [named, "oauth2", "token"] => accepts(named),
         _ => false,
     }
 }
