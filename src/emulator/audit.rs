@@ -1,0 +1,203 @@
+//! The request audit (`GET /_emulator/audit`): the last requests the emulator answered,
+//! with who asked (client id, tenant) and, for each refused one, why (the AADSTS code or
+//! Graph's code, and a short reason).
+//!
+//! It never holds a secret or a token: the path is kept without its query, a client id only
+//! when it is a GUID, and reasons are the first sentence of error messages that echo no
+//! credential.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::EmulatorState;
+use super::clock::rfc3339_seconds;
+
+/// Requests kept; older ones are forgotten.
+pub const CAPACITY: usize = 1000;
+/// What the audit keeps of a path, a tenant segment or a reason.
+const MAX_TEXT: usize = 256;
+
+/// Who a request came from, noted by its handler on the request.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSubject {
+    pub client_id: Option<Uuid>,
+    pub tenant: Option<String>,
+}
+
+/// Why a request was refused, noted on the response by whoever wrote the error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// `AADSTS7000215`, or Graph's code such as `InvalidAuthenticationToken`; none for the
+    /// control API's own errors.
+    pub code: Option<String>,
+    pub reason: String,
+}
+
+impl Refusal {
+    /// The code and the first sentence of `message`.
+    pub fn new(code: Option<String>, message: &str) -> Refusal {
+        let sentence = match message.find(". ") {
+            Some(end) => &message[..=end],
+            None => message,
+        };
+        Refusal {
+            code,
+            reason: cut(sentence),
+        }
+    }
+}
+
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_TEXT).collect()
+}
+
+/// Notes the client and tenant of a request for the audit. `client_id` is whatever the
+/// client sent: kept only if it is a GUID, so a secret pasted there never reaches the audit.
+pub fn note(req: &actix_web::HttpRequest, client_id: Option<&str>, tenant: Option<&str>) {
+    let subject = AuditSubject {
+        client_id: client_id.and_then(|c| Uuid::try_parse(c.trim()).ok()),
+        tenant: tenant.map(|t| cut(&t.to_ascii_lowercase())),
+    };
+    req.extensions_mut().insert(subject);
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Entry {
+    seq: u64,
+    at: String,
+    method: String,
+    path: String,
+    status: u16,
+    client_id: Option<Uuid>,
+    tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<Refusal>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    entries: VecDeque<Entry>,
+    next_seq: u64,
+}
+
+/// The last [`CAPACITY`] requests.
+#[derive(Debug, Default)]
+pub struct AuditLog {
+    log: Mutex<Log>,
+}
+
+impl AuditLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        // Nothing panics while holding the lock; if something did, the log is still whole.
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(
+        &self,
+        at: OffsetDateTime,
+        method: String,
+        path: String,
+        status: u16,
+        subject: AuditSubject,
+        refusal: Option<Refusal>,
+    ) {
+        let mut log = self.lock();
+        if log.entries.len() == CAPACITY {
+            log.entries.pop_front();
+        }
+        let seq = log.next_seq;
+        log.next_seq += 1;
+        log.entries.push_back(Entry {
+            seq,
+            at: rfc3339_seconds(at),
+            method,
+            path,
+            status,
+            client_id: subject.client_id,
+            tenant: subject.tenant,
+            refusal,
+        });
+    }
+
+    /// The last `limit` requests, newest first.
+    pub fn last(&self, limit: usize) -> serde_json::Value {
+        let log = self.lock();
+        let entries: Vec<&Entry> = log.entries.iter().rev().take(limit).collect();
+        serde_json::to_value(entries).unwrap_or_default()
+    }
+
+    pub fn clear(&self) {
+        self.lock().entries.clear();
+    }
+}
+
+/// Records every request but the reading of the audit itself, after it is answered.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<EmulatorState>>().cloned();
+    let method = req.method().to_string();
+    let path = cut(req.path());
+    let response = next.call(req).await?;
+    if let Some(state) = state
+        && path != "/_emulator/audit"
+    {
+        let subject = response
+            .request()
+            .extensions()
+            .get::<AuditSubject>()
+            .cloned()
+            .unwrap_or_default();
+        let refusal = response.response().extensions().get::<Refusal>().cloned();
+        let status = response.status().as_u16();
+        state
+            .audit
+            .push(state.clock.now(), method, path, status, subject, refusal);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_the_first_sentence() {
+        let r = Refusal::new(
+            Some("AADSTS7000215".into()),
+            "Invalid client secret provided. Ensure the secret being sent is right.",
+        );
+        assert_eq!(r.reason, "Invalid client secret provided.");
+        assert_eq!(Refusal::new(None, "no dot").reason, "no dot");
+    }
+
+    #[test]
+    fn keeps_the_last_requests_newest_first() {
+        let log = AuditLog::default();
+        let now = OffsetDateTime::now_utc();
+        for n in 0..CAPACITY + 5 {
+            log.push(
+                now,
+                "GET".into(),
+                format!("/{n}"),
+                200,
+                AuditSubject::default(),
+                None,
+            );
+        }
+        let last = log.last(2);
+        assert_eq!(last[0]["path"], format!("/{}", CAPACITY + 4));
+        assert_eq!(last[1]["seq"], CAPACITY as u64 + 3);
+        assert_eq!(log.last(usize::MAX).as_array().unwrap().len(), CAPACITY);
+    }
+}
