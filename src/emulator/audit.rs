@@ -3,8 +3,7 @@
 //! Graph's code, and a short reason).
 //!
 //! It never holds a secret or a token: the path is kept without its query, a client id only
-//! when it is a GUID, and reasons are the first sentence of error messages that echo no
-//! credential.
+//! when it is a GUID, and reasons are fixed texts that never quote the request.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -43,16 +42,53 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// The code and the first sentence of `message`.
-    pub fn new(code: Option<String>, message: &str) -> Refusal {
-        let sentence = match message.find(". ") {
-            Some(end) => &message[..=end],
-            None => message,
-        };
+    /// `reason` must not echo the request: callers pass fixed texts.
+    pub fn new(code: Option<String>, reason: &str) -> Refusal {
         Refusal {
             code,
-            reason: cut(sentence),
+            reason: cut(reason),
         }
+    }
+
+    /// An identity-platform refusal: its AADSTS code and the fixed reason for that code.
+    /// Microsoft's messages quote the request (a client id that is no GUID, a scope, a
+    /// redirect URI), and a client may have pasted a secret there: they are not kept.
+    pub fn sts(code: u32) -> Refusal {
+        Refusal::new(Some(format!("AADSTS{code}")), sts_reason(code))
+    }
+}
+
+/// A short reason for each AADSTS code the emulator answers.
+fn sts_reason(code: u32) -> &'static str {
+    match code {
+        50011 => "redirect URI not registered on the app",
+        50027 => "client assertion is not a well-formed JWT",
+        50048 => "client assertion: sub is not iss",
+        50059 => "no tenant in the request (organizations or common)",
+        50091 | 90015 => "query string too long",
+        65004 => "the administrator declined consent",
+        70003 => "unsupported grant type",
+        70011 => "invalid scope",
+        70021 => "no federated credential matches the assertion",
+        90002 => "tenant not found",
+        90033 => "transient error (injected)",
+        500011 => "resource not found in the tenant",
+        700016 => "app not found in the directory (not consented, or unknown client id)",
+        700021 => "client assertion names another client",
+        700022 => "several resources in one scope",
+        700023 => "client assertion audience is not this token endpoint",
+        700024 => "client assertion outside its validity",
+        700027 => "client assertion signature invalid (unknown, expired or wrong key)",
+        700038 => "client id is not a GUID",
+        900023 => "tenant segment is neither a GUID nor a domain",
+        900144 => "a required parameter is missing",
+        900561 => "wrong HTTP method",
+        5002730 => "client assertion algorithm not supported",
+        7000215 => "invalid client secret",
+        7000218 => "no client credential",
+        9000411 => "a parameter is repeated",
+        9002313 => "malformed request",
+        _ => "refused (see the code)",
     }
 }
 
@@ -140,7 +176,7 @@ impl AuditLog {
     }
 }
 
-/// Records every request but the reading of the audit itself, after it is answered.
+/// Records every request, after it is answered, but those that read or clear the audit.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -172,13 +208,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reason_is_the_first_sentence() {
-        let r = Refusal::new(
-            Some("AADSTS7000215".into()),
-            "Invalid client secret provided. Ensure the secret being sent is right.",
-        );
-        assert_eq!(r.reason, "Invalid client secret provided.");
-        assert_eq!(Refusal::new(None, "no dot").reason, "no dot");
+    fn identity_platform_reasons_are_fixed_texts_per_code() {
+        let r = Refusal::sts(7000215);
+        assert_eq!(r.code.as_deref(), Some("AADSTS7000215"));
+        assert_eq!(r.reason, "invalid client secret");
+        assert_eq!(Refusal::sts(1).reason, "refused (see the code)");
+        assert_eq!(Refusal::new(None, &"x".repeat(1000)).reason.len(), MAX_TEXT);
     }
 
     #[test]

@@ -455,7 +455,7 @@ impl StsError {
 
     /// Why the request was refused, for the request audit.
     pub fn refusal(&self) -> Refusal {
-        Refusal::new(Some(format!("AADSTS{}", self.code)), &self.message)
+        Refusal::sts(self.code)
     }
 }
 
@@ -682,9 +682,18 @@ impl GraphError {
             ));
         }
         let mut response = response.json(body);
+        // Messages of these codes are fixed texts; the others quote the query or path.
+        let reason = match self.code {
+            "InvalidAuthenticationToken"
+            | "Authorization_RequestDenied"
+            | "TooManyRequests"
+            | "serviceNotAvailable"
+            | "generalException" => self.message.as_str(),
+            _ => "the path, query or method is not one Graph serves",
+        };
         response
             .extensions_mut()
-            .insert(Refusal::new(Some(self.code.to_owned()), &self.message));
+            .insert(Refusal::new(Some(self.code.to_owned()), reason));
         response
     }
 }
