@@ -486,7 +486,7 @@ impl Throttle {
                 })
             })
             .collect();
-        watched.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        watched.sort_by_key(Value::to_string);
         Some(json!({
             "mode": "throttle",
             "retry_after_seconds": rule.retry_after_secs,

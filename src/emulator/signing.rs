@@ -26,6 +26,9 @@ use super::keys::KeyRing;
 /// The kinds of JWT the emulator issues, which hostile modes choose among.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+// The names are the control API's (`app_access_token`, `id_token`, ...), as the protocols
+// name these tokens.
+#[allow(clippy::enum_variant_names)]
 pub enum TokenKind {
     /// The client-credentials grant's token (`idtyp: app`).
     AppAccessToken,

@@ -127,7 +127,7 @@ async fn rotation_keeps_the_old_key_published_until_its_tokens_expire() {
     );
     emulator.advance_clock(120).await;
     let published = jwks(&emulator).await;
-    assert_eq!(kids(&published), [new_kid.clone()], "the retired key left");
+    assert_eq!(kids(&published), [new_kid], "the retired key left");
     assert_eq!(validate(&before, &published), None);
     let fresh = emulator.access_token(&emulator.contoso()).await;
     assert_eq!(validate(&fresh, &published), Some(true));
