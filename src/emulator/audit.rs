@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use serde::Serialize;
@@ -106,17 +107,29 @@ pub fn note(req: &actix_web::HttpRequest, client_id: Option<&str>, tenant: Optio
     req.extensions_mut().insert(subject);
 }
 
+/// One request as recorded: kept raw, and formatted only when the audit is read, so that
+/// recording costs the path's copy and a push.
 #[derive(Debug, Clone, Serialize)]
 struct Entry {
     seq: u64,
-    at: String,
-    method: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    at: OffsetDateTime,
+    #[serde(serialize_with = "as_str")]
+    method: Method,
     path: String,
     status: u16,
     client_id: Option<Uuid>,
     tenant: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<Refusal>,
+}
+
+fn as_rfc3339<S: serde::Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_seconds(*at))
+}
+
+fn as_str<S: serde::Serializer>(method: &Method, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(method.as_str())
 }
 
 #[derive(Debug, Default)]
@@ -140,7 +153,7 @@ impl AuditLog {
     fn push(
         &self,
         at: OffsetDateTime,
-        method: String,
+        method: Method,
         path: String,
         status: u16,
         subject: AuditSubject,
@@ -154,7 +167,7 @@ impl AuditLog {
         log.next_seq += 1;
         log.entries.push_back(Entry {
             seq,
-            at: rfc3339_seconds(at),
+            at,
             method,
             path,
             status,
@@ -164,10 +177,17 @@ impl AuditLog {
         });
     }
 
-    /// The last `limit` requests, newest first.
+    /// The last `limit` requests, newest first: copied under the mutex every request takes
+    /// to record itself, and formatted after it is released.
     pub fn last(&self, limit: usize) -> serde_json::Value {
-        let log = self.lock();
-        let entries: Vec<&Entry> = log.entries.iter().rev().take(limit).collect();
+        let entries: Vec<Entry> = self
+            .lock()
+            .entries
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect();
         serde_json::to_value(entries).unwrap_or_default()
     }
 
@@ -182,7 +202,7 @@ pub async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<EmulatorState>>().cloned();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let path = cut(req.path());
     let response = next.call(req).await?;
     if let Some(state) = state
@@ -223,7 +243,7 @@ mod tests {
         for n in 0..CAPACITY + 5 {
             log.push(
                 now,
-                "GET".into(),
+                Method::GET,
                 format!("/{n}"),
                 200,
                 AuditSubject::default(),
