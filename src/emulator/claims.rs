@@ -121,6 +121,12 @@ impl AccessTokenClaims {
     }
 }
 
+impl super::signing::TokenClaims for AccessTokenClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
 /// Microsoft's `tenant_region_scope`: NA, EU, AS, OC, SA, AF.
 pub(super) fn region_scope(country: &str) -> &'static str {
     match country {

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::assertion::{AssertionError, KeyInfo};
+use super::audit::Refusal;
 use super::clock::sts_timestamp;
 
 /// `2024-10-02T22:05:03.6755165Z`: how AADSTS700024 writes times.
@@ -463,7 +464,14 @@ impl StsError {
         if let Some(secs) = self.retry_after_secs {
             response.insert_header(("Retry-After", secs.to_string()));
         }
-        response.json(body)
+        let mut response = response.json(body);
+        response.extensions_mut().insert(self.refusal());
+        response
+    }
+
+    /// Why the request was refused, for the request audit.
+    pub fn refusal(&self) -> Refusal {
+        Refusal::sts(self.code)
     }
 }
 
@@ -689,6 +697,19 @@ impl GraphError {
                 r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#,
             ));
         }
-        response.json(body)
+        let mut response = response.json(body);
+        // Messages of these codes are fixed texts; the others quote the query or path.
+        let reason = match self.code {
+            "InvalidAuthenticationToken"
+            | "Authorization_RequestDenied"
+            | "TooManyRequests"
+            | "serviceNotAvailable"
+            | "generalException" => self.message.as_str(),
+            _ => "the path, query or method is not one Graph serves",
+        };
+        response
+            .extensions_mut()
+            .insert(Refusal::new(Some(self.code.to_owned()), reason));
+        response
     }
 }

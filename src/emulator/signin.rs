@@ -203,6 +203,11 @@ impl SignIns {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Forgets every flow, code, refresh token and browser session (`POST /_emulator/reset`).
+    pub fn clear(&self) {
+        *self.lock() = Inner::default();
+    }
+
     /// Stores a flow and returns its id.
     pub fn start(&self, flow: Flow, now: OffsetDateTime) -> String {
         let id = random_token();

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::claims::{BACKDATE_SECS, GRAPH_APP_ID, random_id, region_scope};
 use super::directory::{AppRegistration, Tenant};
+use super::signing::TokenClaims;
 use super::users::Account;
 
 /// The role template ids Microsoft puts in `wids`: Global Administrator, and User.
@@ -172,6 +173,18 @@ impl DelegatedAccessTokenClaims {
             }],
             xms_tcdt: tenant.created_at.unix_timestamp(),
         }
+    }
+}
+
+impl TokenClaims for IdTokenClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
+impl TokenClaims for DelegatedAccessTokenClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
     }
 }
 

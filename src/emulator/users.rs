@@ -1,25 +1,18 @@
-//! The people who can sign in: user accounts per tenant (administrator or not), the app roles
-//! the app registration declares and their assignments to users, and the delegated
-//! permissions users and administrators granted the app.
+//! The people who can sign in: user accounts per tenant (administrator or not), their
+//! assignments to the app roles the app registrations declare, each tenant's user-consent
+//! policy, and the delegated permissions users and administrators granted each app.
 //!
 //! Graph's `GET /users` lists generated users that no one signs in as; these accounts are
 //! few, named, and kept apart so that a directory of 100,000 tenants costs nothing more.
+//! App roles themselves belong to the app registrations ([`AppRole`]); an account holds
+//! only which roles of which app it was assigned.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ring::digest;
 use uuid::Uuid;
 
-use super::directory::{Tenant, is_dns_name};
-
-/// An app role declared on the app registration (`appRoles` in its manifest).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppRole {
-    pub id: Uuid,
-    /// What the `roles` claim carries, e.g. `Consentry.Operator`.
-    pub value: String,
-    pub display_name: String,
-}
+use super::directory::{AppRegistration, AppRole, Directory, Tenant, is_dns_name};
 
 /// A user account of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +27,8 @@ pub struct Account {
     /// Holds an administrator role that may consent for the whole organisation
     /// (Global, Privileged Role or Cloud Application Administrator).
     pub admin: bool,
-    /// Ids of the app roles assigned to this user.
-    pub app_roles: BTreeSet<Uuid>,
+    /// The app roles assigned to this user: (the app's client id, the role's id).
+    pub app_roles: BTreeSet<(Uuid, Uuid)>,
 }
 
 /// What users who are not administrators may consent to on their own (the tenant's
@@ -56,8 +49,8 @@ pub enum UserConsentPolicy {
 /// impact (learn.microsoft.com, "Configure permission classifications").
 pub const LOW_IMPACT: &[&str] = &["openid", "profile", "email", "offline_access", "User.Read"];
 
-/// The delegated permissions the app registration lists (its static permissions), which an
-/// admin consent through `/adminconsent` grants for every user of the tenant.
+/// The delegated permissions every app registration lists (its static permissions), which
+/// an admin consent through `/adminconsent` grants for every user of the tenant.
 pub const DEFAULT_DELEGATED: &[&str] =
     &["openid", "profile", "email", "offline_access", "User.Read"];
 
@@ -74,12 +67,12 @@ pub enum AccountError {
     InvalidName(String),
     #[error("no user {0} in this tenant")]
     NoSuchUser(String),
+    #[error("no app with client id {0} is registered")]
+    NoSuchApp(Uuid),
     #[error("the app declares no role '{0}'")]
     NoSuchRole(String),
-    #[error("the app already declares a role with value or id '{0}'")]
-    RoleExists(String),
-    #[error("'{0}' is not an app role value (letters, digits and . _ - :, at most 120)")]
-    InvalidRole(String),
+    #[error("the app role '{0}' is not for users (its allowed_member_types lack \"User\")")]
+    NotForUsers(String),
     #[error("display_name must be 1 to 256 characters")]
     InvalidDisplayName,
     #[error("a tenant holds at most {0} sign-in users")]
@@ -88,10 +81,15 @@ pub enum AccountError {
 
 /// Sign-in users per tenant: enough for any test, bounded like everything else.
 pub const MAX_USERS_PER_TENANT: usize = 1000;
-/// App roles per app registration (Entra allows 1,200 in the manifest).
-pub const MAX_APP_ROLES: usize = 1200;
 
-/// A new account, as the control API describes it.
+/// An app role to assign: the app's client id, and the role's value or id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRef {
+    pub app: Uuid,
+    pub role: String,
+}
+
+/// A new account, as the control API and fixtures describe it.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
     pub id: Option<Uuid>,
@@ -99,22 +97,24 @@ pub struct NewAccount {
     pub user_principal_name: String,
     pub mail: Option<String>,
     pub admin: bool,
-    pub roles: Vec<String>,
+    pub roles: Vec<RoleRef>,
 }
 
 /// Everyone who can sign in, and what they consented to.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Accounts {
-    pub app_roles: Vec<AppRole>,
-    /// The app's static delegated permissions.
+    /// The apps' static delegated permissions.
     pub delegated: Vec<String>,
     users: HashMap<Uuid, Account>,
     /// Lower-case user principal name → user id.
     by_name: HashMap<String, Uuid>,
-    /// Delegated permissions one user granted the app (consentType `Principal`).
-    user_grants: HashMap<(Uuid, Uuid), BTreeSet<String>>,
-    /// Delegated permissions an administrator granted for everyone (`AllPrincipals`).
-    org_grants: HashMap<Uuid, BTreeSet<String>>,
+    /// Delegated permissions one user granted an app (consentType `Principal`):
+    /// (tenant, app, user).
+    user_grants: HashMap<(Uuid, Uuid, Uuid), BTreeSet<String>>,
+    /// Delegated permissions an administrator granted an app for everyone
+    /// (`AllPrincipals`): (tenant, app).
+    org_grants: HashMap<(Uuid, Uuid), BTreeSet<String>>,
+    /// Set explicitly; the others have [`UserConsentPolicy::LowImpact`].
     policies: HashMap<Uuid, UserConsentPolicy>,
 }
 
@@ -158,8 +158,13 @@ impl Accounts {
     }
 
     /// Creates an account in `tenant`; its user principal name must be on one of the
-    /// tenant's domains.
-    pub fn add(&mut self, tenant: &Tenant, new: NewAccount) -> Result<&Account, AccountError> {
+    /// tenant's domains, and its roles declared by apps of `dir` for users.
+    pub fn add(
+        &mut self,
+        dir: &Directory,
+        tenant: &Tenant,
+        new: NewAccount,
+    ) -> Result<&Account, AccountError> {
         let name = new.user_principal_name.trim().to_ascii_lowercase();
         let domain_ok = name.split_once('@').is_some_and(|(local, domain)| {
             is_local_part(local) && is_dns_name(domain) && tenant.domains().any(|d| d == domain)
@@ -194,7 +199,7 @@ impl Accounts {
         {
             return Err(AccountError::TooMany(MAX_USERS_PER_TENANT));
         }
-        let app_roles = self.role_ids(&new.roles)?;
+        let app_roles = role_ids(dir, &new.roles)?;
         self.by_name.insert(name.clone(), id);
         Ok(self.users.entry(id).or_insert(Account {
             id,
@@ -218,11 +223,12 @@ impl Accounts {
             .remove(&id)
             .ok_or_else(|| AccountError::NoSuchUser(id.to_string()))?;
         self.by_name.remove(&user.user_principal_name);
-        self.user_grants.remove(&(tenant, id));
+        self.user_grants
+            .retain(|(t, _, u), _| !(*t == tenant && *u == id));
         Ok(user)
     }
 
-    /// Forgets a deleted tenant's users and grants.
+    /// Forgets a deleted tenant's users, grants and policy.
     pub fn remove_tenant(&mut self, tenant: Uuid) {
         let gone: Vec<Uuid> = self
             .users
@@ -233,137 +239,86 @@ impl Accounts {
         for id in gone {
             let _ = self.remove(tenant, id);
         }
-        self.forget_grants(tenant);
+        self.org_grants.retain(|(t, _), _| *t != tenant);
+        self.user_grants.retain(|(t, _, _), _| *t != tenant);
         self.policies.remove(&tenant);
     }
 
-    /// What deleting the app's service principal does to delegated grants: all go.
-    pub fn forget_grants(&mut self, tenant: Uuid) {
-        self.org_grants.remove(&tenant);
-        self.user_grants.retain(|(t, _), _| *t != tenant);
+    /// What deleting app `app`'s service principal does to its delegated grants: all go.
+    pub fn forget_grants(&mut self, tenant: Uuid, app: Uuid) {
+        self.org_grants.remove(&(tenant, app));
+        self.user_grants
+            .retain(|(t, a, _), _| !(*t == tenant && *a == app));
     }
 
-    /// Replaces a user's app role assignments (by role value or id).
+    /// Replaces a user's assignments to app `app`'s roles (by role value or id); the
+    /// assignments to other apps' roles stay.
     pub fn assign_roles(
         &mut self,
+        dir: &Directory,
         tenant: Uuid,
         id: Uuid,
+        app: Uuid,
         roles: &[String],
     ) -> Result<&Account, AccountError> {
-        let ids = self.role_ids(roles)?;
+        let refs: Vec<RoleRef> = roles
+            .iter()
+            .map(|r| RoleRef {
+                app,
+                role: r.clone(),
+            })
+            .collect();
+        dir.app(app).ok_or(AccountError::NoSuchApp(app))?;
+        let ids = role_ids(dir, &refs)?;
         match self.users.get_mut(&id) {
             Some(u) if u.tenant == tenant => {
-                u.app_roles = ids;
+                u.app_roles.retain(|(a, _)| *a != app);
+                u.app_roles.extend(ids);
                 Ok(u)
             }
             _ => Err(AccountError::NoSuchUser(id.to_string())),
         }
     }
 
-    fn role_ids(&self, roles: &[String]) -> Result<BTreeSet<Uuid>, AccountError> {
-        roles
-            .iter()
-            .map(|r| {
-                self.role(r)
-                    .map(|role| role.id)
-                    .ok_or_else(|| AccountError::NoSuchRole(r.clone()))
-            })
-            .collect()
-    }
-
-    /// The declared role whose value (case-sensitive, as in the manifest) or id is `key`.
-    pub fn role(&self, key: &str) -> Option<&AppRole> {
-        let id = Uuid::try_parse(key).ok();
-        self.app_roles
-            .iter()
-            .find(|r| r.value == key || Some(r.id) == id)
-    }
-
-    pub fn declare_role(
-        &mut self,
-        value: String,
-        display_name: Option<String>,
-        id: Option<Uuid>,
-    ) -> Result<&AppRole, AccountError> {
-        let well_formed = !value.is_empty()
-            && value.len() <= 120
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
-        if !well_formed {
-            return Err(AccountError::InvalidRole(value));
-        }
-        let id = id.unwrap_or_else(Uuid::new_v4);
-        if self
-            .app_roles
-            .iter()
-            .any(|r| r.value == value || r.id == id)
-        {
-            return Err(AccountError::RoleExists(value));
-        }
-        if self.app_roles.len() >= MAX_APP_ROLES {
-            return Err(AccountError::TooMany(MAX_APP_ROLES));
-        }
-        let display_name = display_name
-            .map(|d| d.trim().to_owned())
-            .filter(|d| !d.is_empty() && d.chars().count() <= 256)
-            .unwrap_or_else(|| value.clone());
-        self.app_roles.push(AppRole {
-            id,
-            value,
-            display_name,
-        });
-        Ok(&self.app_roles[self.app_roles.len() - 1])
-    }
-
-    /// Removes a declared role and every assignment of it.
-    pub fn remove_role(&mut self, key: &str) -> Result<AppRole, AccountError> {
-        let role = self
-            .role(key)
-            .cloned()
-            .ok_or_else(|| AccountError::NoSuchRole(key.to_owned()))?;
-        self.app_roles.retain(|r| r.id != role.id);
+    /// What removing a role from its app does to the users it was assigned to.
+    pub fn unassign_role(&mut self, app: Uuid, role: Uuid) {
         for user in self.users.values_mut() {
-            user.app_roles.remove(&role.id);
+            user.app_roles.remove(&(app, role));
         }
-        Ok(role)
-    }
-
-    /// The values of the roles assigned to `user`, as the `roles` claim lists them.
-    pub fn role_values(&self, user: &Account) -> Vec<String> {
-        self.app_roles
-            .iter()
-            .filter(|r| user.app_roles.contains(&r.id))
-            .map(|r| r.value.clone())
-            .collect()
     }
 
     pub fn policy(&self, tenant: Uuid) -> UserConsentPolicy {
-        self.policies
-            .get(&tenant)
-            .copied()
+        self.explicit_policy(tenant)
             .unwrap_or(UserConsentPolicy::LowImpact)
+    }
+
+    /// The policy set for `tenant` by the control API or a fixture, if any.
+    pub fn explicit_policy(&self, tenant: Uuid) -> Option<UserConsentPolicy> {
+        self.policies.get(&tenant).copied()
     }
 
     pub fn set_policy(&mut self, tenant: Uuid, policy: UserConsentPolicy) {
         self.policies.insert(tenant, policy);
     }
 
-    /// The scopes of `wanted` that `user` has not been granted yet. An admin consent through
-    /// `/adminconsent` (the service principal exists) grants the static permissions to all.
+    /// The scopes of `wanted` that `user` has not granted app `app` yet. An admin consent
+    /// through `/adminconsent` (the app's service principal exists) grants the static
+    /// permissions to all.
     pub fn missing<'a>(
         &self,
         tenant: &Tenant,
+        app: Uuid,
         user: &Account,
         wanted: &'a [String],
     ) -> Vec<&'a String> {
-        let org = self.org_grants.get(&tenant.id);
-        let own = self.user_grants.get(&(tenant.id, user.id));
+        let org = self.org_grants.get(&(tenant.id, app));
+        let own = self.user_grants.get(&(tenant.id, app, user.id));
+        let consented = tenant.consent(app).is_some();
         wanted
             .iter()
             .filter(|scope| {
-                let by_admin = tenant.consent.is_some()
-                    && self.delegated.iter().any(|d| d.eq_ignore_ascii_case(scope));
+                let by_admin =
+                    consented && self.delegated.iter().any(|d| d.eq_ignore_ascii_case(scope));
                 let held = |set: Option<&BTreeSet<String>>| {
                     set.is_some_and(|s| s.iter().any(|g| g.eq_ignore_ascii_case(scope)))
                 };
@@ -386,37 +341,66 @@ impl Accounts {
         }
     }
 
-    /// Records a consent: for the user alone, or (an administrator's choice) for everyone.
-    pub fn grant(&mut self, user: &Account, scopes: &[String], for_everyone: bool) {
+    /// Records a consent to app `app`: for the user alone, or (an administrator's choice)
+    /// for everyone.
+    pub fn grant(&mut self, user: &Account, app: Uuid, scopes: &[String], for_everyone: bool) {
         let set = if for_everyone {
-            self.org_grants.entry(user.tenant).or_default()
+            self.org_grants.entry((user.tenant, app)).or_default()
         } else {
-            self.user_grants.entry((user.tenant, user.id)).or_default()
+            self.user_grants
+                .entry((user.tenant, app, user.id))
+                .or_default()
         };
         set.extend(scopes.iter().cloned());
     }
 
-    /// What the control API shows: each grant holder and its scopes.
-    pub fn grants_of(&self, tenant: Uuid) -> BTreeMap<String, Vec<String>> {
+    /// What the control API shows of app `app`'s grants: each grant holder and its scopes.
+    pub fn grants_of(&self, tenant: Uuid, app: Uuid) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
-        if let Some(org) = self.org_grants.get(&tenant) {
+        if let Some(org) = self.org_grants.get(&(tenant, app)) {
             out.insert("all_principals".to_owned(), org.iter().cloned().collect());
         }
-        for ((t, user), scopes) in &self.user_grants {
-            if *t == tenant {
+        for ((t, a, user), scopes) in &self.user_grants {
+            if *t == tenant && *a == app {
                 out.insert(user.to_string(), scopes.iter().cloned().collect());
             }
         }
         out
     }
 
-    /// The user's own consents, for the control API.
-    pub fn user_grant(&self, user: &Account) -> Vec<String> {
+    /// The user's own consents to app `app`, for the control API.
+    pub fn user_grant(&self, user: &Account, app: Uuid) -> Vec<String> {
         self.user_grants
-            .get(&(user.tenant, user.id))
+            .get(&(user.tenant, app, user.id))
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+/// The values of app `app`'s roles assigned to `user`, as the `roles` claim lists them.
+pub fn role_values(user: &Account, app: &AppRegistration) -> Vec<String> {
+    app.app_roles
+        .iter()
+        .filter(|r| user.app_roles.contains(&(app.client_id, r.id)))
+        .map(|r| r.value.clone())
+        .collect()
+}
+
+/// The (app, role id) pairs `roles` name; each role must be declared for users.
+fn role_ids(dir: &Directory, roles: &[RoleRef]) -> Result<BTreeSet<(Uuid, Uuid)>, AccountError> {
+    roles
+        .iter()
+        .map(|r| {
+            let app = dir.app(r.app).ok_or(AccountError::NoSuchApp(r.app))?;
+            let role: &AppRole = app
+                .role(&r.role)
+                .ok_or_else(|| AccountError::NoSuchRole(r.role.clone()))?;
+            if !role.allowed_member_types.iter().any(|t| t == "User") {
+                return Err(AccountError::NotForUsers(role.value.clone()));
+            }
+            Ok((app.client_id, role.id))
+        })
+        .collect()
 }
 
 /// Letters, digits and `. _ - ' +` (what Entra allows before the `@`), at most 64.
@@ -440,7 +424,7 @@ const SEEDED_MEMBERS: &[(&str, &str, &str)] = &[
 ];
 
 /// A user id that is the same in every run: documentation and tests can name it.
-fn fixed_id(tenant: Uuid, who: &str) -> Uuid {
+pub fn fixed_id(tenant: Uuid, who: &str) -> Uuid {
     let mut input = tenant.as_bytes().to_vec();
     input.extend_from_slice(who.as_bytes());
     let hash = digest::digest(&digest::SHA256, &input);
@@ -482,13 +466,39 @@ pub fn seeded_accounts(tenant: &Tenant) -> Vec<NewAccount> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::directory::{NewTenant, ServicePrincipal};
+    use crate::emulator::directory::{NewTenant, SecretHash, ServicePrincipal};
 
-    fn contoso(consented: bool) -> Tenant {
+    const APP: Uuid = Uuid::from_u128(0x11111111_2222_4333_8444_555555555555);
+    const OTHER_APP: Uuid = Uuid::from_u128(0x99999999_2222_4333_8444_555555555555);
+
+    fn app(client_id: Uuid) -> AppRegistration {
+        AppRegistration {
+            client_id,
+            display_name: "app".into(),
+            secrets: vec![SecretHash::of("s")],
+            redirect_uris: vec![],
+            required_roles: vec![],
+            app_roles: vec![],
+            certificates: vec![],
+            federated: vec![],
+        }
+    }
+
+    /// Contoso, consented to [`APP`] or not, in a directory of two apps.
+    fn contoso(consented: bool) -> (Directory, Uuid) {
         let now = time::OffsetDateTime::now_utc();
+        let mut dir = Directory::with_apps(app(APP), vec![app(OTHER_APP)]);
         let seed = crate::emulator::seed::seeded_tenants().remove(0);
-        let consent = consented.then(|| ServicePrincipal::new(Vec::new(), now));
-        Tenant::new(seed, now, consent)
+        let consents = if consented {
+            vec![ServicePrincipal::new(APP, Vec::new(), now)]
+        } else {
+            Vec::new()
+        };
+        let id = dir
+            .insert_tenant(Tenant::new(seed, now, consents))
+            .unwrap()
+            .id;
+        (dir, id)
     }
 
     fn other() -> Tenant {
@@ -504,36 +514,51 @@ mod tests {
                 user_count: 1,
             },
             now,
-            None,
+            Vec::new(),
         )
     }
 
-    fn seeded(tenant: &Tenant) -> Accounts {
+    fn seeded(dir: &Directory, tenant: Uuid) -> Accounts {
+        let tenant = dir.tenant(tenant).unwrap();
         let mut accounts = Accounts::new();
         for a in seeded_accounts(tenant) {
-            accounts.add(tenant, a).unwrap();
+            accounts.add(dir, tenant, a).unwrap();
         }
         accounts
     }
 
+    fn role(value: &str, types: &[&str]) -> AppRole {
+        AppRole {
+            id: Uuid::new_v4(),
+            value: value.into(),
+            display_name: value.into(),
+            description: String::new(),
+            allowed_member_types: types.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
     #[test]
     fn seeded_organisations_have_an_administrator_and_a_member() {
-        let t = contoso(false);
-        let accounts = seeded(&t);
+        let (dir, t) = contoso(false);
+        let accounts = seeded(&dir, t);
         let admin = accounts.by_name("ADMIN@contoso.onmicrosoft.com").unwrap();
         let member = accounts.by_name("adele.vance@contoso.com").unwrap();
         assert!(admin.admin);
         assert!(!member.admin);
         assert_eq!(
-            seeded(&t).by_name("adele.vance@contoso.com").unwrap().id,
+            seeded(&dir, t)
+                .by_name("adele.vance@contoso.com")
+                .unwrap()
+                .id,
             member.id
         );
     }
 
     #[test]
     fn names_must_be_on_the_tenants_domains_and_unique() {
-        let t = contoso(false);
-        let mut accounts = seeded(&t);
+        let (dir, t) = contoso(false);
+        let mut accounts = seeded(&dir, t);
+        let t = dir.tenant(t).unwrap();
         let new = |name: &str| NewAccount {
             id: None,
             display_name: "X".into(),
@@ -542,29 +567,30 @@ mod tests {
             admin: false,
             roles: vec![],
         };
-        assert!(accounts.add(&t, new("x@contoso.com")).is_ok());
+        assert!(accounts.add(&dir, t, new("x@contoso.com")).is_ok());
         assert!(matches!(
-            accounts.add(&t, new("x@fabrikam.com")),
+            accounts.add(&dir, t, new("x@fabrikam.com")),
             Err(AccountError::InvalidName(_))
         ));
         assert!(matches!(
-            accounts.add(&t, new("<b>@contoso.com")),
+            accounts.add(&dir, t, new("<b>@contoso.com")),
             Err(AccountError::InvalidName(_))
         ));
         assert!(matches!(
-            accounts.add(&t, new("X@Contoso.com")),
+            accounts.add(&dir, t, new("X@Contoso.com")),
             Err(AccountError::NameTaken(_))
         ));
         assert!(matches!(
-            accounts.add(&other(), new("y@contoso.com")),
+            accounts.add(&dir, &other(), new("y@contoso.com")),
             Err(AccountError::InvalidName(_))
         ));
     }
 
     #[test]
-    fn consent_needs_an_administrator_beyond_the_policy() {
-        let t = contoso(false);
-        let mut accounts = seeded(&t);
+    fn consent_needs_an_administrator_beyond_the_policy_and_is_per_app() {
+        let (dir, t) = contoso(false);
+        let mut accounts = seeded(&dir, t);
+        let t = dir.tenant(t).unwrap();
         let member = accounts.by_name("adele.vance@contoso.com").unwrap().clone();
         let admin = accounts
             .by_name("admin@contoso.onmicrosoft.com")
@@ -572,60 +598,71 @@ mod tests {
             .clone();
         let wanted: Vec<String> = vec!["openid".into(), "Mail.Read".into()];
 
-        let missing = accounts.missing(&t, &member, &wanted);
+        let missing = accounts.missing(t, APP, &member, &wanted);
         assert_eq!(missing.len(), 2);
         assert!(!accounts.may_consent(&member, &missing));
         assert!(accounts.may_consent(&member, &missing[..1]));
         assert!(accounts.may_consent(&admin, &missing));
 
-        accounts.grant(&admin, &wanted, true);
-        assert!(accounts.missing(&t, &member, &wanted).is_empty());
-        accounts.forget_grants(t.id);
-        assert_eq!(accounts.missing(&t, &member, &wanted).len(), 2);
+        accounts.grant(&admin, APP, &wanted, true);
+        assert!(accounts.missing(t, APP, &member, &wanted).is_empty());
+        assert_eq!(accounts.missing(t, OTHER_APP, &member, &wanted).len(), 2);
+        accounts.forget_grants(t.id, APP);
+        assert_eq!(accounts.missing(t, APP, &member, &wanted).len(), 2);
 
         accounts.set_policy(t.id, UserConsentPolicy::None);
         assert!(!accounts.may_consent(&member, &missing[..1]));
     }
 
     #[test]
-    fn an_admin_consent_grants_the_static_permissions_only() {
-        let t = contoso(true);
-        let accounts = seeded(&t);
+    fn an_admin_consent_grants_the_static_permissions_to_its_app_only() {
+        let (dir, t) = contoso(true);
+        let accounts = seeded(&dir, t);
+        let t = dir.tenant(t).unwrap();
         let member = accounts.by_name("adele.vance@contoso.com").unwrap();
         let wanted: Vec<String> = vec!["openid".into(), "user.read".into(), "Mail.Read".into()];
-        assert_eq!(accounts.missing(&t, member, &wanted), vec![&wanted[2]]);
+        assert_eq!(accounts.missing(t, APP, member, &wanted), vec![&wanted[2]]);
+        assert_eq!(accounts.missing(t, OTHER_APP, member, &wanted).len(), 3);
     }
 
     #[test]
-    fn roles_are_assigned_by_value_or_id_and_removed_with_their_declaration() {
-        let t = contoso(false);
-        let mut accounts = seeded(&t);
-        let id = accounts
-            .declare_role("Operator".into(), None, None)
+    fn roles_are_the_apps_assigned_per_app_and_removed_with_their_declaration() {
+        let (mut dir, t) = contoso(false);
+        let id = dir
+            .declare_role(APP, role("Operator", &["User"]))
             .unwrap()
             .id;
-        assert!(
-            accounts
-                .declare_role("Operator".into(), None, None)
-                .is_err()
-        );
-        assert!(
-            accounts
-                .declare_role("bad role".into(), None, None)
-                .is_err()
-        );
+        dir.declare_role(OTHER_APP, role("Operator", &["User"]))
+            .unwrap();
+        dir.declare_role(APP, role("Daemon", &["Application"]))
+            .unwrap();
+        assert!(dir.declare_role(APP, role("Operator", &["User"])).is_err());
+        assert!(dir.declare_role(APP, role("bad role", &["User"])).is_err());
+        let mut accounts = seeded(&dir, t);
         let member = accounts.by_name("adele.vance@contoso.com").unwrap().id;
+
         accounts
-            .assign_roles(t.id, member, &["Operator".into()])
+            .assign_roles(&dir, t, member, APP, &["Operator".into()])
+            .unwrap();
+        accounts
+            .assign_roles(&dir, t, member, OTHER_APP, &["Operator".into()])
             .unwrap();
         let user = accounts.user(member).unwrap().clone();
-        assert_eq!(accounts.role_values(&user), vec!["Operator".to_owned()]);
-        assert!(
-            accounts
-                .assign_roles(t.id, member, &["Nope".into()])
-                .is_err()
-        );
-        accounts.remove_role(&id.to_string()).unwrap();
-        assert!(accounts.user(member).unwrap().app_roles.is_empty());
+        assert_eq!(role_values(&user, dir.app(APP).unwrap()), ["Operator"]);
+        assert_eq!(user.app_roles.len(), 2, "one per app");
+        assert!(matches!(
+            accounts.assign_roles(&dir, t, member, APP, &["Nope".into()]),
+            Err(AccountError::NoSuchRole(_))
+        ));
+        assert!(matches!(
+            accounts.assign_roles(&dir, t, member, APP, &["Daemon".into()]),
+            Err(AccountError::NotForUsers(_))
+        ));
+
+        dir.remove_role(APP, &id.to_string()).unwrap();
+        accounts.unassign_role(APP, id);
+        let user = accounts.user(member).unwrap();
+        assert!(role_values(user, dir.app(APP).unwrap()).is_empty());
+        assert_eq!(role_values(user, dir.app(OTHER_APP).unwrap()), ["Operator"]);
     }
 }

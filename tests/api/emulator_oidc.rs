@@ -1220,3 +1220,252 @@ async fn msal_python_signs_a_user_in_with_the_auth_code_flow() {
         "MSAL refreshes from its cache: {result}"
     );
 }
+
+/// The JWT's header, decoded.
+fn jwt_header(jwt: &str) -> Value {
+    let part = jwt.split('.').next().expect("a header");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+/// The published keys' ids, the current key first.
+async fn published_kids(emulator: &TestEmulator, tenant: &str) -> Vec<String> {
+    let jwks: Value = emulator
+        .http
+        .get(emulator.url(&format!("/{tenant}/discovery/v2.0/keys")))
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("JSON");
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_hostile_mode_for_id_tokens_makes_the_code_flows_id_token_wrong_and_nothing_else() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    let right_issuer = format!("{}/{contoso}/v2.0", emulator.base);
+    let modes = [
+        "wrong_issuer",
+        "wrong_audience",
+        "wrong_tenant",
+        "expired",
+        "not_yet_valid",
+        "unknown_kid",
+        "bad_signature",
+        "alg_none",
+    ];
+    for mode in modes {
+        let (status, set) = emulator
+            .control(
+                reqwest::Method::POST,
+                "/hostile",
+                Some(json!({"mode": mode, "tokens": ["id_token"]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{mode}: {set}");
+
+        let code = sign_in(&emulator, &browser(&emulator), &contoso, CONTOSO_ADMIN).await;
+        let body = tokens(&emulator, &contoso, &code).await;
+        let id_token = body["id_token"].as_str().expect("id_token");
+        let c = claims(id_token);
+        let kids = published_kids(&emulator, &contoso).await;
+        let kid = jwt_header(id_token)["kid"].as_str().map(str::to_owned);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+        match mode {
+            "wrong_issuer" => assert_ne!(c["iss"], right_issuer.as_str(), "{c}"),
+            "wrong_audience" => assert_ne!(c["aud"], emulator.client_id.as_str(), "{c}"),
+            "wrong_tenant" => {
+                assert_ne!(c["tid"], contoso.as_str(), "{c}");
+                assert_eq!(c["iss"], right_issuer.as_str(), "iss and tid disagree");
+            }
+            "expired" => assert!(c["exp"].as_i64().unwrap() < now - 300, "{c}"),
+            "not_yet_valid" => assert!(c["nbf"].as_i64().unwrap() > now + 300, "{c}"),
+            "unknown_kid" => assert!(!kids.contains(&kid.unwrap()), "no published key"),
+            // Its signature failing is checked on its own, below.
+            "bad_signature" => {
+                assert!(kids.contains(&kid.unwrap()), "a published kid");
+                assert_eq!(c["iss"], right_issuer.as_str(), "the claims are right");
+            }
+            "alg_none" => {
+                assert_eq!(jwt_header(id_token)["alg"], "none");
+                assert!(id_token.ends_with('.'), "an empty signature");
+            }
+            _ => unreachable!(),
+        }
+        // The delegated access token of the same answer is not touched.
+        let access = verified(&emulator, &contoso, body["access_token"].as_str().unwrap()).await;
+        assert_eq!(access["tid"], contoso.as_str(), "{mode}");
+        // And the next ID token is right again.
+        let code = sign_in(&emulator, &browser(&emulator), &contoso, CONTOSO_ADMIN).await;
+        let next = tokens(&emulator, &contoso, &code).await;
+        let id = verified(&emulator, &contoso, next["id_token"].as_str().unwrap()).await;
+        assert_eq!(
+            (id["iss"].as_str(), id["aud"].as_str(), id["tid"].as_str()),
+            (
+                Some(right_issuer.as_str()),
+                Some(emulator.client_id.as_str()),
+                Some(contoso.as_str())
+            ),
+            "{mode}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_signature_on_an_id_token_fails_verification_against_the_jwks() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/hostile",
+            Some(json!({"mode": "bad_signature", "tokens": ["id_token"]})),
+        )
+        .await;
+
+    let code = sign_in(&emulator, &browser(&emulator), &contoso, CONTOSO_ADMIN).await;
+    let body = tokens(&emulator, &contoso, &code).await;
+    let id_token = body["id_token"].as_str().unwrap().to_owned();
+    let emulator = std::sync::Arc::new(emulator);
+    let verifying = {
+        let emulator = emulator.clone();
+        tokio::spawn(async move { verified(&emulator, &contoso, &id_token).await })
+    };
+
+    assert!(
+        verifying.await.is_err(),
+        "the signature must not verify against the published key"
+    );
+}
+
+#[tokio::test]
+async fn after_key_rotation_id_tokens_are_signed_by_the_new_key() {
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    let code = sign_in(&emulator, &browser(&emulator), &contoso, CONTOSO_ADMIN).await;
+    let before = tokens(&emulator, &contoso, &code).await;
+    let old_kid = jwt_header(before["id_token"].as_str().unwrap())["kid"].clone();
+
+    let (status, _) = emulator
+        .control(reqwest::Method::POST, "/keys/rotate", None)
+        .await;
+    let code = sign_in(&emulator, &browser(&emulator), &contoso, CONTOSO_ADMIN).await;
+    let after = tokens(&emulator, &contoso, &code).await;
+    let kids = published_kids(&emulator, &contoso).await;
+
+    assert_eq!(status, 201);
+    let id_token = after["id_token"].as_str().unwrap();
+    let new_kid = jwt_header(id_token)["kid"].clone();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(new_kid, kids[0].as_str(), "the current key signs");
+    assert!(
+        kids.contains(&old_kid.as_str().unwrap().to_owned()),
+        "the old key stays"
+    );
+    verified(&emulator, &contoso, id_token).await;
+    verified(&emulator, &contoso, after["access_token"].as_str().unwrap()).await;
+    // The old ID token still verifies against the JWKS (its key is still published).
+    verified(&emulator, &contoso, before["id_token"].as_str().unwrap()).await;
+}
+
+#[tokio::test]
+async fn reset_forgets_codes_refresh_tokens_grants_and_sessions() {
+    let emulator = spawn_emulator().await;
+    let browser = browser(&emulator);
+    let contoso = emulator.contoso();
+    let code = sign_in(&emulator, &browser, &contoso, CONTOSO_ADMIN).await;
+    let body = tokens(&emulator, &contoso, &code).await;
+    let unused = sign_in(&emulator, &browser, &contoso, CONTOSO_ADMIN).await;
+
+    let (status, _) = emulator
+        .control(reqwest::Method::POST, "/reset", None)
+        .await;
+    let refreshed = refresh(&emulator, &contoso, body["refresh_token"].as_str().unwrap()).await;
+    let redeemed = redeem(&emulator, &contoso, &unused, &[]).await;
+    let (_, grants) = emulator
+        .control(
+            reqwest::Method::GET,
+            &format!("/tenants/{contoso}/grants"),
+            None,
+        )
+        .await;
+    let silent = authorize(
+        &emulator,
+        &browser,
+        &contoso,
+        &query(&emulator, &[("prompt", "none")]),
+    )
+    .await;
+
+    assert_eq!(status, 200);
+    assert_sts_error(refreshed, 400, "invalid_grant", 9002313).await;
+    assert_sts_error(redeemed, 400, "invalid_grant", 9002313).await;
+    assert_eq!(grants["grants"], json!({}));
+    let (_, params) = location_params(&silent);
+    assert_eq!(
+        param(&params, "error"),
+        Some("login_required"),
+        "no session left"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_records_the_sign_in_routes_with_the_reasons_of_refusals() {
+    let emulator = spawn_emulator().await;
+    let browser = browser(&emulator);
+    let contoso = emulator.contoso();
+    let code = sign_in(&emulator, &browser, &contoso, CONTOSO_ADMIN).await;
+    tokens(&emulator, &contoso, &code).await;
+    redeem(&emulator, &contoso, &code, &[]).await;
+    let unregistered = query(
+        &emulator,
+        &[("redirect_uri", "https://attacker.example/cb?secret=s3cr3t")],
+    );
+    authorize(&emulator, &browser, &contoso, &unregistered).await;
+    post(
+        &emulator,
+        &browser,
+        &format!("/{contoso}/login"),
+        &[("flow", "forged")],
+    )
+    .await;
+
+    let (status, audit) = emulator
+        .control(reqwest::Method::GET, "/audit?limit=1000", None)
+        .await;
+
+    assert_eq!(status, 200);
+    let requests = audit["requests"].as_array().expect("requests");
+    let find = |path: &str, code: Option<&str>| {
+        requests
+            .iter()
+            .find(|r| r["path"] == path && r["refusal"]["code"].as_str() == code)
+    };
+    let authorize_path = format!("/{contoso}/oauth2/v2.0/authorize");
+    let token_path = format!("/{contoso}/oauth2/v2.0/token");
+    let login_path = format!("/{contoso}/login");
+    let signed_in = find(&login_path, None).expect("the sign-in form is recorded");
+    assert_eq!(signed_in["client_id"], emulator.client_id.as_str());
+    assert!(find(&token_path, None).is_some(), "the code grant");
+    let replay = find(&token_path, Some("AADSTS54005")).expect("the replayed code");
+    assert_eq!(
+        replay["refusal"]["reason"],
+        "authorization code already redeemed"
+    );
+    assert_eq!(replay["client_id"], emulator.client_id.as_str());
+    let bad_redirect = find(&authorize_path, Some("AADSTS50011")).expect("the bad redirect");
+    assert_eq!(bad_redirect["client_id"], emulator.client_id.as_str());
+    assert!(
+        find(&login_path, Some("AADSTS50089")).is_some(),
+        "the forged form"
+    );
+    assert!(!audit.to_string().contains("s3cr3t"), "no query is kept");
+}

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{base_url, read_body, sts_param_error};
 use crate::emulator::EmulatorState;
+use crate::emulator::audit;
 use crate::emulator::claims::GRAPH_AUDIENCES;
 use crate::emulator::directory::{Directory, TenantRef};
 use crate::emulator::errors::{RequestIds, StsError};
@@ -133,6 +134,11 @@ pub async fn authorize(
     let now = state.clock.now();
     let ids = RequestIds::new(&req, now);
     let segment = segment.to_ascii_lowercase();
+    // Read again for the audit: `check` refuses a bad query with its own error.
+    let client_id = Params::parse(req.query_string().as_bytes(), MAX_QUERY)
+        .ok()
+        .and_then(|p| p.text("client_id").ok().flatten().map(str::to_owned));
+    audit::note(&req, client_id.as_deref(), Some(&segment));
     let (browser, new_browser) = match browser_of(&req) {
         Some(b) => (b, false),
         None => (random_token(), true),
@@ -182,8 +188,14 @@ fn silent(
     let Some((user, tenant)) = user.and_then(|u| dir.tenant(u.tenant).map(|t| (u, t))) else {
         return redirect_error(req, &StsError::login_required(), ids, &target);
     };
-    if !accounts.missing(tenant, user, &flow.scopes).is_empty() {
-        let e = StsError::consent_required(dir.app.client_id, &dir.app.display_name);
+    let Some(app) = dir.app(flow.client_id) else {
+        return error_page(&StsError::flow_expired(), ids);
+    };
+    if !accounts
+        .missing(tenant, app.client_id, user, &flow.scopes)
+        .is_empty()
+    {
+        let e = StsError::consent_required(app.client_id, &app.display_name);
         return redirect_error(req, &e, ids, &target);
     }
     let user = user.id;
@@ -224,13 +236,13 @@ fn check(
         .ok_or_else(|| page(StsError::missing_parameter("client_id")))?;
     let client =
         Uuid::try_parse(client_id).map_err(|_| page(StsError::invalid_client_id(client_id)))?;
-    if client != dir.app.client_id {
-        return Err(page(StsError::app_not_found(client_id, directory_name)));
-    }
+    let app = dir
+        .app(client)
+        .ok_or_else(|| page(StsError::app_not_found(client_id, directory_name)))?;
     let redirect_uri = text("redirect_uri")
         .map_err(page)?
         .ok_or_else(|| page(StsError::no_reply_address()))?;
-    if !dir.app.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !app.redirect_uris.iter().any(|r| r == redirect_uri) {
         return Err(page(StsError::redirect_uri_mismatch(
             redirect_uri,
             client_id,
@@ -423,7 +435,10 @@ fn sign_in_page(
     // The hinted account first, as Microsoft pre-fills it.
     tiles.sort_by_key(|t| !t.username.eq_ignore_ascii_case(&hint));
     let page = SignInPage {
-        app_name: dir.app.display_name.clone(),
+        app_name: dir
+            .app(flow.client_id)
+            .map(|a| a.display_name.clone())
+            .unwrap_or_default(),
         tenant_name: flow
             .tenant
             .and_then(|t| dir.tenant(t))
@@ -459,6 +474,7 @@ async fn posted(
     state: &EmulatorState,
     now: OffsetDateTime,
 ) -> Result<PostedForm, StsError> {
+    audit::note(req, None, Some(segment));
     let params = read_body(body, MAX_FORM)
         .await
         .and_then(|b| Params::parse(&b, MAX_FORM))
@@ -474,6 +490,7 @@ async fn posted(
         .flow(&flow_id, browser.as_deref(), now)
         .filter(|f| f.segment == segment)
         .ok_or_else(StsError::flow_expired)?;
+    audit::note(req, Some(&flow.client_id.to_string()), Some(segment));
     Ok(PostedForm {
         params,
         flow_id,
@@ -550,13 +567,14 @@ fn after_sign_in(
     let page = {
         let dir = state.directory();
         let accounts = state.accounts();
-        let (Some(user), Some(tenant)) = (
+        let (Some(user), Some(tenant), Some(app)) = (
             accounts.user(user_id),
             accounts.user(user_id).and_then(|u| dir.tenant(u.tenant)),
+            dir.app(flow.client_id),
         ) else {
             return error_page(&StsError::flow_expired(), &RequestIds::new(req, now));
         };
-        let missing = accounts.missing(tenant, user, &flow.scopes);
+        let missing = accounts.missing(tenant, app.client_id, user, &flow.scopes);
         if missing.is_empty() && flow.prompt != Prompt::Consent {
             None
         } else {
@@ -569,8 +587,8 @@ fn after_sign_in(
             let rendered = if accounts.may_consent(user, &asked) {
                 ConsentPage {
                     username: user.user_principal_name.clone(),
-                    app_name: dir.app.display_name.clone(),
-                    client_id: dir.app.client_id.to_string(),
+                    app_name: app.display_name.clone(),
+                    client_id: app.client_id.to_string(),
                     permissions: asked.iter().map(|s| (s.to_string(), describe(s))).collect(),
                     admin: user.admin,
                     redirect_host: host_of(&flow.redirect_uri),
@@ -581,10 +599,10 @@ fn after_sign_in(
             } else {
                 ApprovalPage {
                     username: user.user_principal_name.clone(),
-                    app_name: dir.app.display_name.clone(),
+                    app_name: app.display_name.clone(),
                     headline: StsError::admin_approval_required(
                         &tenant.display_name,
-                        &dir.app.display_name,
+                        &app.display_name,
                     )
                     .headline(),
                     action,
@@ -638,17 +656,17 @@ pub async fn consent(
         let mut accounts = state.accounts_mut();
         let user = accounts.user(user_id).cloned();
         let tenant = user.as_ref().and_then(|u| dir.tenant(u.tenant));
-        let (Some(user), Some(tenant)) = (user, tenant) else {
+        let (Some(user), Some(tenant), Some(app)) = (user, tenant, dir.app(flow.client_id)) else {
             return error_page(&StsError::flow_expired(), &ids);
         };
         let approval =
-            || StsError::admin_approval_required(&tenant.display_name, &dir.app.display_name);
+            || StsError::admin_approval_required(&tenant.display_name, &app.display_name);
         match decision.as_str() {
             "cancel" => Some(StsError::user_declined()),
             "return" => Some(approval()),
             "accept" => {
                 let missing: Vec<String> = accounts
-                    .missing(tenant, &user, &flow.scopes)
+                    .missing(tenant, app.client_id, &user, &flow.scopes)
                     .into_iter()
                     .cloned()
                     .collect();
@@ -658,7 +676,7 @@ pub async fn consent(
                 if (for_everyone && !user.admin) || !accounts.may_consent(&user, &asked) {
                     Some(approval())
                 } else {
-                    accounts.grant(&user, &flow.scopes, for_everyone);
+                    accounts.grant(&user, app.client_id, &flow.scopes, for_everyone);
                     None
                 }
             }
@@ -734,7 +752,9 @@ fn redirect_error(
         ),
     ];
     params.extend(target.state.clone().map(|s| ("state", s)));
-    answer(target, &params)
+    let mut response = answer(target, &params);
+    response.extensions_mut().insert(e.refusal());
+    response
 }
 
 /// Sends `params` to the app the way its `response_mode` asks.
@@ -820,7 +840,9 @@ fn error_page(e: &StsError, ids: &RequestIds) -> HttpResponse {
         correlation_id: ids.correlation_id.to_string(),
         timestamp: crate::emulator::clock::rfc3339_seconds(ids.at),
     };
-    html(StatusCode::BAD_REQUEST, page.render(), None)
+    let mut response = html(StatusCode::BAD_REQUEST, page.render(), None);
+    response.extensions_mut().insert(e.refusal());
+    response
 }
 
 /// A page with a script-free CSP. `form-action` must also allow where the form's answer

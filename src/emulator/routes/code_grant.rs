@@ -15,12 +15,13 @@ use super::token::{authenticate, is_token_endpoint_of};
 use super::{base_url, sts_param_error};
 use crate::emulator::EmulatorState;
 use crate::emulator::claims::ClientAuthentication;
-use crate::emulator::directory::{Directory, Tenant, TenantRef};
+use crate::emulator::directory::{AppRegistration, Directory, Tenant, TenantRef};
 use crate::emulator::errors::StsError;
 use crate::emulator::params::Params;
 use crate::emulator::signin::{CODE_LIFETIME, REFRESH_LIFETIME, Refresh};
+use crate::emulator::signing::TokenKind;
 use crate::emulator::user_claims::{DelegatedAccessTokenClaims, IdTokenClaims};
-use crate::emulator::users::Account;
+use crate::emulator::users::{Account, role_values};
 
 /// The endpoint's tenant: a known one, or `organizations`/`common`.
 enum Endpoint<'a> {
@@ -52,10 +53,9 @@ pub(super) fn issue(
     };
     let client_id = text("client_id")?.ok_or_else(|| StsError::missing_parameter("client_id"))?;
     let client = Uuid::try_parse(client_id).map_err(|_| StsError::invalid_client_id(client_id))?;
-    let app = &dir.app;
-    if client != app.client_id {
-        return Err(StsError::app_not_found(client_id, directory_name));
-    }
+    let app = dir
+        .app(client)
+        .ok_or_else(|| StsError::app_not_found(client_id, directory_name))?;
     let grant_type = text("grant_type")?.unwrap_or_default();
     // Read before authentication so that a missing field is named first, as Microsoft does.
     let grant = match grant_type {
@@ -178,15 +178,18 @@ pub(super) fn issue(
     if user.tenant != tenant.id {
         return Err(StsError::grant_revoked());
     }
-    if !accounts.missing(tenant, user, &redeemed.scopes).is_empty() {
+    if !accounts
+        .missing(tenant, app.client_id, user, &redeemed.scopes)
+        .is_empty()
+    {
         return Err(StsError::consent_revoked(app.client_id, &app.display_name));
     }
-    let roles = accounts.role_values(user);
+    let roles = role_values(user, app);
     let user = user.clone();
     drop(accounts);
     tokens(
         state,
-        dir,
+        app,
         req,
         params,
         tenant,
@@ -213,7 +216,7 @@ struct Redeemed<'a> {
 #[allow(clippy::too_many_arguments)]
 fn tokens(
     state: &EmulatorState,
-    dir: &Directory,
+    app: &AppRegistration,
     req: &HttpRequest,
     params: &Params,
     tenant: &Tenant,
@@ -223,7 +226,6 @@ fn tokens(
     authentication: ClientAuthentication,
     now: OffsetDateTime,
 ) -> Result<serde_json::Value, StsError> {
-    let app = &dir.app;
     let lifetime = state.token_lifetime_secs;
     let has = |s: &str| redeemed.scopes.iter().any(|x| x == s);
     let appidacr = match authentication {
@@ -261,7 +263,9 @@ fn tokens(
         "scope": scope,
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
-        "access_token": state.signer.sign(&access).map_err(sign_failed)?,
+        "access_token": state
+            .signer
+            .sign(TokenKind::DelegatedAccessToken, &access).map_err(sign_failed)?,
     });
     if has("openid") {
         let issuer = format!("{}/{}/v2.0", base_url(req), tenant.id);
@@ -276,7 +280,11 @@ fn tokens(
             now,
             lifetime,
         );
-        body["id_token"] = state.signer.sign(&id).map_err(sign_failed)?.into();
+        body["id_token"] = state
+            .signer
+            .sign(TokenKind::IdToken, &id)
+            .map_err(sign_failed)?
+            .into();
     }
     if has("offline_access") {
         // Microsoft answers every refresh with a new refresh token; the one used stays

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::base_url;
 use crate::emulator::EmulatorState;
+use crate::emulator::audit;
 use crate::emulator::directory::TenantRef;
 use crate::emulator::errors::{RequestIds, StsError};
 use crate::emulator::stats::{Endpoint, TenantKey};
@@ -20,6 +21,7 @@ struct DiscoveryTenant {
 }
 
 fn discovery_tenant(
+    req: &HttpRequest,
     state: &EmulatorState,
     segment: &str,
     endpoint: Endpoint,
@@ -44,6 +46,7 @@ fn discovery_tenant(
         Err(_) => TenantKey::Unknown(segment.to_ascii_lowercase()),
     };
     state.stats.record(endpoint, Some(&key));
+    audit::note(req, None, Some(key.as_str()));
     outcome
 }
 
@@ -65,7 +68,7 @@ pub async fn v2(
     segment: web::Path<String>,
     state: web::Data<EmulatorState>,
 ) -> HttpResponse {
-    let t = match discovery_tenant(&state, &segment, Endpoint::Discovery) {
+    let t = match discovery_tenant(&req, &state, &segment, Endpoint::Discovery) {
         Ok(t) => t,
         Err(e) => return discovery_error(&req, &state, e),
     };
@@ -105,7 +108,7 @@ pub async fn v1(
     segment: web::Path<String>,
     state: web::Data<EmulatorState>,
 ) -> HttpResponse {
-    let t = match discovery_tenant(&state, &segment, Endpoint::Discovery) {
+    let t = match discovery_tenant(&req, &state, &segment, Endpoint::Discovery) {
         Ok(t) => t,
         Err(e) => return discovery_error(&req, &state, e),
     };
@@ -138,10 +141,10 @@ pub async fn keys(
     segment: web::Path<String>,
     state: web::Data<EmulatorState>,
 ) -> HttpResponse {
-    let t = match discovery_tenant(&state, &segment, Endpoint::Keys) {
+    let t = match discovery_tenant(&req, &state, &segment, Endpoint::Keys) {
         Ok(t) => t,
         Err(e) => return discovery_error(&req, &state, e),
     };
     let issuer = format!("{}/{}/v2.0", base_url(&req), t.issuer_tenant);
-    HttpResponse::Ok().json(state.signer.jwks(&issuer))
+    HttpResponse::Ok().json(state.signer.jwks(&issuer, state.clock.now()))
 }

@@ -3,18 +3,20 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{base_url, form_params, read_body, sts_param_error};
 use crate::emulator::EmulatorState;
 use crate::emulator::assertion::{self, Expected};
+use crate::emulator::audit::{self, Refusal};
 use crate::emulator::claims::{AccessTokenClaims, ClientAuthentication, GRAPH_APP_ID};
 use crate::emulator::directory::{AppRegistration, Directory, TenantRef};
 use crate::emulator::errors::{RequestIds, StsError};
 use crate::emulator::faults::{FaultTarget, Injected, ThrottleBody};
+use crate::emulator::hostile::ClientKey;
 use crate::emulator::params::Params;
+use crate::emulator::signing::TokenKind;
 use crate::emulator::stats::Endpoint;
 
 /// Bodies are a handful of short fields; a client assertion with its `x5c` chain is the
@@ -76,22 +78,46 @@ async fn token(
         Ok(bytes) => form_params(&req, &bytes, MAX_BODY),
         Err(e) => Err(sts_param_error(e)),
     };
+    let client_id = params
+        .as_ref()
+        .ok()
+        .and_then(|p| p.text("client_id").ok().flatten());
+    let endpoint = match version {
+        Version::V1 => Endpoint::TokenV1,
+        Version::V2 => Endpoint::TokenV2,
+    };
     let (tenant_key, decision, outcome) = {
         let dir = state.directory();
         let tenant_key = dir.stats_key(&segment);
+        audit::note(&req, client_id, Some(tenant_key.as_str()));
+        // A hostile throttle answers first, then an injected fault, before any check, as a
+        // front door's throttling would.
+        let client = || ClientKey::new(FaultTarget::Token, client_id.unwrap_or_default(), &segment);
+        if let Some(verdict) = state.throttle.check(FaultTarget::Token, client, now) {
+            drop(dir);
+            state.stats.record(endpoint, Some(&tenant_key));
+            state
+                .stats
+                .record_fault(endpoint, Some(&tenant_key), verdict.into());
+            let error = StsError::transient(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(verdict.retry_after_secs()),
+            );
+            let mut response = error.to_json_response(&ids, &base_url(&req));
+            response.extensions_mut().insert(Refusal::new(
+                Some(format!("AADSTS{}", error.code)),
+                &verdict.reason(),
+            ));
+            return response;
+        }
         let decision = state
             .faults
             .decide(FaultTarget::Token, || dir.tenant_id(&segment));
-        // An injected fault answers before any check, as a front door's throttling would.
         let outcome = match decision.and_then(|d| d.fault) {
             Some(fault) => Err(fault_error(fault)),
             None => params.and_then(|p| issue(&state, &dir, &req, &segment, &p, version, now)),
         };
         (tenant_key, decision, outcome)
-    };
-    let endpoint = match version {
-        Version::V1 => Endpoint::TokenV1,
-        Version::V2 => Endpoint::TokenV2,
     };
     state.stats.record(endpoint, Some(&tenant_key));
     if let Some(decision) = decision {
@@ -200,13 +226,11 @@ fn issue(
     let client_id = text("client_id")?.ok_or_else(|| StsError::missing_parameter("client_id"))?;
     let client_uuid =
         Uuid::try_parse(client_id).map_err(|_| StsError::invalid_client_id(client_id))?;
-    let app = &dir.app;
-    if client_uuid != app.client_id {
-        return Err(StsError::app_not_found(client_id, &tenant.display_name));
-    }
+    let app = dir
+        .app(client_uuid)
+        .ok_or_else(|| StsError::app_not_found(client_id, &tenant.display_name))?;
     let sp = tenant
-        .consent
-        .as_ref()
+        .consent(client_uuid)
         .ok_or_else(|| StsError::app_not_found(client_id, &tenant.display_name))?;
 
     let base = base_url(req);
@@ -238,7 +262,7 @@ fn issue(
     let claims = AccessTokenClaims::new(app, tenant, sp, audience, authentication, now, lifetime);
     let access_token = state
         .signer
-        .sign(&claims)
+        .sign(TokenKind::AppAccessToken, &claims)
         .map_err(|_| StsError::malformed("The token could not be signed."))?;
     Ok(match version {
         Version::V2 => {
@@ -282,8 +306,7 @@ pub(super) fn authenticate(
             "Only one of 'client_secret' and 'client_assertion' may be sent.",
         )),
         (Some(secret), None) => {
-            // Constant time, so response timing does not reveal how much of a guess matched.
-            if !bool::from(secret.as_bytes().ct_eq(app.client_secret.as_bytes())) {
+            if !app.accepts_secret(secret) {
                 return Err(StsError::invalid_secret(client_id));
             }
             Ok(ClientAuthentication::Secret)

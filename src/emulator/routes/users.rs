@@ -1,16 +1,19 @@
-//! The control API for sign-in: the app's declared app roles, each tenant's users (who may
+//! The control API for sign-in: the app roles an app declares, each tenant's users (who may
 //! sign in, administrator or not, with their app roles), the tenant's user-consent policy
-//! and the delegated permissions granted. Mounted under `/_emulator` by the control module.
+//! and the delegated permissions granted. Mounted under `/_emulator` by the control module;
+//! an app is named by `?client_id=` (the primary app when absent), as on the consent and
+//! roles endpoints.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::control::{ControlError, Reply, tenant_id, which_app};
 use crate::emulator::EmulatorState;
+use crate::emulator::directory::{AppRegistration, AppRole, Directory, DirectoryError};
 use crate::emulator::users::{
-    Account, AccountError, Accounts, AppRole, NewAccount, UserConsentPolicy,
+    self, Account, AccountError, Accounts, NewAccount, RoleRef, UserConsentPolicy,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,52 +45,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// `{"error": "..."}` with 400, 404 or 409, as the rest of the control API answers.
-#[derive(Debug, thiserror::Error)]
-#[error("{1}")]
-struct Refused(StatusCode, String);
-
-impl ResponseError for Refused {
-    fn status_code(&self) -> StatusCode {
-        self.0
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.0).json(json!({ "error": self.1 }))
-    }
-}
-
-type Reply = Result<HttpResponse, Refused>;
-
-fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Refused {
-    Refused(status, message.to_string())
-}
-
-impl From<AccountError> for Refused {
-    fn from(e: AccountError) -> Refused {
-        account_error(e)
-    }
-}
-
-fn account_error(e: AccountError) -> Refused {
-    let status = match e {
-        AccountError::NoSuchUser(_) | AccountError::NoSuchRole(_) => StatusCode::NOT_FOUND,
-        AccountError::UserExists(_)
-        | AccountError::NameTaken(_)
-        | AccountError::RoleExists(_)
-        | AccountError::TooMany(_) => StatusCode::CONFLICT,
-        AccountError::InvalidName(_)
-        | AccountError::InvalidRole(_)
-        | AccountError::InvalidDisplayName => StatusCode::BAD_REQUEST,
-    };
-    refuse(status, e)
-}
-
 fn role_view(r: &AppRole) -> Value {
-    json!({ "id": r.id, "value": r.value, "display_name": r.display_name })
+    json!({
+        "id": r.id,
+        "value": r.value,
+        "display_name": r.display_name,
+        "description": r.description,
+        "allowed_member_types": r.allowed_member_types,
+    })
 }
 
-fn user_view(accounts: &Accounts, u: &Account) -> Value {
+/// A user, with the roles and consents that concern `app`.
+fn user_view(accounts: &Accounts, u: &Account, app: &AppRegistration) -> Value {
     json!({
         "id": u.id,
         "tenant": u.tenant,
@@ -95,72 +64,101 @@ fn user_view(accounts: &Accounts, u: &Account) -> Value {
         "user_principal_name": u.user_principal_name,
         "mail": u.mail,
         "admin": u.admin,
-        "roles": accounts.role_values(u),
-        "consented_scopes": accounts.user_grant(u),
+        "roles": users::role_values(u, app),
+        "consented_scopes": accounts.user_grant(u, app.client_id),
     })
 }
 
 /// The tenant of a path, which must exist.
-fn tenant(state: &EmulatorState, raw: &str) -> Result<Uuid, Refused> {
-    let id = Uuid::try_parse(raw).map_err(|_| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("'{raw}' is not a tenant id (a GUID)"),
-        )
-    })?;
-    if state.directory().tenant(id).is_none() {
-        return Err(refuse(
-            StatusCode::NOT_FOUND,
-            format!("no tenant with id {id}"),
-        ));
-    }
+fn tenant(dir: &Directory, raw: &str) -> Result<Uuid, ControlError> {
+    let id = tenant_id(raw)?;
+    dir.tenant(id).ok_or(DirectoryError::NoSuchTenant(id))?;
     Ok(id)
 }
 
+/// The app `?client_id=` names (the primary app when absent), which must exist.
+fn app<'d>(req: &HttpRequest, dir: &'d Directory) -> Result<&'d AppRegistration, ControlError> {
+    let id = which_app(req)?.resolve(dir);
+    Ok(dir.app(id).ok_or(DirectoryError::NoSuchApp(id))?)
+}
+
 /// A user of `tenant` named by id or user principal name.
-fn user_id(accounts: &Accounts, tenant: Uuid, raw: &str) -> Result<Uuid, Refused> {
+fn user_id(accounts: &Accounts, tenant: Uuid, raw: &str) -> Result<Uuid, ControlError> {
     let found = match Uuid::try_parse(raw) {
         Ok(id) => accounts.user(id),
         Err(_) => accounts.by_name(raw),
     };
-    found
+    Ok(found
         .filter(|u| u.tenant == tenant)
         .map(|u| u.id)
-        .ok_or_else(|| account_error(AccountError::NoSuchUser(raw.to_owned())))
+        .ok_or_else(|| AccountError::NoSuchUser(raw.to_owned()))?)
 }
 
-async fn list_roles(state: web::Data<EmulatorState>) -> HttpResponse {
-    let accounts = state.accounts();
-    HttpResponse::Ok().json(accounts.app_roles.iter().map(role_view).collect::<Vec<_>>())
+async fn list_roles(req: HttpRequest, state: web::Data<EmulatorState>) -> Reply {
+    let dir = state.directory();
+    let app = app(&req, &dir)?;
+    Ok(HttpResponse::Ok().json(app.app_roles.iter().map(role_view).collect::<Vec<_>>()))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewRole {
     value: String,
+    /// The value when absent.
     display_name: Option<String>,
     id: Option<Uuid>,
+    #[serde(default)]
+    description: String,
+    /// `["User"]` when absent.
+    allowed_member_types: Option<Vec<String>>,
 }
 
-async fn declare_role(body: web::Json<NewRole>, state: web::Data<EmulatorState>) -> Reply {
+async fn declare_role(
+    req: HttpRequest,
+    body: web::Json<NewRole>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
     let body = body.into_inner();
-    let mut accounts = state.accounts_mut();
-    let role = accounts.declare_role(body.value, body.display_name, body.id)?;
+    let mut dir = state.directory_mut();
+    let app = app(&req, &dir)?.client_id;
+    let role = AppRole {
+        id: body.id.unwrap_or_else(Uuid::new_v4),
+        display_name: body.display_name.unwrap_or_else(|| body.value.clone()),
+        value: body.value,
+        description: body.description,
+        allowed_member_types: body
+            .allowed_member_types
+            .unwrap_or_else(|| vec!["User".to_owned()]),
+    };
+    let role = dir.declare_role(app, role)?;
     Ok(HttpResponse::Created().json(role_view(role)))
 }
 
-async fn remove_role(role: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
-    state.accounts_mut().remove_role(&role)?;
+async fn remove_role(
+    req: HttpRequest,
+    role: web::Path<String>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let mut dir = state.directory_mut();
+    let app = app(&req, &dir)?.client_id;
+    let removed = dir.remove_role(app, &role)?;
+    state.accounts_mut().unassign_role(app, removed.id);
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_users(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
-    let tenant = tenant(&state, &id)?;
+async fn list_users(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let dir = state.directory();
+    let tenant = tenant(&dir, &id)?;
+    let app = app(&req, &dir)?;
     let accounts = state.accounts();
     let users: Vec<Value> = accounts
         .of_tenant(tenant)
         .into_iter()
-        .map(|u| user_view(&accounts, u))
+        .map(|u| user_view(&accounts, u, app))
         .collect();
     Ok(HttpResponse::Ok().json(users))
 }
@@ -176,25 +174,24 @@ struct NewUser {
     mail: Option<String>,
     #[serde(default)]
     admin: bool,
-    /// App role values (or ids) to assign.
+    /// Values (or ids) of the roles of the app `?client_id=` names to assign.
     #[serde(default)]
     roles: Vec<String>,
 }
 
 async fn add_user(
+    req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<NewUser>,
     state: web::Data<EmulatorState>,
 ) -> Reply {
-    let tenant_id = tenant(&state, &id)?;
     let body = body.into_inner();
     let dir = state.directory();
-    let tenant = dir.tenant(tenant_id).ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            format!("no tenant with id {tenant_id}"),
-        )
-    })?;
+    let tenant_id = tenant(&dir, &id)?;
+    let tenant = dir
+        .tenant(tenant_id)
+        .ok_or(DirectoryError::NoSuchTenant(tenant_id))?;
+    let app = app(&req, &dir)?;
     let mut accounts = state.accounts_mut();
     let new = NewAccount {
         id: body.id,
@@ -202,24 +199,38 @@ async fn add_user(
         mail: body.mail.or_else(|| Some(body.user_principal_name.clone())),
         user_principal_name: body.user_principal_name,
         admin: body.admin,
-        roles: body.roles,
+        roles: body
+            .roles
+            .into_iter()
+            .map(|role| RoleRef {
+                app: app.client_id,
+                role,
+            })
+            .collect(),
     };
-    let user = accounts.add(tenant, new)?.clone();
-    Ok(HttpResponse::Created().json(user_view(&accounts, &user)))
+    let user = accounts.add(&dir, tenant, new)?.clone();
+    Ok(HttpResponse::Created().json(user_view(&accounts, &user, app)))
 }
 
-async fn get_user(path: web::Path<(String, String)>, state: web::Data<EmulatorState>) -> Reply {
+async fn get_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
     let (id, user) = path.into_inner();
-    let tenant = tenant(&state, &id)?;
+    let dir = state.directory();
+    let tenant = tenant(&dir, &id)?;
+    let app = app(&req, &dir)?;
     let accounts = state.accounts();
     let found = user_id(&accounts, tenant, &user)?;
     let found = accounts.user(found).ok_or(AccountError::NoSuchUser(user))?;
-    Ok(HttpResponse::Ok().json(user_view(&accounts, found)))
+    Ok(HttpResponse::Ok().json(user_view(&accounts, found, app)))
 }
 
 async fn remove_user(path: web::Path<(String, String)>, state: web::Data<EmulatorState>) -> Reply {
     let (id, user) = path.into_inner();
-    let tenant = tenant(&state, &id)?;
+    let dir = state.directory();
+    let tenant = tenant(&dir, &id)?;
     let mut accounts = state.accounts_mut();
     let found = user_id(&accounts, tenant, &user)?;
     accounts.remove(tenant, found)?;
@@ -227,16 +238,21 @@ async fn remove_user(path: web::Path<(String, String)>, state: web::Data<Emulato
 }
 
 async fn assign_roles(
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     roles: web::Json<Vec<String>>,
     state: web::Data<EmulatorState>,
 ) -> Reply {
     let (id, user) = path.into_inner();
-    let tenant = tenant(&state, &id)?;
+    let dir = state.directory();
+    let tenant = tenant(&dir, &id)?;
+    let app = app(&req, &dir)?;
     let mut accounts = state.accounts_mut();
     let found = user_id(&accounts, tenant, &user)?;
-    let user = accounts.assign_roles(tenant, found, &roles)?.clone();
-    Ok(HttpResponse::Ok().json(user_view(&accounts, &user)))
+    let user = accounts
+        .assign_roles(&dir, tenant, found, app.client_id, &roles)?
+        .clone();
+    Ok(HttpResponse::Ok().json(user_view(&accounts, &user, app)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,23 +266,33 @@ async fn set_policy(
     body: web::Json<Policy>,
     state: web::Data<EmulatorState>,
 ) -> Reply {
-    let tenant = tenant(&state, &id)?;
+    let dir = state.directory();
+    let tenant = tenant(&dir, &id)?;
     state.accounts_mut().set_policy(tenant, body.policy);
     Ok(HttpResponse::Ok().json(json!({ "tenant": tenant, "policy": body.policy })))
 }
 
-/// Delegated grants: `all_principals` (an administrator's, for everyone) and one per user.
-async fn grants(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
-    let tenant = tenant(&state, &id)?;
+/// App `?client_id=`'s delegated grants: `all_principals` (an administrator's, for
+/// everyone) and one per user.
+async fn grants(req: HttpRequest, id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+    let dir = state.directory();
+    let tenant = tenant(&dir, &id)?;
+    let app = app(&req, &dir)?.client_id;
     let accounts = state.accounts();
     Ok(HttpResponse::Ok().json(json!({
         "policy": accounts.policy(tenant),
-        "grants": accounts.grants_of(tenant),
+        "grants": accounts.grants_of(tenant, app),
     })))
 }
 
-async fn revoke_grants(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
-    let tenant = tenant(&state, &id)?;
-    state.accounts_mut().forget_grants(tenant);
+async fn revoke_grants(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
+    let dir = state.directory();
+    let tenant = tenant(&dir, &id)?;
+    let app = app(&req, &dir)?.client_id;
+    state.accounts_mut().forget_grants(tenant, app);
     Ok(HttpResponse::NoContent().finish())
 }
