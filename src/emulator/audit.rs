@@ -9,10 +9,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::Method;
-use actix_web::middleware::Next;
 use actix_web::web;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -215,31 +213,32 @@ impl AuditLog {
     }
 }
 
-/// Records every request, after it is answered, but those that read or clear the audit.
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<EmulatorState>>().cloned();
-    let method = req.method().clone();
-    let path = cut(req.path());
-    let response = next.call(req).await?;
-    if let Some(state) = state
-        && path != "/_emulator/audit"
-    {
-        let subject = response
-            .request()
-            .extensions()
-            .get::<AuditSubject>()
-            .cloned()
-            .unwrap_or_default();
-        let refusal = response.response().extensions().get::<Refusal>().cloned();
-        let status = response.status().as_u16();
-        state
-            .audit
-            .push(state.clock.now(), method, path, status, subject, refusal);
+/// Records an answered request, unless it read or cleared the audit. Called by the one
+/// middleware every request passes (`routes::log_request`), with the method and path it
+/// already copied.
+pub fn record<B>(response: &ServiceResponse<B>, method: Method, path: &str) {
+    if path == "/_emulator/audit" {
+        return;
     }
-    Ok(response)
+    let Some(state) = response.request().app_data::<web::Data<EmulatorState>>() else {
+        return;
+    };
+    let subject = response
+        .request()
+        .extensions()
+        .get::<AuditSubject>()
+        .cloned()
+        .unwrap_or_default();
+    let refusal = response.response().extensions().get::<Refusal>().cloned();
+    let status = response.status().as_u16();
+    state.audit.push(
+        state.clock.now(),
+        method,
+        cut(path),
+        status,
+        subject,
+        refusal,
+    );
 }
 
 #[cfg(test)]

@@ -167,7 +167,6 @@ impl Emulator {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .wrap(middleware::from_fn(audit::record))
                 .wrap(middleware::from_fn(routes::log_request))
                 .configure(routes::configure)
         });

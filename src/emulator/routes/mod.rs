@@ -81,7 +81,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// One line per request at debug level: method, path (never the query, which may carry a
-/// `state` or a secret), status and time taken.
+/// `state` or a secret), status and time taken; and the request audit's record of it.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -98,6 +98,7 @@ pub async fn log_request(
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
+    super::audit::record(&response, method, &path);
     Ok(response)
 }
 
