@@ -18,8 +18,9 @@ pub mod config;
 pub mod demo;
 /// Domain types: tenant ids, statuses, one-time tokens.
 pub mod domain;
-/// The offline emulator of the Microsoft identity platform and Microsoft Graph.
-pub mod emulator;
+/// The offline emulator of the Microsoft identity platform and Microsoft Graph: the
+/// `consentry-emulator` crate, which knows nothing of this one.
+pub use consentry_emulator as emulator;
 /// Microsoft's side: the admin-consent link, tokens, Graph, and what AADSTS codes mean.
 pub mod entra;
 /// Microsoft Graph for a tenant: paging, Retry-After, one token refresh on 401.

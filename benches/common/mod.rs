@@ -1,74 +1,23 @@
 //! What the benchmarks share: their flags, `consentry emulator` as its own process (so its
-//! CPU time is its own), that CPU time, and a real onboarding of Contoso through the demo's
+//! CPU time is its own) and that CPU time (from the emulator's benchmark), and a real onboarding of Contoso through the demo's
 //! emulator. Each benchmark uses a part of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-/// The value after `--name` on the command line, parsed (`cargo bench -- --name value`).
-pub fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-}
-
-/// The emulator process; killed on drop.
-pub struct EmulatorProcess {
-    pub child: Child,
-    pub base: String,
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// `--name value` flags, the emulator as a process and its CPU time: the emulator's
+/// benchmark's, shared rather than copied.
+#[path = "../../emulator/benches/common/mod.rs"]
+mod process;
+#[allow(unused_imports)]
+pub use process::{EmulatorProcess, arg, cpu_seconds};
 
 /// Starts `consentry emulator --port 0 {extra}` and reads its URL from the banner.
 pub fn start_emulator(extra: &[&str]) -> EmulatorProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args(["emulator", "--port", "0"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("consentry emulator starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut base = None;
-    for line in lines.by_ref() {
-        let line = line.expect("banner");
-        if let Some(url) = line.trim().strip_prefix("authority host") {
-            base = Some(url.trim().to_owned());
-            break;
-        }
-    }
-    // Keep reading: closing the pipe while the emulator is still printing its banner makes
-    // its next write fail with EPIPE, and `println!` panics on that.
-    std::thread::spawn(move || lines.for_each(drop));
-    EmulatorProcess {
-        child,
-        base: base.expect("the banner names the authority host"),
-    }
-}
-
-/// User plus system CPU seconds of a process, from /proc/PID/stat (Linux).
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat (Linux only)");
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    // USER_HZ, the unit of these fields, is 100 on Linux.
-    ticks / 100.0
+    let mut command = Command::new(env!("CARGO_BIN_EXE_consentry"));
+    command.args(["emulator", "--port", "0"]).args(extra);
+    EmulatorProcess::start(command)
 }
 
 /// An HTTP client that does not follow redirects, from `ip` when given, keeping cookies in

@@ -4,6 +4,9 @@ mod app_helpers;
 mod browser;
 mod cli;
 mod helpers;
+/// The Python runner is the emulator's tests', shared rather than copied.
+#[path = "../../emulator/tests/api/python.rs"]
+mod python;
 
 mod admin;
 mod api_keys;
@@ -16,17 +19,6 @@ mod charts;
 mod console;
 mod crash;
 mod credentials;
-mod emulator_certificates;
-mod emulator_consent;
-mod emulator_control;
-mod emulator_faults;
-mod emulator_fixtures;
-mod emulator_graph;
-mod emulator_hardening;
-mod emulator_hostile;
-mod emulator_https;
-mod emulator_oidc;
-mod emulator_token;
 mod event_repeats;
 mod fuzz;
 mod graph_client;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::api_keys::{api_get, create_on_dashboard, guid, insert_tenant, url};
 use crate::app_helpers::{Browser, TestApp, spawn_app, ts};
-use crate::emulator_https::run_python;
+use crate::python::run_python;
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

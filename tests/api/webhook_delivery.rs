@@ -20,8 +20,8 @@ use tokio::net::TcpListener;
 
 use crate::app_helpers::{Browser, TestApp, spawn_app, spawn_app_with};
 use crate::crash::{ServeConfig, Served, free_port};
-use crate::emulator_https::run_python;
 use crate::helpers::spawn_emulator_with;
+use crate::python::run_python;
 
 /// The tests' session key (app_helpers.rs): endpoint secrets are derived under it.
 const SESSION_KEY: [u8; 32] = [7u8; 32];

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::emulator_https::run_python;
+use crate::python::run_python;
 
 /// One request as the receiver read it.
 #[derive(Debug)]
