@@ -61,6 +61,8 @@ pub struct ClientCertificate {
     pub not_after: OffsetDateTime,
     /// The subject's common name, to tell certificates apart in listings.
     pub common_name: Option<String>,
+    /// The certificate itself, for the fixture export.
+    der: Vec<u8>,
 }
 
 impl std::fmt::Debug for ClientCertificate {
@@ -119,7 +121,20 @@ impl ClientCertificate {
             not_before: fields.not_before,
             not_after: fields.not_after,
             common_name: fields.common_name,
+            der: der.to_vec(),
         })
+    }
+
+    /// The certificate as PEM, 64 characters a line.
+    pub fn pem(&self) -> String {
+        let base64 = STANDARD.encode(&self.der);
+        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in base64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+        out
     }
 
     /// `x5t`: base64url SHA-1 of the DER certificate (RFC 7515 §4.1.7).

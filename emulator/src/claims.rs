@@ -42,7 +42,7 @@ impl ClientAuthentication {
 }
 
 /// Microsoft backdates `iat`/`nbf` by five minutes to absorb clock skew; so do we.
-const BACKDATE_SECS: i64 = 300;
+pub(super) const BACKDATE_SECS: i64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
@@ -121,8 +121,14 @@ impl AccessTokenClaims {
     }
 }
 
+impl super::signing::TokenClaims for AccessTokenClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
 /// Microsoft's `tenant_region_scope`: NA, EU, AS, OC, SA, AF.
-fn region_scope(country: &str) -> &'static str {
+pub(super) fn region_scope(country: &str) -> &'static str {
     match country {
         "US" | "CA" | "MX" => "NA",
         "AU" | "NZ" => "OC",
@@ -134,7 +140,7 @@ fn region_scope(country: &str) -> &'static str {
 }
 
 /// `bytes` random bytes, base64url: the shape of `uti`, `aio` and `rh`.
-fn random_id(bytes: usize) -> String {
+pub(super) fn random_id(bytes: usize) -> String {
     let mut out = Vec::with_capacity(bytes);
     while out.len() < bytes {
         out.extend_from_slice(Uuid::new_v4().as_bytes());

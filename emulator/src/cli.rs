@@ -60,6 +60,11 @@ pub struct EmulatorArgs {
     /// (repeatable).
     #[arg(long = "certificate", value_name = "FILE")]
     certificates: Vec<PathBuf>,
+    /// A TOML or JSON file declaring the apps, tenants, consents and sign-in users to start
+    /// with (and to go back to on POST /_emulator/reset), instead of the app flags and the
+    /// seeded tenants.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["client_id", "client_secret", "redirect_uris", "permissions", "app_name", "certificates", "no_seed"])]
+    fixture: Option<PathBuf>,
 }
 
 impl EmulatorArgs {
@@ -88,6 +93,7 @@ impl EmulatorArgs {
             users_per_generated_tenant: self.users,
             workers: self.workers,
             certificates: self.certificates,
+            fixture: self.fixture,
         }
     }
 }

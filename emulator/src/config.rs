@@ -44,6 +44,9 @@ pub struct EmulatorConfig {
     pub workers: Option<usize>,
     /// PEM certificate files registered on the app at start (`--certificate`).
     pub certificates: Vec<PathBuf>,
+    /// A TOML or JSON file declaring the apps, tenants and consents (`--fixture`). With
+    /// one, the app fields above and `seed` are not used; `generate_tenants` still is.
+    pub fixture: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("permissions", &self.permissions)
             .field("https", &self.https)
             .field("certificates", &self.certificates)
+            .field("fixture", &self.fixture)
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +89,7 @@ impl Default for EmulatorConfig {
             users_per_generated_tenant: 5,
             workers: None,
             certificates: Vec::new(),
+            fixture: None,
         }
     }
 }

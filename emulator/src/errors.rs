@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::assertion::{AssertionError, KeyInfo};
+use super::audit::Refusal;
 use super::clock::sts_timestamp;
 
 /// `2024-10-02T22:05:03.6755165Z`: how AADSTS700024 writes times.
@@ -47,6 +48,17 @@ pub enum OAuthError {
     /// RFC 6749 §4.1.2.1 defines it for the authorization endpoint; Microsoft answers it on
     /// the token endpoint too, with a 5xx or 429, for transient failures (AADSTS90033).
     TemporarilyUnavailable,
+    /// RFC 6749 §5.2: the code or refresh token is invalid, expired, revoked, replayed, or
+    /// was issued to another client or redirect URI.
+    InvalidGrant,
+    /// RFC 6749 §4.1.2.1: the person or the tenant's policy refused.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: the response type is not enabled for the app.
+    UnsupportedResponseType,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and no one is signed in.
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and the person must act (consent).
+    InteractionRequired,
 }
 
 impl OAuthError {
@@ -60,6 +72,11 @@ impl OAuthError {
             OAuthError::InvalidResource => "invalid_resource",
             OAuthError::InvalidTenant => "invalid_tenant",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::InvalidGrant => "invalid_grant",
+            OAuthError::AccessDenied => "access_denied",
+            OAuthError::UnsupportedResponseType => "unsupported_response_type",
+            OAuthError::LoginRequired => "login_required",
+            OAuthError::InteractionRequired => "interaction_required",
         }
     }
 }
@@ -77,7 +94,7 @@ pub struct StsError {
 
 impl StsError {
     /// 401 for client-authentication failures (RFC 6749 §5.2), 400 for the rest.
-    fn new(error: OAuthError, code: u32, message: impl Into<String>) -> StsError {
+    pub(super) fn new(error: OAuthError, code: u32, message: impl Into<String>) -> StsError {
         let status = match error {
             OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,
@@ -447,7 +464,14 @@ impl StsError {
         if let Some(secs) = self.retry_after_secs {
             response.insert_header(("Retry-After", secs.to_string()));
         }
-        response.json(body)
+        let mut response = response.json(body);
+        response.extensions_mut().insert(self.refusal());
+        response
+    }
+
+    /// Why the request was refused, for the request audit.
+    pub fn refusal(&self) -> Refusal {
+        Refusal::sts(self.code)
     }
 }
 
@@ -673,6 +697,19 @@ impl GraphError {
                 r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#,
             ));
         }
-        response.json(body)
+        let mut response = response.json(body);
+        // Messages of these codes are fixed texts; the others quote the query or path.
+        let reason = match self.code {
+            "InvalidAuthenticationToken"
+            | "Authorization_RequestDenied"
+            | "TooManyRequests"
+            | "serviceNotAvailable"
+            | "generalException" => self.message.as_str(),
+            _ => "the path, query or method is not one Graph serves",
+        };
+        response
+            .extensions_mut()
+            .insert(Refusal::new(Some(self.code.to_owned()), reason));
+        response
     }
 }

@@ -29,7 +29,7 @@ pub const MAX_NEXT: u32 = 1_000_000;
 const ERROR_STATUSES: &[u16] = &[500, 502, 503, 504];
 
 /// The endpoint families faults can be aimed at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultTarget {
     /// `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/token`.
@@ -361,6 +361,13 @@ impl FaultInjector {
             None => table.tenants.remove(&id),
         };
         self.armed.store(!table.is_empty(), Ordering::Release);
+    }
+
+    /// Clears every fault, the global ones and every tenant's own.
+    pub fn clear(&self) {
+        let mut table = self.lock();
+        *table = FaultTable::default();
+        self.armed.store(false, Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FaultTable> {

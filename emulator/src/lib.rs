@@ -1,6 +1,7 @@
 //! An emulator of the Microsoft identity platform (admin consent, client-credentials tokens,
-//! discovery, keys) and of the Microsoft Graph endpoints consentry uses, for running and
-//! testing everything offline.
+//! OpenID Connect sign-in, discovery, keys) and of the Microsoft Graph endpoints consentry
+//! uses, for running and testing everything offline: with fixtures, key rotation, hostile
+//! token modes and a request audit for negative tests.
 //!
 //! A crate of its own, which depends on nothing of consentry's: consentry talks to it only
 //! over HTTP, exactly as it talks to Microsoft. Other projects run it as the
@@ -13,6 +14,7 @@
 )]
 
 mod assertion;
+mod audit;
 mod certificate;
 mod claims;
 /// The `consentry-emulator` command's flags, shared with `consentry emulator`.
@@ -26,13 +28,20 @@ mod config;
 mod directory;
 mod errors;
 mod faults;
+mod fixture;
+mod hostile;
+mod keys;
 mod params;
 mod permissions;
 mod routes;
 mod seed;
+mod signin;
+mod signin_errors;
 mod signing;
 mod stats;
 mod tls;
+mod user_claims;
+mod users;
 
 use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -47,21 +56,32 @@ pub use config::{
 };
 pub use seed::CONTOSO;
 
+use audit::AuditLog;
 use certificate::ClientCertificate;
 use clock::Clock;
-use directory::{AppRegistration, Directory};
+use directory::{AppRegistration, Directory, SecretHash};
 use faults::FaultInjector;
+use fixture::{Fixture, Origin};
+use hostile::Throttle;
 use signing::TokenSigner;
 use stats::RequestStats;
+use users::Accounts;
 
 /// Shared by every request handler.
 struct EmulatorState {
     directory: RwLock<Directory>,
+    /// What `POST /_emulator/reset` rebuilds the directory from.
+    origin: std::sync::Arc<Origin>,
     signer: TokenSigner,
     clock: Clock,
     stats: RequestStats,
     faults: FaultInjector,
+    throttle: Throttle,
+    audit: AuditLog,
     token_lifetime_secs: u32,
+    /// Who can sign in, and what they consented to.
+    accounts: RwLock<Accounts>,
+    sign_ins: signin::SignIns,
 }
 
 impl EmulatorState {
@@ -72,6 +92,15 @@ impl EmulatorState {
 
     fn directory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
         self.directory.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Taken after the directory's lock when both are needed, never before.
+    fn accounts(&self) -> std::sync::RwLockReadGuard<'_, Accounts> {
+        self.accounts.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn accounts_mut(&self) -> std::sync::RwLockWriteGuard<'_, Accounts> {
+        self.accounts.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -100,32 +129,30 @@ impl Emulator {
                     .with_context(|| format!("--certificate {}", path.display()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let signer = TokenSigner::generate()?;
+        let fixture = config.fixture.as_deref().map(Fixture::load).transpose()?;
         let clock = Clock::default();
         let now = clock.now();
-        let mut directory = Directory::new(AppRegistration {
-            client_id: config.client_id,
-            display_name: config.app_name.clone(),
-            client_secret: config.client_secret.clone(),
-            redirect_uris: config.redirect_uris.clone(),
-            required_roles: config.permissions.clone(),
-            certificates,
-            federated: Vec::new(),
-        });
-        if config.seed {
-            for tenant in seed::seeded_tenants() {
-                directory
-                    .insert(tenant, now)
-                    .context("seeding the directory")?;
-            }
-        }
-        let first = directory.reserve_numbers(u64::from(config.generate_tenants));
-        for n in first..first + u64::from(config.generate_tenants) {
-            let tenant = seed::generated_tenant(n, config.users_per_generated_tenant);
-            directory
-                .insert(tenant, now)
-                .context("generating tenants")?;
-        }
+        let signer = TokenSigner::generate(now)?;
+        let origin = Origin {
+            fixture,
+            default_app: AppRegistration {
+                client_id: config.client_id,
+                display_name: config.app_name.clone(),
+                secrets: vec![SecretHash::of(&config.client_secret)],
+                redirect_uris: config.redirect_uris.clone(),
+                required_roles: config.permissions.clone(),
+                app_roles: Vec::new(),
+                certificates,
+                federated: Vec::new(),
+            },
+            seed: config.seed,
+            generate_tenants: config.generate_tenants,
+            users_per_generated_tenant: config.users_per_generated_tenant,
+        };
+        let fixture::World {
+            directory,
+            accounts,
+        } = origin.world(now)?;
 
         let listener = TcpListener::bind((config.host, config.port))
             .with_context(|| format!("binding the emulator to {}:{}", config.host, config.port))?;
@@ -140,11 +167,16 @@ impl Emulator {
 
         let state = web::Data::new(EmulatorState {
             directory: RwLock::new(directory),
+            origin: std::sync::Arc::new(origin),
             signer,
             clock,
             stats: RequestStats::default(),
             faults: FaultInjector::default(),
+            throttle: Throttle::default(),
+            audit: AuditLog::default(),
             token_lifetime_secs: config.token_lifetime_secs,
+            accounts: RwLock::new(accounts),
+            sign_ins: signin::SignIns::default(),
         });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -195,7 +227,7 @@ impl Emulator {
     pub fn banner(&self) -> String {
         use std::fmt::Write;
         let dir = self.state.directory();
-        let app = &dir.app;
+        let app = dir.primary_app();
         let base = &self.base_url;
         let mut out = String::new();
         let _ = writeln!(
@@ -208,44 +240,45 @@ impl Emulator {
         if let Some(ca) = &self.ca_pem_path {
             let _ = writeln!(out, "  trust this CA    {}", ca.display());
         }
-        let _ = writeln!(out, "\napp registration '{}'", app.display_name);
-        let _ = writeln!(out, "  client id        {}", app.client_id);
-        if app.client_secret == DEFAULT_CLIENT_SECRET {
-            let _ = writeln!(
-                out,
-                "  client secret    {DEFAULT_CLIENT_SECRET}  (the documented default)"
-            );
-        } else {
-            let _ = writeln!(out, "  client secret    (as given)");
-        }
-        for uri in &app.redirect_uris {
-            let _ = writeln!(out, "  redirect URI     {uri}");
-        }
-        let _ = writeln!(out, "  permissions      {}", app.required_roles.join(", "));
-        for certificate in &app.certificates {
-            let _ = writeln!(
-                out,
-                "  certificate      {}  (x5t#S256 {}, until {})",
-                certificate.thumbprint(),
-                certificate.x5t_s256(),
-                clock::rfc3339_seconds(certificate.not_after)
-            );
+        for app in dir.apps() {
+            let _ = writeln!(out, "\napp registration '{}'", app.display_name);
+            let _ = writeln!(out, "  client id        {}", app.client_id);
+            for secret in &app.secrets {
+                if *secret == SecretHash::of(DEFAULT_CLIENT_SECRET) {
+                    let _ = writeln!(
+                        out,
+                        "  client secret    {DEFAULT_CLIENT_SECRET}  (the documented default)"
+                    );
+                } else {
+                    let _ = writeln!(out, "  client secret    (as given)");
+                }
+            }
+            for uri in &app.redirect_uris {
+                let _ = writeln!(out, "  redirect URI     {uri}");
+            }
+            let _ = writeln!(out, "  permissions      {}", app.required_roles.join(", "));
+            for certificate in &app.certificates {
+                let _ = writeln!(
+                    out,
+                    "  certificate      {}  (x5t#S256 {}, until {})",
+                    certificate.thumbprint(),
+                    certificate.x5t_s256(),
+                    clock::rfc3339_seconds(certificate.not_after)
+                );
+            }
         }
         let tenants = dir.tenants();
         let _ = writeln!(out, "\n{} tenants", tenants.len());
         for t in tenants.iter().take(10) {
+            let consents = match (t.consent(app.client_id).is_some(), t.consents.len()) {
+                (_, 0) => "not consented".to_owned(),
+                (true, 1) => "consented".to_owned(),
+                (_, n) => format!("consented to {n} app(s)"),
+            };
             let _ = writeln!(
                 out,
-                "  {}  {:<36} {:<22} {:>4} users  {}",
-                t.id,
-                t.initial_domain,
-                t.display_name,
-                t.user_count,
-                if t.consent.is_some() {
-                    "consented"
-                } else {
-                    "not consented"
-                }
+                "  {}  {:<36} {:<22} {:>4} users  {consents}",
+                t.id, t.initial_domain, t.display_name, t.user_count,
             );
         }
         if tenants.len() > 10 {

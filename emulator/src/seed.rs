@@ -332,9 +332,10 @@ mod tests {
         let mut dir = Directory::new(AppRegistration {
             client_id: Uuid::new_v4(),
             display_name: "a".into(),
-            client_secret: "s".into(),
+            secrets: vec![],
             redirect_uris: vec![],
             required_roles: vec![],
+            app_roles: vec![],
             certificates: vec![],
             federated: vec![],
         });

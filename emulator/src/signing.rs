@@ -1,8 +1,13 @@
-//! The emulator's token-signing key: RS256 JWTs, and the JWKS that publishes the key.
+//! The emulator's token signing: RS256 JWTs, and the JWKS that publishes the keys.
 //!
-//! The key is RSA-2048 like Microsoft's, made fresh at every start (so no client can come to
-//! depend on it) by the pure-Rust `rsa` crate, and then used through `ring`, whose signing is
-//! several times faster: token issuance is the emulator's hot path.
+//! Every JWT the emulator issues (app-only access tokens, ID tokens, delegated access
+//! tokens) goes through [`TokenSigner::sign`], which knows its kind: it signs with the
+//! current key of the [`KeyRing`] (rotated through the control API) and, when a hostile
+//! mode asks for it, hands the token to the [`TokenForge`] to come out wrong.
+//!
+//! Keys are RSA-2048 like Microsoft's, made fresh at every start (so no client can come to
+//! depend on one) by the pure-Rust `rsa` crate, and then used through `ring`, whose signing
+//! is several times faster: token issuance is the emulator's hot path.
 
 use anyhow::Context;
 use base64::Engine;
@@ -10,11 +15,109 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::{self, RsaKeyPair, RsaPublicKeyComponents};
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::traits::PublicKeyParts;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicI64, Ordering};
+use time::OffsetDateTime;
 
-/// Signs and verifies the emulator's own tokens.
+use super::hostile::{self, TokenForge};
+use super::keys::KeyRing;
+
+/// The kinds of JWT the emulator issues, which hostile modes choose among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+// The names are the control API's (`app_access_token`, `id_token`, ...), as the protocols
+// name these tokens.
+#[allow(clippy::enum_variant_names)]
+pub enum TokenKind {
+    /// The client-credentials grant's token (`idtyp: app`).
+    AppAccessToken,
+    /// OpenID Connect's ID token.
+    IdToken,
+    /// An access token issued to an app on behalf of a signed-in user.
+    DelegatedAccessToken,
+}
+
+impl TokenKind {
+    pub const ALL: [TokenKind; 3] = [
+        TokenKind::AppAccessToken,
+        TokenKind::IdToken,
+        TokenKind::DelegatedAccessToken,
+    ];
+}
+
+/// Claims the emulator signs.
+pub trait TokenClaims: Serialize {
+    /// `exp`: a retired key stays published until the last token it signed has expired.
+    fn expires_at(&self) -> i64;
+}
+
+impl TokenClaims for serde_json::Value {
+    fn expires_at(&self) -> i64 {
+        self["exp"].as_i64().unwrap_or(0)
+    }
+}
+
+/// Signs the emulator's tokens and verifies the ones it issued.
+#[derive(Debug)]
 pub struct TokenSigner {
+    keys: KeyRing,
+    forge: TokenForge,
+}
+
+impl TokenSigner {
+    pub fn generate(now: OffsetDateTime) -> anyhow::Result<TokenSigner> {
+        Ok(TokenSigner {
+            keys: KeyRing::new(SigningKey::generate()?, now),
+            forge: TokenForge::default(),
+        })
+    }
+
+    /// The one place every JWT is minted: a compact JWS (`header.payload.signature`) over
+    /// `claims`, by the current key, or forged as a hostile mode asks for `kind`.
+    pub fn sign(&self, kind: TokenKind, claims: &impl TokenClaims) -> anyhow::Result<String> {
+        let key = self.keys.current();
+        key.note_expiry(claims.expires_at());
+        match self.forge.take(kind) {
+            None => key.sign(claims),
+            Some(tamper) => hostile::forge(tamper, &key, claims),
+        }
+    }
+
+    /// Checks the signature of a token this emulator issued, by whichever published key
+    /// signed it, and returns its claims. Lifetime, audience and tenant are the caller's.
+    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, TokenRejection> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenRejection::Malformed);
+        };
+        // A key is found by the exact header it writes: any other header, `alg: none` or an
+        // unknown `kid` among them, is not one of ours.
+        self.keys
+            .by_header(header)
+            .ok_or(TokenRejection::BadSignature)?
+            .verify(token)
+    }
+
+    /// The JSON Web Key Set, in the shape of Microsoft's `discovery/v2.0/keys`: the current
+    /// key, then the retired ones still published.
+    pub fn jwks(&self, issuer: &str, now: OffsetDateTime) -> serde_json::Value {
+        serde_json::json!({ "keys": self.keys.published(now).iter().map(|k| k.jwk(issuer)).collect::<Vec<_>>() })
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    pub fn forge(&self) -> &TokenForge {
+        &self.forge
+    }
+}
+
+/// One RSA signing key with its certificate.
+pub struct SigningKey {
     key_pair: RsaKeyPair,
     rng: ring::rand::SystemRandom,
     modulus: Vec<u8>,
@@ -25,11 +128,13 @@ pub struct TokenSigner {
     certificate: String,
     /// The JWT header, already encoded: it never changes.
     encoded_header: String,
+    /// The latest `exp` of the tokens it signed.
+    latest_exp: AtomicI64,
 }
 
-impl std::fmt::Debug for TokenSigner {
+impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner")
+        f.debug_struct("SigningKey")
             .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
@@ -44,8 +149,10 @@ pub enum TokenRejection {
     BadSignature,
 }
 
-impl TokenSigner {
-    pub fn generate() -> anyhow::Result<TokenSigner> {
+impl SigningKey {
+    /// A new key and its self-signed certificate: about a tenth of a second of CPU, so
+    /// callers on a worker run it on the blocking pool.
+    pub fn generate() -> anyhow::Result<SigningKey> {
         let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
             .context("generating the RSA token-signing key")?;
         let pkcs8 = private
@@ -76,7 +183,7 @@ impl TokenSigner {
             der,
         ));
         let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5t": kid, "kid": kid});
-        Ok(TokenSigner {
+        Ok(SigningKey {
             key_pair,
             rng: ring::rand::SystemRandom::new(),
             modulus: private.n().to_bytes_be(),
@@ -84,17 +191,42 @@ impl TokenSigner {
             certificate: STANDARD.encode(der),
             encoded_header: URL_SAFE_NO_PAD.encode(header.to_string()),
             kid,
+            latest_exp: AtomicI64::new(i64::MIN),
         })
+    }
+
+    /// Microsoft's `kid` (and `x5t`) for this key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The header every token it signs carries, base64url.
+    pub fn encoded_header(&self) -> &str {
+        &self.encoded_header
+    }
+
+    /// Remembers that a token valid until `exp` is being signed.
+    pub fn note_expiry(&self, exp: i64) {
+        self.latest_exp.fetch_max(exp, Ordering::Relaxed);
+    }
+
+    /// The latest `exp` of the tokens it signed, if it signed any.
+    pub fn latest_exp(&self) -> Option<i64> {
+        Some(self.latest_exp.load(Ordering::Relaxed)).filter(|e| *e != i64::MIN)
     }
 
     /// A compact JWS (`header.payload.signature`) over `claims`.
     pub fn sign(&self, claims: &impl Serialize) -> anyhow::Result<String> {
         let payload = serde_json::to_vec(claims)?;
-        let mut token =
-            String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 350);
-        token.push_str(&self.encoded_header);
+        self.sign_parts(&self.encoded_header, &payload)
+    }
+
+    /// A compact JWS of `payload` under `encoded_header` (which hostile modes may change).
+    pub fn sign_parts(&self, encoded_header: &str, payload: &[u8]) -> anyhow::Result<String> {
+        let mut token = String::with_capacity(encoded_header.len() + payload.len() * 4 / 3 + 350);
+        token.push_str(encoded_header);
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         let mut sig = vec![0u8; self.key_pair.public().modulus_len()];
         self.key_pair
             .sign(
@@ -138,19 +270,17 @@ impl TokenSigner {
         serde_json::from_slice(&payload_bytes).map_err(|_| TokenRejection::Malformed)
     }
 
-    /// The JSON Web Key Set, in the shape of Microsoft's `discovery/v2.0/keys`.
-    pub fn jwks(&self, issuer: &str) -> serde_json::Value {
+    /// The key as one entry of Microsoft's `discovery/v2.0/keys`.
+    pub fn jwk(&self, issuer: &str) -> serde_json::Value {
         serde_json::json!({
-            "keys": [{
-                "kty": "RSA",
-                "use": "sig",
-                "kid": self.kid,
-                "x5t": self.kid,
-                "n": URL_SAFE_NO_PAD.encode(&self.modulus),
-                "e": URL_SAFE_NO_PAD.encode(&self.exponent),
-                "x5c": [self.certificate],
-                "issuer": issuer,
-            }]
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": URL_SAFE_NO_PAD.encode(&self.modulus),
+            "e": URL_SAFE_NO_PAD.encode(&self.exponent),
+            "x5c": [self.certificate],
+            "issuer": issuer,
         })
     }
 }
@@ -161,9 +291,12 @@ mod tests {
 
     #[test]
     fn signs_tokens_it_can_verify_and_rejects_tampering() {
-        let signer = TokenSigner::generate().unwrap();
+        let signer = TokenSigner::generate(OffsetDateTime::now_utc()).unwrap();
         let token = signer
-            .sign(&serde_json::json!({"tid": "t", "n": 1}))
+            .sign(
+                TokenKind::AppAccessToken,
+                &serde_json::json!({"tid": "t", "n": 1}),
+            )
             .unwrap();
         let claims: serde_json::Value = signer.verify(&token).unwrap();
         assert_eq!(claims["tid"], "t");
@@ -181,7 +314,7 @@ mod tests {
             TokenRejection::Malformed
         );
 
-        let other = TokenSigner::generate().unwrap();
+        let other = TokenSigner::generate(OffsetDateTime::now_utc()).unwrap();
         assert_eq!(
             other.verify::<serde_json::Value>(&token).unwrap_err(),
             TokenRejection::BadSignature
@@ -190,9 +323,12 @@ mod tests {
 
     #[test]
     fn jwks_publishes_the_key_with_its_kid() {
-        let signer = TokenSigner::generate().unwrap();
-        let jwks = signer.jwks("https://example/");
-        let token = signer.sign(&serde_json::json!({})).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let signer = TokenSigner::generate(now).unwrap();
+        let jwks = signer.jwks("https://example/", now);
+        let token = signer
+            .sign(TokenKind::IdToken, &serde_json::json!({}))
+            .unwrap();
         let header = URL_SAFE_NO_PAD
             .decode(token.split('.').next().unwrap())
             .unwrap();

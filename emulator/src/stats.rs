@@ -100,6 +100,14 @@ pub enum TenantKey {
     Unknown(String),
 }
 
+impl TenantKey {
+    pub fn as_str(&self) -> &str {
+        match self {
+            TenantKey::Known(k) | TenantKey::Unknown(k) => k,
+        }
+    }
+}
+
 /// What an injected fault answered (see `faults`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
@@ -107,6 +115,8 @@ pub enum FaultKind {
     Error,
     /// Graph's injected 401 (`unauthorized_next`).
     Unauthorized,
+    /// A 429 again to a client that retried before `Retry-After` had passed (`hostile`).
+    Violation,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -117,6 +127,9 @@ struct FaultCounts {
     /// which never answer it.
     #[serde(skip_serializing_if = "is_zero")]
     unauthorized: u64,
+    /// Early retries under the hostile throttle; left out while zero, like `unauthorized`.
+    #[serde(skip_serializing_if = "is_zero")]
+    violations: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -135,6 +148,7 @@ impl FaultCounts {
             FaultKind::Throttled => self.throttled += 1,
             FaultKind::Error => self.errors += 1,
             FaultKind::Unauthorized => self.unauthorized += 1,
+            FaultKind::Violation => self.violations += 1,
         }
     }
 }

@@ -11,11 +11,12 @@ use uuid::Uuid;
 
 use super::{read_body, sts_param_error};
 use crate::EmulatorState;
+use crate::audit;
 use crate::directory::{Directory, Tenant, TenantRef};
 use crate::errors::{RequestIds, StsError};
 use crate::params::{Params, encode_component};
 use crate::permissions;
-use crate::stats::Endpoint;
+use crate::stats::{Endpoint, TenantKey};
 
 /// Microsoft refuses long query strings (AADSTS90015); 8 KiB leaves room for any sane state.
 const MAX_QUERY: usize = 8 * 1024;
@@ -26,6 +27,7 @@ const MAX_LISTED_TENANTS: usize = 200;
 
 /// A consent request whose client and redirect URI were checked.
 struct ConsentRequest {
+    client_id: Uuid,
     redirect_uri: String,
     /// The exact bytes the app sent, returned the same (ENTRA.md §1).
     state: Option<Vec<u8>>,
@@ -74,9 +76,11 @@ pub async fn show(
     let ids = RequestIds::new(&req, state.clock.now());
     let raw_query = req.query_string();
     let dir = state.directory();
+    let tenant_key = dir.stats_key(&segment);
+    note_client(&req, raw_query, &tenant_key);
     state
         .stats
-        .record(Endpoint::AdminConsent, Some(&dir.stats_key(&segment)));
+        .record(Endpoint::AdminConsent, Some(&tenant_key));
     let outcome = audience(&dir, &segment).and_then(|aud| {
         let request = consent_request(&dir, raw_query, &aud)?;
         Ok((aud, request))
@@ -85,14 +89,23 @@ pub async fn show(
         Ok(ok) => ok,
         Err(e) => return error_page(&e, &ids),
     };
-    let app = &dir.app;
+    let Some(app) = dir.app(request.client_id) else {
+        return error_page(
+            &StsError::app_not_found(&request.client_id.to_string(), "the tenant"),
+            &ids,
+        );
+    };
     let choice = |t: &Tenant| TenantChoice {
         id: t.id.to_string(),
         display_name: t.display_name.clone(),
         domain: t.initial_domain.clone(),
     };
     let (tenant, already_consented, choices) = match aud {
-        Audience::Tenant(t) => (Some(choice(t)), t.consent.is_some(), Vec::new()),
+        Audience::Tenant(t) => (
+            Some(choice(t)),
+            t.consent(request.client_id).is_some(),
+            Vec::new(),
+        ),
         Audience::AdminChooses => {
             // Counted before anything is collected: above the limit the page lists none,
             // and this runs under the lock every token and Graph request takes.
@@ -141,10 +154,12 @@ pub async fn decide(
         Err(e) => return error_page(&sts_param_error(e), &ids),
     };
     let mut dir = state.directory_mut();
-    state.stats.record(
-        Endpoint::AdminConsentDecision,
-        Some(&dir.stats_key(&segment)),
-    );
+    let tenant_key = dir.stats_key(&segment);
+    let original = form.text("request").ok().flatten().unwrap_or_default();
+    note_client(&req, original, &tenant_key);
+    state
+        .stats
+        .record(Endpoint::AdminConsentDecision, Some(&tenant_key));
     let decided = decision(&dir, &segment, &form);
     let (request, choice) = match decided {
         Ok(ok) => ok,
@@ -166,7 +181,7 @@ pub async fn decide(
             redirect_to(&request.redirect_uri, &params)
         }
         Decision::Accept(tenant_id) => {
-            if let Err(e) = dir.grant_consent(tenant_id, now) {
+            if let Err(e) = dir.grant_consent(tenant_id, request.client_id, now) {
                 return error_page(&StsError::tenant_not_found(&e.to_string()), &ids);
             }
             let mut params = vec![
@@ -247,12 +262,12 @@ fn consent_request(
         Audience::Tenant(t) => t.display_name.as_str(),
         Audience::AdminChooses => "the tenant",
     };
-    if client != dir.app.client_id {
-        return Err(StsError::app_not_found(client_id, directory_name));
-    }
+    let app = dir
+        .app(client)
+        .ok_or_else(|| StsError::app_not_found(client_id, directory_name))?;
     let redirect_uri =
         text("redirect_uri")?.ok_or_else(|| StsError::missing_parameter("redirect_uri"))?;
-    if !dir.app.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !app.redirect_uris.iter().any(|r| r == redirect_uri) {
         return Err(StsError::redirect_uri_mismatch(redirect_uri, client_id));
     }
     let state = params
@@ -260,6 +275,7 @@ fn consent_request(
         .filter(|s| !s.is_empty())
         .map(<[u8]>::to_vec);
     Ok(ConsentRequest {
+        client_id: client,
         redirect_uri: redirect_uri.to_owned(),
         state,
     })
@@ -312,7 +328,18 @@ fn error_page(e: &StsError, ids: &RequestIds) -> HttpResponse {
         correlation_id: ids.correlation_id.to_string(),
         timestamp: crate::clock::rfc3339_seconds(ids.at),
     };
-    html(actix_web::http::StatusCode::BAD_REQUEST, page.render())
+    let mut response = html(actix_web::http::StatusCode::BAD_REQUEST, page.render());
+    response.extensions_mut().insert(e.refusal());
+    response
+}
+
+/// Notes the `client_id` of a consent request's query, and its tenant, for the audit.
+fn note_client(req: &HttpRequest, raw_query: &str, tenant: &TenantKey) {
+    let params = Params::parse(raw_query.as_bytes(), MAX_QUERY).ok();
+    let client_id = params
+        .as_ref()
+        .and_then(|p| p.text("client_id").ok().flatten());
+    audit::note(req, client_id, Some(tenant.as_str()));
 }
 
 fn html(status: actix_web::http::StatusCode, rendered: askama::Result<String>) -> HttpResponse {

@@ -12,32 +12,24 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::EmulatorState;
+use crate::audit::Refusal;
 use crate::certificate::ClientCertificate;
 use crate::clock::rfc3339_seconds;
 use crate::directory::{
-    Directory, DirectoryError, FederatedCredential, NewTenant, ServicePrincipal, Tenant,
+    Directory, DirectoryError, FederatedCredential, MAX_CERTIFICATES, MAX_FEDERATED,
+    MAX_FEDERATED_FIELD, MAX_USERS, NewTenant, ServicePrincipal, TOKEN_EXCHANGE_AUDIENCE, Tenant,
     is_dns_name,
 };
 use crate::faults::{FaultRequest, Faults};
 use crate::seed;
+use crate::users::AccountError;
 
 /// One request may create this many tenants (benchmarks use 10,000 and more).
 const MAX_CREATE: u32 = 100_000;
 /// Tenants added per hold of the directory's write lock: about a millisecond's work, so
 /// that token and Graph requests are served while 100,000 tenants are created.
 const INSERT_CHUNK: usize = 1000;
-const MAX_USERS: u32 = 100_000;
 const MAX_CLOCK_STEP: u32 = 10 * 365 * 24 * 3600;
-/// Enough certificates for any rotation scenario; bounded like everything else here.
-const MAX_CERTIFICATES: usize = 100;
-/// Entra's limit of federated identity credentials per application
-/// (learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations).
-const MAX_FEDERATED: usize = 20;
-/// The audience Entra suggests for federated credentials, and the default here.
-const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
-/// Entra's limit on a federated credential's issuer, subject and audience (Graph's
-/// federatedIdentityCredential resource type).
-const MAX_FEDERATED_FIELD: usize = 600;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -100,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(clock))
             .route(web::post().to(advance_clock)),
     )
+    .configure(super::users::configure)
     .default_service(web::to(|req: HttpRequest| async move {
         ControlError::NotFound(format!(
             "no control endpoint {} {}",
@@ -112,7 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Control-API failures, as `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
-enum ControlError {
+pub(super) enum ControlError {
     /// 400: the request body or path is not what the endpoint takes.
     #[error("{0}")]
     BadRequest(String),
@@ -126,6 +119,9 @@ enum ControlError {
     /// 503: the emulator is stopping and its blocking-task pool no longer takes work.
     #[error("the emulator is shutting down")]
     ShuttingDown,
+    /// 503: the system's random number generator failed while making a signing key.
+    #[error("no new signing key could be made; try again")]
+    NoKey,
 }
 
 impl ResponseError for ControlError {
@@ -134,33 +130,60 @@ impl ResponseError for ControlError {
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
             ControlError::Conflict(_) => StatusCode::CONFLICT,
-            ControlError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::ShuttingDown | ControlError::NoKey => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+        let mut response =
+            HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }));
+        response
+            .extensions_mut()
+            .insert(Refusal::new(None, &self.to_string()));
+        response
+    }
+}
+
+impl From<AccountError> for ControlError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NoSuchUser(_)
+            | AccountError::NoSuchApp(_)
+            | AccountError::NoSuchRole(_) => ControlError::NotFound(e.to_string()),
+            AccountError::UserExists(_) | AccountError::NameTaken(_) | AccountError::TooMany(_) => {
+                ControlError::Conflict(e.to_string())
+            }
+            AccountError::InvalidName(_)
+            | AccountError::InvalidDisplayName
+            | AccountError::NotForUsers(_) => ControlError::BadRequest(e.to_string()),
+        }
     }
 }
 
 impl From<DirectoryError> for ControlError {
     fn from(e: DirectoryError) -> Self {
         match e {
-            DirectoryError::NoSuchTenant(_) => ControlError::NotFound(e.to_string()),
-            DirectoryError::InvalidDomain(_) | DirectoryError::InvalidPermission(_) => {
-                ControlError::BadRequest(e.to_string())
-            }
+            DirectoryError::NoSuchTenant(_)
+            | DirectoryError::NoSuchApp(_)
+            | DirectoryError::NoSuchRole(_) => ControlError::NotFound(e.to_string()),
+            DirectoryError::InvalidDomain(_)
+            | DirectoryError::InvalidPermission(_)
+            | DirectoryError::InvalidRole(_) => ControlError::BadRequest(e.to_string()),
             DirectoryError::TenantExists(_)
             | DirectoryError::DomainTaken(_)
-            | DirectoryError::NotConsented(_) => ControlError::Conflict(e.to_string()),
+            | DirectoryError::NotConsented(_)
+            | DirectoryError::RoleExists(_)
+            | DirectoryError::TooManyRoles => ControlError::Conflict(e.to_string()),
         }
     }
 }
 
-type Reply = Result<HttpResponse, ControlError>;
+pub(super) type Reply = Result<HttpResponse, ControlError>;
 
-/// What the control API says about a tenant.
-fn tenant_view(t: &Tenant) -> Value {
+/// What the control API says about a tenant: `consented`, `roles` and
+/// `service_principal_id` are about the primary app, `consents` about every app.
+fn tenant_view(t: &Tenant, primary: Uuid) -> Value {
+    let consent = t.consent(primary);
     json!({
         "id": t.id,
         "domain": t.initial_domain,
@@ -168,14 +191,41 @@ fn tenant_view(t: &Tenant) -> Value {
         "verified_domains": t.domains().collect::<Vec<_>>(),
         "user_count": t.user_count,
         "created_at": rfc3339_seconds(t.created_at),
-        "consented": t.consent.is_some(),
-        "roles": t.consent.as_ref().map(|c| c.roles.iter().collect::<Vec<_>>()).unwrap_or_default(),
-        "consented_at": t.consent.as_ref().map(|c| rfc3339_seconds(c.consented_at)),
-        "service_principal_id": t.consent.as_ref().map(|c| c.object_id),
+        "consented": consent.is_some(),
+        "roles": consent.map(|c| c.roles.iter().collect::<Vec<_>>()).unwrap_or_default(),
+        "consented_at": consent.map(|c| rfc3339_seconds(c.consented_at)),
+        "service_principal_id": consent.map(|c| c.object_id),
+        "consents": t.consents.iter().map(|c| json!({
+            "client_id": c.app_id,
+            "roles": c.roles,
+            "consented_at": rfc3339_seconds(c.consented_at),
+            "service_principal_id": c.object_id,
+        })).collect::<Vec<_>>(),
     })
 }
 
-fn tenant_id(raw: &str) -> Result<Uuid, ControlError> {
+/// `?client_id=` on the endpoints about one app (consent, granted roles, app roles, users'
+/// role assignments, delegated grants): which app; the primary when absent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WhichApp {
+    client_id: Option<Uuid>,
+}
+
+impl WhichApp {
+    pub(super) fn resolve(&self, dir: &Directory) -> Uuid {
+        self.client_id
+            .unwrap_or_else(|| dir.primary_app().client_id)
+    }
+}
+
+pub(super) fn which_app(req: &HttpRequest) -> Result<WhichApp, ControlError> {
+    web::Query::<WhichApp>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ControlError::BadRequest(format!("query: {e}")))
+}
+
+pub(super) fn tenant_id(raw: &str) -> Result<Uuid, ControlError> {
     Uuid::try_parse(raw)
         .map_err(|_| ControlError::BadRequest(format!("'{raw}' is not a tenant id (a GUID)")))
 }
@@ -195,6 +245,19 @@ async fn index() -> HttpResponse {
             "PUT /_emulator/tenants/{id}/roles": "replace the granted roles (a JSON array)",
             "GET|DELETE /_emulator/requests": "request counts per endpoint and tenant; reset them",
             "GET|POST /_emulator/clock": "the emulator's clock; {\"advance_seconds\": N} moves it forward",
+            "GET|POST /_emulator/app/roles": "app roles the app declares: list, declare {\"value\", \"display_name\"?, \"id\"?}",
+            "DELETE /_emulator/app/roles/{value or id}": "remove an app role and its assignments",
+            "GET|POST /_emulator/tenants/{id}/users": "who can sign in: list, create {\"display_name\", \"user_principal_name\", \"mail\"?, \"admin\"?, \"roles\"?}",
+            "GET|DELETE /_emulator/tenants/{id}/users/{id or name}": "one user; delete it",
+            "PUT /_emulator/tenants/{id}/users/{id or name}/roles": "replace the user's app roles (a JSON array of values)",
+            "PUT /_emulator/tenants/{id}/user-consent": "what users may consent to: {\"policy\": \"none\" | \"low_impact\" | \"all\"}",
+            "GET|DELETE /_emulator/tenants/{id}/grants": "delegated permissions granted by users and administrators; revoke them all",
+            "GET /_emulator/fixture": "the apps, tenants and consents as a fixture (JSON; ?format=toml for TOML); secrets as SHA-256 only",
+            "POST /_emulator/reset": "back to the fixture (or the built-in defaults): directory, faults, hostile modes and counts",
+            "GET /_emulator/keys": "the signing keys: the current one and the retired ones still published",
+            "POST /_emulator/keys/rotate": "a new signing key from now on; the old one stays published until its tokens expire",
+            "GET|POST|DELETE /_emulator/hostile": "hostile modes: tokens wrong in one way ({\"mode\": \"expired\", \"tokens\": [\"id_token\"], \"count\": 2}) or throttling that counts early retries ({\"mode\": \"throttle\"})",
+            "GET|DELETE /_emulator/audit": "the last requests (?limit=N, newest first) with who asked and why refused ones were refused",
         }
     }))
 }
@@ -208,13 +271,15 @@ async fn stylesheet() -> HttpResponse {
 
 async fn app(state: web::Data<EmulatorState>) -> HttpResponse {
     let dir = state.directory();
+    let app = dir.primary_app();
     HttpResponse::Ok().json(json!({
-        "client_id": dir.app.client_id,
-        "display_name": dir.app.display_name,
-        "redirect_uris": dir.app.redirect_uris,
-        "permissions": dir.app.required_roles,
-        "certificates": dir.app.certificates.iter().map(certificate_view).collect::<Vec<_>>(),
-        "federated": dir.app.federated.iter().map(federated_view).collect::<Vec<_>>(),
+        "client_id": app.client_id,
+        "display_name": app.display_name,
+        "redirect_uris": app.redirect_uris,
+        "permissions": app.required_roles,
+        "certificates": app.certificates.iter().map(certificate_view).collect::<Vec<_>>(),
+        "federated": app.federated.iter().map(federated_view).collect::<Vec<_>>(),
+        "other_apps": dir.apps()[1..].iter().map(|a| a.client_id).collect::<Vec<_>>(),
     }))
 }
 
@@ -244,7 +309,12 @@ fn parse_certificate(pem: &str) -> Result<ClientCertificate, ControlError> {
 
 async fn list_certificates(state: web::Data<EmulatorState>) -> HttpResponse {
     let dir = state.directory();
-    let all: Vec<Value> = dir.app.certificates.iter().map(certificate_view).collect();
+    let all: Vec<Value> = dir
+        .primary_app()
+        .certificates
+        .iter()
+        .map(certificate_view)
+        .collect();
     HttpResponse::Ok().json(all)
 }
 
@@ -264,7 +334,7 @@ async fn add_certificate(
 ) -> Reply {
     let certificate = parse_certificate(&body.pem)?;
     let mut dir = state.directory_mut();
-    let certificates = &mut dir.app.certificates;
+    let certificates = &mut dir.primary_app_mut().certificates;
     if certificates
         .iter()
         .any(|c| c.x5t_s256() == certificate.x5t_s256())
@@ -285,13 +355,18 @@ async fn add_certificate(
 }
 
 async fn clear_certificates(state: web::Data<EmulatorState>) -> HttpResponse {
-    state.directory_mut().app.certificates.clear();
+    state.directory_mut().primary_app_mut().certificates.clear();
     HttpResponse::NoContent().finish()
 }
 
 async fn list_federated(state: web::Data<EmulatorState>) -> HttpResponse {
     let dir = state.directory();
-    let all: Vec<Value> = dir.app.federated.iter().map(federated_view).collect();
+    let all: Vec<Value> = dir
+        .primary_app()
+        .federated
+        .iter()
+        .map(federated_view)
+        .collect();
     HttpResponse::Ok().json(all)
 }
 
@@ -329,7 +404,7 @@ async fn add_federated(body: web::Json<NewFederated>, state: web::Data<EmulatorS
         certificate: parse_certificate(&body.pem)?,
     };
     let mut dir = state.directory_mut();
-    let federated = &mut dir.app.federated;
+    let federated = &mut dir.primary_app_mut().federated;
     // The issuer and subject pair must be unique within an app (same Graph page).
     if federated
         .iter()
@@ -351,7 +426,7 @@ async fn add_federated(body: web::Json<NewFederated>, state: web::Data<EmulatorS
 }
 
 async fn clear_federated(state: web::Data<EmulatorState>) -> HttpResponse {
-    state.directory_mut().app.federated.clear();
+    state.directory_mut().primary_app_mut().federated.clear();
     HttpResponse::NoContent().finish()
 }
 
@@ -425,8 +500,9 @@ async fn clear_tenant_faults(id: web::Path<String>, state: web::Data<EmulatorSta
 /// request takes, only a pointer per tenant is copied; the sorting and the JSON (most of a
 /// second at 100,000 tenants) are done after it is released, off the worker.
 async fn list_tenants(state: web::Data<EmulatorState>) -> Reply {
+    let primary = state.directory().primary_app().client_id;
     let tenants = snapshot(&state.directory);
-    let body = web::block(move || tenant_list(tenants))
+    let body = web::block(move || tenant_list(tenants, primary))
         .await
         .map_err(|_| ControlError::ShuttingDown)?;
     Ok(HttpResponse::Ok()
@@ -440,9 +516,9 @@ fn snapshot(lock: &RwLock<Directory>) -> Vec<Arc<Tenant>> {
 }
 
 /// The JSON array `GET /_emulator/tenants` answers, from a [`snapshot`].
-fn tenant_list(mut tenants: Vec<Arc<Tenant>>) -> Vec<u8> {
+fn tenant_list(mut tenants: Vec<Arc<Tenant>>, primary: Uuid) -> Vec<u8> {
     tenants.sort_unstable_by_key(|t| t.seq);
-    let views: Vec<Value> = tenants.iter().map(|t| tenant_view(t)).collect();
+    let views: Vec<Value> = tenants.iter().map(|t| tenant_view(t, primary)).collect();
     // A `Value` always serialises.
     serde_json::to_vec(&views).unwrap_or_default()
 }
@@ -451,7 +527,7 @@ async fn get_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> R
     let id = tenant_id(&id)?;
     let dir = state.directory();
     let t = dir.tenant(id).ok_or(DirectoryError::NoSuchTenant(id))?;
-    Ok(HttpResponse::Ok().json(tenant_view(t)))
+    Ok(HttpResponse::Ok().json(tenant_view(t, dir.primary_app().client_id)))
 }
 
 /// `POST /_emulator/tenants`: one tenant described in full, or `count` generated ones.
@@ -553,14 +629,15 @@ async fn create_tenants(body: web::Json<CreateTenants>, state: web::Data<Emulato
         return Err(DirectoryError::InvalidPermission(bad.clone()).into());
     }
     let now = state.clock.now();
-    let (first, app_roles) = {
+    let (first, app) = {
         let mut dir = state.directory_mut();
         let first = dir.reserve_numbers(u64::from(count));
-        (first, dir.app.required_roles.clone())
+        let app = dir.primary_app();
+        (first, (app.client_id, app.required_roles.clone()))
     };
     // Building 100,000 tenants and their JSON takes a while: outside the lock, and off the
     // worker, which keeps serving other requests meanwhile.
-    let (tenants, answer) = web::block(move || build_tenants(body, first, app_roles, now))
+    let (tenants, answer) = web::block(move || build_tenants(body, first, app, now))
         .await
         .map_err(|_| ControlError::ShuttingDown)??;
     insert_in_chunks(&state.directory, tenants, tokio::task::yield_now).await?;
@@ -569,11 +646,12 @@ async fn create_tenants(body: web::Json<CreateTenants>, state: web::Data<Emulato
         .body(answer))
 }
 
-/// The tenants a create request asks for, consented as asked, and the JSON that answers it.
+/// The tenants a create request asks for, consented as asked to the primary app (its
+/// client id and permissions), and the JSON that answers it.
 fn build_tenants(
     body: CreateTenants,
     first: u64,
-    app_roles: Vec<String>,
+    (app_id, app_roles): (Uuid, Vec<String>),
     now: time::OffsetDateTime,
 ) -> Result<(Vec<Tenant>, Vec<u8>), ControlError> {
     let consented = body.consented.unwrap_or(false) || body.roles.is_some();
@@ -582,11 +660,12 @@ fn build_tenants(
         .into_new_tenants(first)?
         .into_iter()
         .map(|new| {
-            let consent = consented.then(|| ServicePrincipal::new(roles.iter().cloned(), now));
-            Tenant::new(new, now, consent)
+            let consent =
+                consented.then(|| ServicePrincipal::new(app_id, roles.iter().cloned(), now));
+            Tenant::new(new, now, consent.into_iter().collect())
         })
         .collect();
-    let views: Vec<Value> = tenants.iter().map(tenant_view).collect();
+    let views: Vec<Value> = tenants.iter().map(|t| tenant_view(t, app_id)).collect();
     let answer = serde_json::to_vec(&views).map_err(|e| ControlError::BadRequest(e.to_string()))?;
     Ok((tenants, answer))
 }
@@ -636,31 +715,53 @@ async fn insert_in_chunks<F: std::future::Future<Output = ()>>(
 async fn delete_tenant(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
     let id = tenant_id(&id)?;
     state.directory_mut().remove(id)?;
+    state.accounts_mut().remove_tenant(id);
     state.faults.set_tenant(id, None);
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn grant_consent(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+async fn grant_consent(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
     let id = tenant_id(&id)?;
+    let which = which_app(&req)?;
     let now = state.clock.now();
     let mut dir = state.directory_mut();
-    Ok(HttpResponse::Ok().json(tenant_view(dir.grant_consent(id, now)?)))
+    let (primary, app) = (dir.primary_app().client_id, which.resolve(&dir));
+    Ok(HttpResponse::Ok().json(tenant_view(dir.grant_consent(id, app, now)?, primary)))
 }
 
-async fn revoke_consent(id: web::Path<String>, state: web::Data<EmulatorState>) -> Reply {
+async fn revoke_consent(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<EmulatorState>,
+) -> Reply {
     let id = tenant_id(&id)?;
+    let which = which_app(&req)?;
     let mut dir = state.directory_mut();
-    Ok(HttpResponse::Ok().json(tenant_view(dir.revoke_consent(id)?)))
+    let (primary, app) = (dir.primary_app().client_id, which.resolve(&dir));
+    let view = tenant_view(dir.revoke_consent(id, app)?, primary);
+    // Deleting the service principal deletes its delegated grants too.
+    state.accounts_mut().forget_grants(id, app);
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn set_roles(
+    req: HttpRequest,
     id: web::Path<String>,
     roles: web::Json<Vec<String>>,
     state: web::Data<EmulatorState>,
 ) -> Reply {
     let id = tenant_id(&id)?;
+    let which = which_app(&req)?;
     let mut dir = state.directory_mut();
-    Ok(HttpResponse::Ok().json(tenant_view(dir.set_roles(id, roles.into_inner())?)))
+    let (primary, app) = (dir.primary_app().client_id, which.resolve(&dir));
+    Ok(HttpResponse::Ok().json(tenant_view(
+        dir.set_roles(id, app, roles.into_inner())?,
+        primary,
+    )))
 }
 
 /// The counts are copied under their mutex, which every request takes to count itself, and
@@ -721,9 +822,10 @@ mod tests {
         RwLock::new(Directory::new(AppRegistration {
             client_id: Uuid::new_v4(),
             display_name: "app".into(),
-            client_secret: "s".into(),
+            secrets: vec![],
             redirect_uris: vec![],
             required_roles: vec![],
+            app_roles: vec![],
             certificates: vec![],
             federated: vec![],
         }))
@@ -732,7 +834,7 @@ mod tests {
     fn generated(numbers: std::ops::Range<u64>) -> Vec<Tenant> {
         let now = time::OffsetDateTime::now_utc();
         numbers
-            .map(|n| Tenant::new(seed::generated_tenant(n, 1), now, None))
+            .map(|n| Tenant::new(seed::generated_tenant(n, 1), now, Vec::new()))
             .collect()
     }
 
@@ -791,19 +893,20 @@ mod tests {
         let lock = directory();
         let now = time::OffsetDateTime::now_utc();
         let mut ids = Vec::new();
+        let app = lock.read().unwrap().primary_app().client_id;
         {
             let mut dir = lock.write().unwrap();
             for t in generated(0..300) {
                 ids.push(dir.insert_tenant(t).unwrap().id);
             }
-            dir.grant_consent(ids[7], now).unwrap();
+            dir.grant_consent(ids[7], app, now).unwrap();
         }
         let expected: Vec<Value> = lock
             .read()
             .unwrap()
             .tenants()
             .into_iter()
-            .map(tenant_view)
+            .map(|t| tenant_view(t, app))
             .collect();
 
         let tenants = snapshot(&lock);
@@ -811,10 +914,10 @@ mod tests {
             let mut dir = lock
                 .try_write()
                 .expect("nobody holds the lock once the copy is taken");
-            dir.revoke_consent(ids[7]).unwrap();
+            dir.revoke_consent(ids[7], app).unwrap();
             dir.remove(ids[8]).unwrap();
         }
-        let listed: Vec<Value> = serde_json::from_slice(&tenant_list(tenants)).unwrap();
+        let listed: Vec<Value> = serde_json::from_slice(&tenant_list(tenants, app)).unwrap();
 
         assert_eq!(listed, expected, "as it was at the copy, in creation order");
         assert_eq!(listed[7]["consented"], true);

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::base_url;
 use crate::EmulatorState;
+use crate::audit;
 use crate::directory::TenantRef;
 use crate::errors::{RequestIds, StsError};
 use crate::stats::{Endpoint, TenantKey};
@@ -20,6 +21,7 @@ struct DiscoveryTenant {
 }
 
 fn discovery_tenant(
+    req: &HttpRequest,
     state: &EmulatorState,
     segment: &str,
     endpoint: Endpoint,
@@ -44,6 +46,7 @@ fn discovery_tenant(
         Err(_) => TenantKey::Unknown(segment.to_ascii_lowercase()),
     };
     state.stats.record(endpoint, Some(&key));
+    audit::note(req, None, Some(key.as_str()));
     outcome
 }
 
@@ -65,7 +68,7 @@ pub async fn v2(
     segment: web::Path<String>,
     state: web::Data<EmulatorState>,
 ) -> HttpResponse {
-    let t = match discovery_tenant(&state, &segment, Endpoint::Discovery) {
+    let t = match discovery_tenant(&req, &state, &segment, Endpoint::Discovery) {
         Ok(t) => t,
         Err(e) => return discovery_error(&req, &state, e),
     };
@@ -80,6 +83,8 @@ pub async fn v2(
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        // Microsoft's document omits it, though its authorize endpoint takes both methods.
+        "code_challenge_methods_supported": ["S256", "plain"],
         "issuer": format!("{base}/{}/v2.0", t.issuer_tenant),
         "request_uri_parameter_supported": false,
         "userinfo_endpoint": format!("{base}/oidc/userinfo"),
@@ -88,7 +93,7 @@ pub async fn v2(
         "http_logout_supported": true,
         "frontchannel_logout_supported": true,
         "end_session_endpoint": format!("{base}/{s}/oauth2/v2.0/logout"),
-        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
+        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email", "oid", "roles"],
         "kerberos_endpoint": format!("{base}/{s}/kerberos"),
         "tenant_region_scope": t.region,
         "cloud_instance_name": "microsoftonline.com",
@@ -103,7 +108,7 @@ pub async fn v1(
     segment: web::Path<String>,
     state: web::Data<EmulatorState>,
 ) -> HttpResponse {
-    let t = match discovery_tenant(&state, &segment, Endpoint::Discovery) {
+    let t = match discovery_tenant(&req, &state, &segment, Endpoint::Discovery) {
         Ok(t) => t,
         Err(e) => return discovery_error(&req, &state, e),
     };
@@ -136,10 +141,10 @@ pub async fn keys(
     segment: web::Path<String>,
     state: web::Data<EmulatorState>,
 ) -> HttpResponse {
-    let t = match discovery_tenant(&state, &segment, Endpoint::Keys) {
+    let t = match discovery_tenant(&req, &state, &segment, Endpoint::Keys) {
         Ok(t) => t,
         Err(e) => return discovery_error(&req, &state, e),
     };
     let issuer = format!("{}/{}/v2.0", base_url(&req), t.issuer_tenant);
-    HttpResponse::Ok().json(state.signer.jwks(&issuer))
+    HttpResponse::Ok().json(state.signer.jwks(&issuer, state.clock.now()))
 }

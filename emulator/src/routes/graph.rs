@@ -12,11 +12,13 @@ use uuid::Uuid;
 
 use super::base_url;
 use crate::EmulatorState;
+use crate::audit::{self, Refusal};
 use crate::claims::{AccessTokenClaims, GRAPH_AUDIENCES};
 use crate::clock::rfc3339_seconds;
 use crate::directory::Tenant;
 use crate::errors::GraphError;
 use crate::faults::{FaultTarget, Injected};
+use crate::hostile::ClientKey;
 use crate::params::{ParamError, Params, encode_component};
 use crate::permissions::{READ_ORGANIZATION, READ_USERS};
 use crate::seed::{self, User};
@@ -185,6 +187,25 @@ async fn respond(
     // Only the emulator's own signed tokens get here, so `tid` is one of its tenants.
     let key = tid.map(|t| TenantKey::Known(t.to_owned()));
     state.stats.record(endpoint, key.as_ref());
+    let appid = claims.as_ref().ok().map(|c| c.appid.as_str());
+    audit::note(req, appid, tid);
+    // The hostile throttle watches authenticated clients, by app and tenant.
+    let verdict = appid.zip(tid).and_then(|(appid, tid)| {
+        let client = || ClientKey::new(FaultTarget::Graph, appid, tid);
+        state.throttle.check(FaultTarget::Graph, client, now)
+    });
+    if let Some(verdict) = verdict {
+        state
+            .stats
+            .record_fault(endpoint, key.as_ref(), verdict.into());
+        let mut response =
+            GraphError::throttled(verdict.retry_after_secs()).to_response(req, request_id, now);
+        response.extensions_mut().insert(Refusal::new(
+            Some("TooManyRequests".to_owned()),
+            &verdict.reason(),
+        ));
+        return response;
+    }
     // Faults are scoped by the token's tenant, so an unauthenticated request sees only the
     // global ones.
     let decision = state.faults.decide(FaultTarget::Graph, || {

@@ -1,10 +1,15 @@
 //! The emulator's HTTP surface: one module per Microsoft endpoint family, plus the control API.
 
 mod adminconsent;
+mod authorize;
+mod code_grant;
 mod control;
 mod discovery;
+mod fixture;
 mod graph;
+mod hostile;
 mod token;
+mod users;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -17,40 +22,51 @@ use super::params::{ParamError, Params};
 
 /// Routes, most specific first: `/_emulator` and `/v1.0` before the `/{tenant}/...` family.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/_emulator").configure(control::configure))
-        .service(web::scope("/v1.0").configure(graph::configure))
-        .service(
-            web::resource("/{tenant}/adminconsent")
-                .route(web::get().to(adminconsent::show))
-                .route(web::post().to(adminconsent::decide)),
-        )
-        .service(
-            web::resource("/{tenant}/oauth2/v2.0/token")
-                .route(web::post().to(token::v2))
-                .route(web::method(actix_web::http::Method::OPTIONS).to(token::preflight))
-                .default_service(web::to(token::wrong_method)),
-        )
-        .service(
-            web::resource("/{tenant}/oauth2/token")
-                .route(web::post().to(token::v1))
-                .route(web::method(actix_web::http::Method::OPTIONS).to(token::preflight))
-                .default_service(web::to(token::wrong_method)),
-        )
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            web::get().to(discovery::v2),
-        )
-        .route(
-            "/{tenant}/.well-known/openid-configuration",
-            web::get().to(discovery::v1),
-        )
-        .route(
-            "/{tenant}/discovery/v2.0/keys",
-            web::get().to(discovery::keys),
-        )
-        .route("/{tenant}/discovery/keys", web::get().to(discovery::keys))
-        .route("/error", web::get().to(adminconsent::error_code))
-        .default_service(web::to(not_found));
+    cfg.service(
+        web::scope("/_emulator")
+            .configure(fixture::configure)
+            .configure(hostile::configure)
+            .configure(control::configure),
+    )
+    .service(web::scope("/v1.0").configure(graph::configure))
+    .service(
+        web::resource("/{tenant}/adminconsent")
+            .route(web::get().to(adminconsent::show))
+            .route(web::post().to(adminconsent::decide)),
+    )
+    .route(
+        "/{tenant}/oauth2/v2.0/authorize",
+        web::get().to(authorize::authorize),
+    )
+    .route("/{tenant}/login", web::post().to(authorize::login))
+    .route("/{tenant}/consent", web::post().to(authorize::consent))
+    .service(
+        web::resource("/{tenant}/oauth2/v2.0/token")
+            .route(web::post().to(token::v2))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(token::preflight))
+            .default_service(web::to(token::wrong_method)),
+    )
+    .service(
+        web::resource("/{tenant}/oauth2/token")
+            .route(web::post().to(token::v1))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(token::preflight))
+            .default_service(web::to(token::wrong_method)),
+    )
+    .route(
+        "/{tenant}/v2.0/.well-known/openid-configuration",
+        web::get().to(discovery::v2),
+    )
+    .route(
+        "/{tenant}/.well-known/openid-configuration",
+        web::get().to(discovery::v1),
+    )
+    .route(
+        "/{tenant}/discovery/v2.0/keys",
+        web::get().to(discovery::keys),
+    )
+    .route("/{tenant}/discovery/keys", web::get().to(discovery::keys))
+    .route("/error", web::get().to(adminconsent::error_code))
+    .default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -65,7 +81,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// One line per request at debug level: method, path (never the query, which may carry a
-/// `state` or a secret), status and time taken.
+/// `state` or a secret), status and time taken; and the request audit's record of it.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -82,6 +98,7 @@ pub async fn log_request(
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
+    super::audit::record(&response, method, &path);
     Ok(response)
 }
 

@@ -3,18 +3,20 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{base_url, form_params, read_body, sts_param_error};
 use crate::EmulatorState;
 use crate::assertion::{self, Expected};
+use crate::audit::{self, Refusal};
 use crate::claims::{AccessTokenClaims, ClientAuthentication, GRAPH_APP_ID};
-use crate::directory::{Directory, Tenant, TenantRef};
+use crate::directory::{AppRegistration, Directory, TenantRef};
 use crate::errors::{RequestIds, StsError};
 use crate::faults::{FaultTarget, Injected, ThrottleBody};
+use crate::hostile::ClientKey;
 use crate::params::Params;
+use crate::signing::TokenKind;
 use crate::stats::Endpoint;
 
 /// Bodies are a handful of short fields; a client assertion with its `x5c` chain is the
@@ -76,22 +78,46 @@ async fn token(
         Ok(bytes) => form_params(&req, &bytes, MAX_BODY),
         Err(e) => Err(sts_param_error(e)),
     };
+    let client_id = params
+        .as_ref()
+        .ok()
+        .and_then(|p| p.text("client_id").ok().flatten());
+    let endpoint = match version {
+        Version::V1 => Endpoint::TokenV1,
+        Version::V2 => Endpoint::TokenV2,
+    };
     let (tenant_key, decision, outcome) = {
         let dir = state.directory();
         let tenant_key = dir.stats_key(&segment);
+        audit::note(&req, client_id, Some(tenant_key.as_str()));
+        // A hostile throttle answers first, then an injected fault, before any check, as a
+        // front door's throttling would.
+        let client = || ClientKey::new(FaultTarget::Token, client_id.unwrap_or_default(), &segment);
+        if let Some(verdict) = state.throttle.check(FaultTarget::Token, client, now) {
+            drop(dir);
+            state.stats.record(endpoint, Some(&tenant_key));
+            state
+                .stats
+                .record_fault(endpoint, Some(&tenant_key), verdict.into());
+            let error = StsError::transient(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(verdict.retry_after_secs()),
+            );
+            let mut response = error.to_json_response(&ids, &base_url(&req));
+            response.extensions_mut().insert(Refusal::new(
+                Some(format!("AADSTS{}", error.code)),
+                &verdict.reason(),
+            ));
+            return response;
+        }
         let decision = state
             .faults
             .decide(FaultTarget::Token, || dir.tenant_id(&segment));
-        // An injected fault answers before any check, as a front door's throttling would.
         let outcome = match decision.and_then(|d| d.fault) {
             Some(fault) => Err(fault_error(fault)),
             None => params.and_then(|p| issue(&state, &dir, &req, &segment, &p, version, now)),
         };
         (tenant_key, decision, outcome)
-    };
-    let endpoint = match version {
-        Version::V1 => Endpoint::TokenV1,
-        Version::V2 => Endpoint::TokenV2,
     };
     state.stats.record(endpoint, Some(&tenant_key));
     if let Some(decision) = decision {
@@ -171,6 +197,16 @@ fn issue(
     version: Version,
     now: OffsetDateTime,
 ) -> Result<serde_json::Value, StsError> {
+    // The grants of a signed-in person have their own module; they are v2 only, as the
+    // emulator has no v1 authorize endpoint.
+    if version == Version::V2
+        && matches!(
+            params.text("grant_type"),
+            Ok(Some("authorization_code" | "refresh_token"))
+        )
+    {
+        return super::code_grant::issue(state, dir, req, segment, params, now);
+    }
     let text = |name: &str| params.text(name).map_err(sts_param_error);
     let tenant = match TenantRef::parse(segment) {
         None => return Err(StsError::invalid_tenant(segment)),
@@ -190,45 +226,18 @@ fn issue(
     let client_id = text("client_id")?.ok_or_else(|| StsError::missing_parameter("client_id"))?;
     let client_uuid =
         Uuid::try_parse(client_id).map_err(|_| StsError::invalid_client_id(client_id))?;
-    let app = &dir.app;
-    if client_uuid != app.client_id {
-        return Err(StsError::app_not_found(client_id, &tenant.display_name));
-    }
+    let app = dir
+        .app(client_uuid)
+        .ok_or_else(|| StsError::app_not_found(client_id, &tenant.display_name))?;
     let sp = tenant
-        .consent
-        .as_ref()
+        .consent(client_uuid)
         .ok_or_else(|| StsError::app_not_found(client_id, &tenant.display_name))?;
 
-    let authentication = match (text("client_secret")?, text("client_assertion")?) {
-        (None, None) => return Err(StsError::no_credential()),
-        (Some(_), Some(_)) => {
-            return Err(StsError::malformed(
-                "Only one of 'client_secret' and 'client_assertion' may be sent.",
-            ));
-        }
-        (Some(secret), None) => {
-            // Constant time, so response timing does not reveal how much of a guess matched.
-            if !bool::from(secret.as_bytes().ct_eq(app.client_secret.as_bytes())) {
-                return Err(StsError::invalid_secret(client_id));
-            }
-            ClientAuthentication::Secret
-        }
-        (None, Some(jwt)) => {
-            if text("client_assertion_type")? != Some(JWT_BEARER) {
-                return Err(StsError::missing_parameter("client_assertion_type"));
-            }
-            let base = base_url(req);
-            let is_token_endpoint = |aud: &str| is_token_endpoint_of(aud, &base, tenant, dir);
-            let expected = Expected {
-                client_id,
-                now,
-                is_token_endpoint: &is_token_endpoint,
-            };
-            assertion::verify(jwt, app, &expected)
-                .map_err(|e| StsError::client_assertion(&e, client_id))?;
-            ClientAuthentication::Assertion
-        }
+    let base = base_url(req);
+    let is_token_endpoint = |aud: &str| {
+        is_token_endpoint_of(aud, &base, &|named| dir.tenant_id(named) == Some(tenant.id))
     };
+    let authentication = authenticate(app, params, client_id, &is_token_endpoint, now)?;
 
     let (audience, resource) = match version {
         Version::V2 => {
@@ -253,7 +262,7 @@ fn issue(
     let claims = AccessTokenClaims::new(app, tenant, sp, audience, authentication, now, lifetime);
     let access_token = state
         .signer
-        .sign(&claims)
+        .sign(TokenKind::AppAccessToken, &claims)
         .map_err(|_| StsError::malformed("The token could not be signed."))?;
     Ok(match version {
         Version::V2 => {
@@ -281,6 +290,43 @@ fn issue(
     })
 }
 
+/// Authenticates the client by its secret or its assertion (RFC 7523 §2.2), whichever it
+/// sent; `is_token_endpoint` says whether an assertion's `aud` names this endpoint.
+pub(super) fn authenticate(
+    app: &AppRegistration,
+    params: &Params,
+    client_id: &str,
+    is_token_endpoint: &dyn Fn(&str) -> bool,
+    now: OffsetDateTime,
+) -> Result<ClientAuthentication, StsError> {
+    let text = |name: &str| params.text(name).map_err(sts_param_error);
+    match (text("client_secret")?, text("client_assertion")?) {
+        (None, None) => Err(StsError::no_credential()),
+        (Some(_), Some(_)) => Err(StsError::malformed(
+            "Only one of 'client_secret' and 'client_assertion' may be sent.",
+        )),
+        (Some(secret), None) => {
+            if !app.accepts_secret(secret) {
+                return Err(StsError::invalid_secret(client_id));
+            }
+            Ok(ClientAuthentication::Secret)
+        }
+        (None, Some(jwt)) => {
+            if text("client_assertion_type")? != Some(JWT_BEARER) {
+                return Err(StsError::missing_parameter("client_assertion_type"));
+            }
+            let expected = Expected {
+                client_id,
+                now,
+                is_token_endpoint,
+            };
+            assertion::verify(jwt, app, &expected)
+                .map_err(|e| StsError::client_assertion(&e, client_id))?;
+            Ok(ClientAuthentication::Assertion)
+        }
+    }
+}
+
 /// Microsoft's authority hosts (public, US Government, China: ENTRA.md, Hosts), which
 /// assertions may name whatever host they call.
 const MICROSOFT_AUTHORITIES: &[&str] = &[
@@ -289,10 +335,10 @@ const MICROSOFT_AUTHORITIES: &[&str] = &[
     "login.chinacloudapi.cn",
 ];
 
-/// Whether a client assertion's `aud` is a token endpoint (v2 or v1) of `tenant`: on the
-/// host the client called (`base`, `scheme://host[:port]`) or on one of Microsoft's
-/// authority hosts, naming the tenant by any of its GUID or domains.
-fn is_token_endpoint_of(aud: &str, base: &str, tenant: &Tenant, dir: &Directory) -> bool {
+/// Whether a client assertion's `aud` is a token endpoint (v2 or v1) whose tenant segment
+/// `accepts` takes: on the host the client called (`base`, `scheme://host[:port]`) or on
+/// one of Microsoft's authority hosts.
+pub(super) fn is_token_endpoint_of(aud: &str, base: &str, accepts: &dyn Fn(&str) -> bool) -> bool {
     let Ok(url) = url::Url::parse(aud) else {
         return false;
     };
@@ -316,9 +362,7 @@ fn is_token_endpoint_of(aud: &str, base: &str, tenant: &Tenant, dir: &Directory)
         .map(Iterator::collect)
         .unwrap_or_default();
     match segments.as_slice() {
-        [named, "oauth2", "v2.0", "token"] | [named, "oauth2", "token"] => {
-            dir.tenant_id(named) == Some(tenant.id)
-        }
+        [named, "oauth2", "v2.0", "token"] | [named, "oauth2", "token"] => accepts(named),
         _ => false,
     }
 }

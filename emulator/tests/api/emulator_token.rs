@@ -530,7 +530,8 @@ async fn unsupported_grant_type_is_aadsts70003() {
     let emulator = spawn_emulator().await;
     emulator.consent(&emulator.contoso()).await;
 
-    for grant in ["password", "authorization_code", "CLIENT_CREDENTIALS"] {
+    // authorization_code and refresh_token are sign-in grants now (emulator_oidc).
+    for grant in ["password", "device_code", "CLIENT_CREDENTIALS"] {
         let response = emulator
             .token_v2(&emulator.contoso(), &[("grant_type", grant)])
             .await;
