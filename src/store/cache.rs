@@ -1,5 +1,6 @@
-//! Short-lived read-through caches in front of the two rows every token request reads: the
-//! API key (by its hash) and the tenant (for its status).
+//! Short-lived read-through caches in front of what hot paths read on every request: the
+//! API key (by its hash) and the tenant (for its status), for the token route; the operator's
+//! session and the console's list pages, for `/admin`.
 //!
 //! Measured by `cargo bench --bench api`: each lookup is a round trip to SQLite's connection
 //! thread, and with the event write they held `POST /api/v1/tenants/{id}/token` to a tenth
@@ -18,7 +19,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{ApiKeyRow, Store, StoreError, TenantRow};
+use super::{ApiKeyRow, ConsoleView, SessionRow, Store, StoreError, TenantRow};
 use crate::domain::TenantId;
 
 /// Entries per cache. Only existing keys and tenants get in; past this, expired entries are
@@ -38,9 +39,28 @@ pub const API_KEY_TTL: Duration = Duration::from_secs(2);
 /// tenant whose consent was just revoked changes nothing a client could rely on.
 pub const TENANT_TTL: Duration = Duration::from_secs(1);
 
+/// How long an operator's session is trusted without asking the database again: the longest
+/// a session ended, or an operator disabled or demoted, through another instance keeps
+/// working here (the same reasoning as [`API_KEY_TTL`]). Changes made through this process
+/// take effect at once: they forget every cached session.
+pub const SESSION_TTL: Duration = Duration::from_secs(2);
+
+/// How long a console list page (its rows, the counts per status and recent activity) is
+/// reused for the same query: operators looking at the same page at the same time, or one
+/// reloading it, cost one statement a second instead of one each. Every change to tenants
+/// or events made through this process forgets them all at once, so what an operator just
+/// did (or the verifier just found) shows on the next page here; a change made through
+/// another instance shows within this time.
+pub const CONSOLE_TTL: Duration = Duration::from_secs(1);
+
+/// Console pages kept at most: a page is tens of kilobytes, and searches typed by operators
+/// are keys too.
+const CONSOLE_PAGES: usize = 256;
+
 /// Key to value, each for at most `ttl` after it was read.
 pub(super) struct TtlCache<K, V> {
     ttl: Duration,
+    capacity: usize,
     entries: Mutex<Entries<K, V>>,
 }
 
@@ -60,8 +80,14 @@ pub(super) struct ReadStart {
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub(super) fn new(ttl: Duration) -> TtlCache<K, V> {
+        TtlCache::with_capacity(ttl, CAPACITY)
+    }
+
+    /// At most `capacity` entries (for large values).
+    pub(super) fn with_capacity(ttl: Duration, capacity: usize) -> TtlCache<K, V> {
         TtlCache {
             ttl,
+            capacity,
             entries: Mutex::new(Entries {
                 map: HashMap::new(),
                 generation: 0,
@@ -104,12 +130,12 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         if entries.generation != start.generation {
             return;
         }
-        if entries.map.len() >= CAPACITY {
+        if entries.map.len() >= self.capacity {
             let now = Instant::now();
             entries
                 .map
                 .retain(|_, (at, _)| now.saturating_duration_since(*at) < self.ttl);
-            if entries.map.len() >= CAPACITY {
+            if entries.map.len() >= self.capacity {
                 entries.map.clear();
             }
         }
@@ -139,6 +165,10 @@ pub(super) struct Caches {
     /// By the key's SHA-256 (base64url), as the database is searched.
     pub(super) api_keys: TtlCache<String, Arc<ApiKeyRow>>,
     pub(super) tenants: TtlCache<TenantId, Arc<TenantRow>>,
+    /// By the session id's keyed hash, as the database is searched.
+    pub(super) sessions: TtlCache<String, Arc<SessionRow>>,
+    /// By the page's query, cursor and lengths ([`console_key`]).
+    pub(super) console: TtlCache<String, Arc<ConsoleView>>,
 }
 
 impl Caches {
@@ -146,6 +176,8 @@ impl Caches {
         Caches {
             api_keys: TtlCache::new(API_KEY_TTL),
             tenants: TtlCache::new(TENANT_TTL),
+            sessions: TtlCache::new(SESSION_TTL),
+            console: TtlCache::with_capacity(CONSOLE_TTL, CONSOLE_PAGES),
         }
     }
 }
@@ -155,6 +187,8 @@ impl std::fmt::Debug for Caches {
         f.debug_struct("Caches")
             .field("api_keys", &self.api_keys.lock().map.len())
             .field("tenants", &self.tenants.lock().map.len())
+            .field("sessions", &self.sessions.lock().map.len())
+            .field("console", &self.console.lock().map.len())
             .finish()
     }
 }
@@ -174,6 +208,34 @@ impl Store {
         let row = Arc::new(row);
         self.caches.tenants.insert(id, row.clone(), start);
         Ok(Some(row))
+    }
+
+    /// To call after any change to tenants or their events: the console's cached pages
+    /// may show what it changed.
+    pub(super) fn console_changed(&self) {
+        self.caches.console.forget(|_| true);
+    }
+
+    /// For a method that changes tenants or events, held from its start: when the method
+    /// returns (after its transaction committed or rolled back, whichever way it ends), the
+    /// console's cached pages are forgotten, and a page read while it ran is not kept.
+    pub(super) fn console_change(&self) -> ConsoleChange<'_> {
+        ConsoleChange(self)
+    }
+
+    /// To call after any change to sessions or operators (a session ended, an operator
+    /// disabled, demoted or removed): cached sessions may be the ones it changed.
+    pub(super) fn sessions_changed(&self) {
+        self.caches.sessions.forget(|_| true);
+    }
+}
+
+/// See [`Store::console_change`].
+pub(super) struct ConsoleChange<'a>(&'a Store);
+
+impl Drop for ConsoleChange<'_> {
+    fn drop(&mut self) {
+        self.0.console_changed();
     }
 }
 

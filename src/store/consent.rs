@@ -252,6 +252,7 @@ impl Store {
     /// after [`UNVERIFIED_TENANT_RETENTION`] (with their events and claims), and events of
     /// no tenant after [`ORPHAN_EVENT_RETENTION`].
     pub async fn purge_stale(&self, now: OffsetDateTime) -> Result<PurgeReport, StoreError> {
+        let _changed = self.console_change();
         let mut report = PurgeReport::default();
         let mut tx = self.pool.begin().await?;
         let unverified = ts(now - UNVERIFIED_TENANT_RETENTION);
@@ -300,6 +301,7 @@ impl Store {
         &self,
         cb: &ConsentCallback<'_>,
     ) -> Result<ConsentOutcome, StoreError> {
+        let _changed = self.console_change();
         let now = ts(cb.now);
         let tenant = cb.tenant.to_string();
         let mut tx = self.pool.begin().await?;
@@ -529,6 +531,7 @@ impl Store {
         declined: &Declined<'_>,
         now: OffsetDateTime,
     ) -> Result<Option<DeclinedSignUp>, StoreError> {
+        let _changed = self.console_change();
         let now_s = ts(now);
         let mut tx = self.pool.begin().await?;
         type Consumed = (
@@ -640,6 +643,7 @@ impl Store {
         event: &NewEvent,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        let _changed = self.console_change();
         let mut tx = self.pool.begin().await?;
         // Only the first refusal writes (later ones match no row): a replayed URL costs no
         // page either.

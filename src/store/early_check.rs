@@ -138,6 +138,7 @@ impl Store {
         detail: String,
         request_id: &str,
     ) -> Result<EarlyCheck, StoreError> {
+        let _changed = self.console_change();
         // The budget is read and spent under the write lock: two instances asking at once
         // cannot both spend its last check.
         let mut tx = self.pool.begin_with("begin immediate").await?;

@@ -151,6 +151,7 @@ impl Store {
         event: &NewEvent,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let _changed = self.console_change();
         insert_event(&self.pool, event, now).await
     }
 

@@ -74,6 +74,8 @@ async fn write_batches(store: Store, mut incoming: mpsc::Receiver<Queued>) {
     let mut checkpoints = Checkpoints::default();
     while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let written = write_all(&store, &mut connection, &batch).await;
+        // Before anyone hears back: recent activity on the console is now stale.
+        store.console_changed();
         checkpoints.after_commit(&store);
         match written {
             Ok(()) => {
@@ -95,6 +97,7 @@ async fn write_batches(store: Store, mut incoming: mpsc::Receiver<Queued>) {
                 tracing::warn!(error = ?e, events = batch.len(), "an event batch failed; writing its events one by one");
                 for queued in batch.drain(..) {
                     let result = insert_event(&store.pool, &queued.event, queued.at).await;
+                    store.console_changed();
                     let _ = queued.written.send(result);
                 }
             }

@@ -1,5 +1,7 @@
 //! Operators, their roles and their sessions.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -75,6 +77,7 @@ pub struct SessionRow {
     pub csrf_token: String,
     pub public_id: Option<String>,
     pub last_seen_at: Option<String>,
+    pub expires_at: String,
 }
 
 /// One of an operator's sessions, as "Your sessions" lists it.
@@ -156,6 +159,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(existing.is_none())
     }
 
@@ -237,6 +241,7 @@ impl Store {
         }
         end_sessions_of(&mut tx, name).await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(())
     }
 
@@ -265,6 +270,7 @@ impl Store {
         }
         end_sessions_of(&mut tx, name).await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(())
     }
 
@@ -309,6 +315,7 @@ impl Store {
             return Err(OperatorChangeError::LastOwner(name.to_owned()));
         }
         tx.commit().await?;
+        self.sessions_changed();
         Ok(())
     }
 
@@ -328,6 +335,7 @@ impl Store {
             return Err(OperatorChangeError::LastOwner(name.to_owned()));
         }
         tx.commit().await?;
+        self.sessions_changed();
         Ok(())
     }
 
@@ -364,17 +372,32 @@ impl Store {
         id_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Option<SessionRow>, StoreError> {
-        Ok(sqlx::query_as(
+        let now_ts = ts(now);
+        // Cached for at most SESSION_TTL (cache.rs); its own expiry still counts.
+        if let Some(row) = self.caches.sessions.get(id_hash)
+            && row.expires_at > now_ts
+        {
+            return Ok(Some((*row).clone()));
+        }
+        let start = self.caches.sessions.read_start();
+        let row: Option<SessionRow> = sqlx::query_as(
             "select operator.id as operator_id, operator.name as operator_name, operator.role, \
-             operator_session.csrf_token, operator_session.public_id, operator_session.last_seen_at \
+             operator_session.csrf_token, operator_session.public_id, operator_session.last_seen_at, \
+             operator_session.expires_at \
              from operator_session join operator on operator.id = operator_session.operator_id \
              where operator_session.id_hash = $1 and operator_session.expires_at > $2 \
              and operator.disabled_at is null",
         )
         .bind(id_hash)
-        .bind(ts(now))
+        .bind(now_ts)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        if let Some(row) = &row {
+            self.caches
+                .sessions
+                .insert(id_hash.to_owned(), Arc::new(row.clone()), start);
+        }
+        Ok(row)
     }
 
     /// Records that the session was used now.
@@ -388,6 +411,8 @@ impl Store {
             .bind(ts(now))
             .execute(&self.pool)
             .await?;
+        // The cached row would say it was seen long ago, and ask for another touch.
+        self.sessions_changed();
         Ok(())
     }
 
@@ -414,15 +439,16 @@ impl Store {
         operator_id: &str,
         public_id: &str,
     ) -> Result<bool, StoreError> {
-        Ok(
+        let ended =
             sqlx::query("delete from operator_session where operator_id = $1 and public_id = $2")
                 .bind(operator_id)
                 .bind(public_id)
                 .execute(&self.pool)
                 .await?
                 .rows_affected()
-                > 0,
-        )
+                > 0;
+        self.sessions_changed();
+        Ok(ended)
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
@@ -430,6 +456,7 @@ impl Store {
             .bind(id_hash)
             .execute(&self.pool)
             .await?;
+        self.sessions_changed();
         Ok(())
     }
 }

@@ -391,27 +391,24 @@ pub async fn list(
         Some((cursor, direction)) => (Some(cursor), *direction),
         None => (None, PageDirection::Forward),
     };
-    let ConsoleView {
-        mut rows,
-        counts,
-        verified,
-        recent,
-    } = state
+    let view = state
         .store
         .console_view(&listing.query, from, direction, PAGE_SIZE + 1, RECENT)
         .await?;
+    let ConsoleView {
+        rows,
+        counts,
+        verified,
+        recent,
+    } = &*view;
+    let verified = *verified;
     // One row more than a page says whether there is more that way.
     let more = rows.len() > PAGE_SIZE as usize;
-    if more {
-        match direction {
-            PageDirection::Forward => {
-                rows.pop();
-            }
-            PageDirection::Backward => {
-                rows.remove(0);
-            }
-        }
-    }
+    let rows = match (more, direction) {
+        (false, _) => &rows[..],
+        (true, PageDirection::Forward) => &rows[..rows.len() - 1],
+        (true, PageDirection::Backward) => &rows[1..],
+    };
     let (has_previous, has_next) = match direction {
         PageDirection::Forward => (from.is_some(), more),
         PageDirection::Backward => (more, true),
@@ -472,7 +469,7 @@ pub async fn list(
         "attention",
         status_filter == StatusFilter::Attention,
     ));
-    for (s, n) in &counts {
+    for (s, n) in counts {
         count_links.push(count_link(
             s.label(),
             s.as_str(),
@@ -533,14 +530,14 @@ pub async fn list(
             .map(|a| (a.headline, format!("{} (since {})", a.message, a.at))),
         required: required.clone(),
         events: recent
-            .into_iter()
+            .iter()
             .map(|(e, tenant_name)| ActivityView {
                 at: short(&e.created_at),
                 ago: relative_ts(&e.created_at, now),
                 kind: e.kind.replace('_', " "),
-                tenant_name,
-                tenant_id: e.tenant_id,
-                detail: e.detail,
+                tenant_name: tenant_name.clone(),
+                tenant_id: e.tenant_id.clone(),
+                detail: e.detail.clone(),
             })
             .collect(),
         all: listing.all,
