@@ -110,7 +110,11 @@ impl Demo {
         // set up ("Pointing it at Microsoft Entra ID" in the README).
         let emulator = Emulator::build(EmulatorConfig {
             port: options.emulator_port,
-            redirect_uris: vec![format!("{public_url}/consent/callback")],
+            // The consent callback, and the sign-up's sign-in with Microsoft.
+            redirect_uris: vec![
+                format!("{public_url}/consent/callback"),
+                format!("{public_url}/signup/signed-in"),
+            ],
             permissions: required_permissions,
             ..EmulatorConfig::default()
         })
