@@ -187,7 +187,9 @@ impl Demo {
              {settings}\n\
              Open the sign-up page, click \"Connect your organisation\", choose Contoso Ltd on the\n\
              emulated Microsoft page and Accept. The status page turns Active within seconds; the\n\
-             tenant appears on the dashboard, and tenant.connected in the webhook inbox. Revoke the\n\
+             tenant appears on the dashboard, and tenant.connected in the webhook inbox. Or click\n\
+             \"Sign in with Microsoft and connect\" and pick admin@contoso.onmicrosoft.com: the\n\
+             dashboard then names who connected Contoso, verified by the sign-in. Revoke the\n\
              consent on the emulator's page ({emu}/_emulator) and tenant.status_changed follows\n\
              at the next check. The API:\n\
              \n\
