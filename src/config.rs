@@ -25,6 +25,29 @@ pub enum TokenVersion {
     V1,
 }
 
+/// Whether "Connect your organisation" signs the person in with Microsoft first
+/// (`CONSENTRY_SIGNUP_SIGN_IN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupSignIn {
+    /// Admin consent alone: the callback's tenant and the sign-up's fields are claims.
+    Off,
+    /// Both ways are offered; the page says what signing in adds.
+    Optional,
+    /// Every sign-up signs in first; the unauthenticated way is refused.
+    Required,
+}
+
+impl SignupSignIn {
+    fn parse(raw: &str) -> Option<SignupSignIn> {
+        match raw.to_ascii_lowercase().as_str() {
+            "off" => Some(SignupSignIn::Off),
+            "optional" => Some(SignupSignIn::Optional),
+            "required" => Some(SignupSignIn::Required),
+            _ => None,
+        }
+    }
+}
+
 /// Which Microsoft cloud (ENTRA.md "Hosts"): its authority host, its Graph host, and the
 /// Graph resource tokens are asked for. A token for one cloud's Graph is not accepted by
 /// another's.
@@ -151,6 +174,8 @@ pub struct Settings {
     /// A separate address serving `GET /metrics` without a token
     /// (`CONSENTRY_METRICS_LISTEN`), to keep on a private network.
     pub metrics_listen: Option<SocketAddr>,
+    /// Whether sign-ups sign in with Microsoft first (`CONSENTRY_SIGNUP_SIGN_IN`).
+    pub signup_sign_in: SignupSignIn,
 }
 
 /// Why the configuration cannot be used; always names the key.
@@ -191,6 +216,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("webhook_timeout", "CONSENTRY_WEBHOOK_TIMEOUT"),
     ("metrics_token", "CONSENTRY_METRICS_TOKEN"),
     ("metrics_listen", "CONSENTRY_METRICS_LISTEN"),
+    ("signup_sign_in", "CONSENTRY_SIGNUP_SIGN_IN"),
 ];
 
 /// The environment variable naming the optional TOML file.
@@ -465,7 +491,18 @@ impl RawSettings {
             })?),
         };
 
+        let signup_sign_in = match self.get("CONSENTRY_SIGNUP_SIGN_IN") {
+            None => SignupSignIn::Optional,
+            Some(raw) => SignupSignIn::parse(raw).ok_or_else(|| {
+                invalid(
+                    "CONSENTRY_SIGNUP_SIGN_IN",
+                    "must be off, optional or required",
+                )
+            })?,
+        };
+
         Ok(Settings {
+            signup_sign_in,
             metrics_token,
             metrics_listen,
             webhook_allow_private,
@@ -557,6 +594,15 @@ impl Settings {
     pub fn redirect_uri(&self) -> String {
         format!(
             "{}/consent/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// The redirect URI of a sign-up's sign-in with Microsoft, registered on the app beside
+    /// the consent callback: `{public_url}/signup/signed-in`.
+    pub fn signup_sign_in_redirect_uri(&self) -> String {
+        format!(
+            "{}/signup/signed-in",
             self.public_url.as_str().trim_end_matches('/')
         )
     }

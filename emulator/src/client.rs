@@ -336,6 +336,66 @@ impl TestEmulator {
     }
 }
 
+impl TestEmulator {
+    /// Signs `username` in through the emulator's pages as a browser would, starting from
+    /// the authorize URL an app redirected to: the account picker, then the consent page
+    /// (accepted) if it shows. `browser` keeps cookies and follows no redirects. Returns
+    /// where the emulator sends the browser back (the app's redirect URI with `code` and
+    /// `state`, or `error`).
+    pub async fn sign_in_through_pages(
+        &self,
+        browser: &reqwest::Client,
+        authorize_url: &str,
+        username: &str,
+    ) -> String {
+        let url = url::Url::parse(authorize_url).expect("an absolute authorize URL");
+        let segment = url
+            .path_segments()
+            .and_then(|mut s| s.next())
+            .expect("a tenant segment")
+            .to_owned();
+        let page = browser
+            .get(authorize_url)
+            .send()
+            .await
+            .expect("the authorize endpoint answers");
+        assert_eq!(page.status(), 200, "the sign-in page shows");
+        let html = page.text().await.expect("html");
+        let flow = hidden_field(&html, "flow").expect("the sign-in page carries its flow");
+        let post = |path: String, fields: Vec<(&'static str, String)>| async move {
+            browser
+                .post(self.url(&path))
+                .form(&fields)
+                .send()
+                .await
+                .expect("the emulator answers")
+        };
+        let mut response = post(
+            format!("/{segment}/login"),
+            vec![("flow", flow), ("username", username.to_owned())],
+        )
+        .await;
+        if response.status() == 200 {
+            let html = response.text().await.expect("html");
+            let flow = hidden_field(&html, "flow").expect("the consent page carries its flow");
+            response = post(
+                format!("/{segment}/consent"),
+                vec![("flow", flow), ("decision", "accept".to_owned())],
+            )
+            .await;
+        }
+        assert_eq!(
+            response.status(),
+            302,
+            "the emulator sends the browser back"
+        );
+        response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    }
+}
+
 /// Decodes the HTML character references askama writes (`&#34;`, `&amp;`, ...).
 pub fn html_unescape(html: &str) -> String {
     let mut out = String::with_capacity(html.len());

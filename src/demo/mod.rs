@@ -110,7 +110,11 @@ impl Demo {
         // set up ("Pointing it at Microsoft Entra ID" in the README).
         let emulator = Emulator::build(EmulatorConfig {
             port: options.emulator_port,
-            redirect_uris: vec![format!("{public_url}/consent/callback")],
+            // The consent callback, and the sign-up's sign-in with Microsoft.
+            redirect_uris: vec![
+                format!("{public_url}/consent/callback"),
+                format!("{public_url}/signup/signed-in"),
+            ],
             permissions: required_permissions,
             ..EmulatorConfig::default()
         })
@@ -183,7 +187,9 @@ impl Demo {
              {settings}\n\
              Open the sign-up page, click \"Connect your organisation\", choose Contoso Ltd on the\n\
              emulated Microsoft page and Accept. The status page turns Active within seconds; the\n\
-             tenant appears on the dashboard, and tenant.connected in the webhook inbox. Revoke the\n\
+             tenant appears on the dashboard, and tenant.connected in the webhook inbox. Or click\n\
+             \"Sign in with Microsoft and connect\" and pick admin@contoso.onmicrosoft.com: the\n\
+             dashboard then names who connected Contoso, verified by the sign-in. Revoke the\n\
              consent on the emulator's page ({emu}/_emulator) and tenant.status_changed follows\n\
              at the next check. The API:\n\
              \n\

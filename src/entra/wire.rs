@@ -121,6 +121,117 @@ impl TokenResponse {
     }
 }
 
+/// The answer to an authorization-code redemption (OpenID Connect Core §3.1.3.3). Only what
+/// consentry reads: the refresh token, when one comes, is dropped unread.
+#[derive(Deserialize)]
+pub struct CodeTokenResponse {
+    #[serde(default)]
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+/// The fields of a discovery document (`/.well-known/openid-configuration`) consentry uses.
+#[derive(Debug, Deserialize)]
+pub struct DiscoveryDocument {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+}
+
+/// A JSON Web Key Set (RFC 7517 §5).
+#[derive(Debug, Deserialize)]
+pub struct JwkSet {
+    #[serde(default)]
+    pub keys: Vec<Jwk>,
+}
+
+/// One key (RFC 7517 §4; RSA parameters per RFC 7518 §6.3.1), as Microsoft publishes them.
+#[derive(Debug, Deserialize)]
+pub struct Jwk {
+    #[serde(default)]
+    pub kty: String,
+    #[serde(default, rename = "use")]
+    pub use_: Option<String>,
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default)]
+    pub n: Option<String>,
+    #[serde(default)]
+    pub e: Option<String>,
+}
+
+/// A JWT's header, read before any key is chosen: `alg` as text, so that `none` or an
+/// algorithm nobody supports is named in the refusal rather than failing to parse.
+#[derive(Debug, Deserialize)]
+pub struct JwtHeader {
+    #[serde(default)]
+    pub alg: Option<String>,
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// The claims of a v2.0 ID token consentry checks or keeps.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdTokenClaims {
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// A string, or (RFC 7519 §4.1.3) an array of them.
+    #[serde(default)]
+    pub aud: Option<Audience>,
+    #[serde(default)]
+    pub exp: Option<i64>,
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    #[serde(default)]
+    pub iat: Option<i64>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub tid: Option<String>,
+    #[serde(default)]
+    pub oid: Option<String>,
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains(&self, value: &str) -> bool {
+        match self {
+            Audience::One(a) => a == value,
+            Audience::Many(all) => all.iter().any(|a| a == value),
+        }
+    }
+}
+
+/// What consentry reads from the delegated access token of a sign-in: the directory roles
+/// (`wids`) of the person, to tell them early whether they can consent for the tenant.
+#[derive(Debug, Default, Deserialize)]
+pub struct DelegatedClaims {
+    #[serde(default)]
+    pub tid: Option<String>,
+    #[serde(default)]
+    pub wids: Option<Vec<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,19 @@ pub struct NewConsentRequest {
     pub expires_at: OffsetDateTime,
     /// The invitation it was started from, if any.
     pub invitation_id: Option<String>,
+    /// Who signed in with Microsoft before it (a validated ID token's claims).
+    pub signed_in: Option<SignedInClaim>,
+}
+
+/// The person a validated ID token named, kept with the sign-up it started (never the
+/// token).
+#[derive(Debug, Clone)]
+pub struct SignedInClaim {
+    pub tenant: TenantId,
+    pub object_id: String,
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub at: OffsetDateTime,
 }
 
 /// Why a callback's state was not accepted.
@@ -114,6 +127,9 @@ pub enum ConsentRejection {
     TooManyTenants,
     /// The sign-up came from an invitation for one tenant and the callback named another.
     NotInvitedTenant,
+    /// The person signed in with Microsoft as a member of one tenant and the callback
+    /// named another.
+    NotSignedInTenant,
 }
 
 impl ConsentRejection {
@@ -125,6 +141,7 @@ impl ConsentRejection {
             ConsentRejection::OtherBrowser => "other_browser",
             ConsentRejection::TooManyTenants => "too_many_tenants",
             ConsentRejection::NotInvitedTenant => "not_invited_tenant",
+            ConsentRejection::NotSignedInTenant => "not_signed_in_tenant",
         }
     }
 }
@@ -181,6 +198,11 @@ pub struct ClaimRow {
     pub created_at: String,
     /// When its callback arrived.
     pub consumed_at: String,
+    /// Who signed in with Microsoft for it: a validated ID token named them, a member of
+    /// this tenant (the callback had to name the same one).
+    pub signed_in_name: Option<String>,
+    pub signed_in_username: Option<String>,
+    pub signed_in_at: Option<String>,
 }
 
 /// What a purge removed.
@@ -222,8 +244,9 @@ impl Store {
         }
         let inserted = sqlx::query(
             "insert into consent_request (id, state_hash, binding_hash, organisation_name, contact_email, \
-             domain_hint, client_addr, client_net, created_at, expires_at, invitation_id) \
-             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12 \
+             domain_hint, client_addr, client_net, created_at, expires_at, invitation_id, \
+             signed_in_tenant, signed_in_oid, signed_in_name, signed_in_username, signed_in_at) \
+             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $15, $16, $17 \
              where (select count(*) from consent_request where consumed_at is null and expires_at > $9) < $11",
         )
         .bind(Uuid::new_v4().to_string())
@@ -238,6 +261,11 @@ impl Store {
         .bind(ts(r.expires_at))
         .bind(MAX_PENDING_REQUESTS)
         .bind(&r.invitation_id)
+        .bind(r.signed_in.as_ref().map(|p| p.tenant.to_string()))
+        .bind(r.signed_in.as_ref().map(|p| p.object_id.clone()))
+        .bind(r.signed_in.as_ref().and_then(|p| p.name.clone()))
+        .bind(r.signed_in.as_ref().and_then(|p| p.username.clone()))
+        .bind(r.signed_in.as_ref().map(|p| ts(p.at)))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -283,6 +311,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        report.consent_requests += Store::purge_sign_ins(&mut tx, now).await?;
         report.events +=
             sqlx::query("delete from tenant_event where tenant_id is null and created_at < $1")
                 .bind(ts(now - ORPHAN_EVENT_RETENTION))
@@ -307,17 +336,26 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // The first statement writes, so SQLite takes the write lock here and concurrent
         // callbacks queue behind it (busy timeout) instead of racing.
-        let consumed: Option<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        type Consumed = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let consumed: Option<Consumed> = sqlx::query_as(
             "update consent_request set consumed_at = $1, tenant_id = $3 \
              where state_hash = $2 and consumed_at is null and expires_at > $1 \
-             returning id, binding_hash, client_addr, invitation_id",
+             returning id, binding_hash, client_addr, invitation_id, signed_in_tenant",
         )
         .bind(&now)
         .bind(cb.state_hash)
         .bind(&tenant)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((request_id, binding_hash, client_addr, invitation_id)) = consumed else {
+        let Some((request_id, binding_hash, client_addr, invitation_id, signed_in_tenant)) =
+            consumed
+        else {
             tx.rollback().await?;
             return Ok(ConsentOutcome::Rejected(
                 self.why_rejected(cb.state_hash, cb.binding_hashes, &now)
@@ -327,6 +365,37 @@ impl Store {
         if !cb.binding_hashes.contains(&binding_hash) {
             tx.rollback().await?;
             return Ok(ConsentOutcome::Rejected(ConsentRejection::OtherBrowser));
+        }
+        if let Some(signed_in) = signed_in_tenant.as_deref()
+            && signed_in != tenant
+        {
+            // Microsoft sends the administrator of tenant T back from T's adminconsent page
+            // with T: another tenant here was typed. The state is spent; no tenant is
+            // touched.
+            refuse_callback(
+                &mut tx,
+                &request_id,
+                cb,
+                format!(
+                    "Callback refused: the person signed in with Microsoft as a member of tenant {signed_in}, and the callback named tenant {tenant}."
+                ),
+            )
+            .await?;
+            if let Some(id) = &invitation_id {
+                invitation::failed(
+                    &mut tx,
+                    id,
+                    &format!(
+                        "A callback named tenant {tenant}, not the signed-in person's: refused."
+                    ),
+                    cb.now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            return Ok(ConsentOutcome::Rejected(
+                ConsentRejection::NotSignedInTenant,
+            ));
         }
 
         // A sign-up started from an invitation still in force (a revoked one, or one
@@ -711,11 +780,11 @@ impl Store {
         &self,
         binding_hashes: &[String],
     ) -> Result<Option<Onboarding>, StoreError> {
-        type Latest = (String, String, String, Option<String>);
+        type Latest = (String, String, String, Option<String>, Option<String>);
         let mut latest: Option<Latest> = None;
         for binding in binding_hashes {
             let row: Option<Latest> = sqlx::query_as(
-                "select tenant_id, consumed_at, id, invitation_id from consent_request \
+                "select tenant_id, consumed_at, id, invitation_id, signed_in_tenant from consent_request \
                  where binding_hash = $1 and consumed_at is not null and tenant_id is not null \
                  order by consumed_at desc limit 1",
             )
@@ -728,7 +797,7 @@ impl Store {
                 latest = Some(row);
             }
         }
-        let Some((tenant_id, _, request_id, invitation_id)) = latest else {
+        let Some((tenant_id, _, request_id, invitation_id, signed_in_tenant)) = latest else {
             return Ok(None);
         };
         let tenant: Option<TenantRow> = sqlx::query_as("select * from tenant where id = $1")
@@ -751,6 +820,11 @@ impl Store {
                 tenant: Box::new(tenant),
                 invitation: Box::new(invitation),
             }));
+        }
+        // A person Microsoft signed in as a member of the tenant sees it, whoever confirmed
+        // it: the callback had to name their own tenant.
+        if signed_in_tenant.as_deref() == Some(tenant_id.as_str()) {
+            return Ok(Some(Onboarding::Owner(Box::new(tenant))));
         }
         // The browser owns the tenant when the claim that confirms it is one of its own
         // (so an administrator's own re-consent still shows them their tenant) and no other
@@ -786,11 +860,39 @@ impl Store {
         }))
     }
 
+    /// Who signed in with Microsoft for the latest sign-up of this browser that named
+    /// `tenant` as their own: (name, username, when).
+    pub async fn signed_in_claim(
+        &self,
+        binding_hashes: &[String],
+        tenant: &str,
+    ) -> Result<Option<(Option<String>, Option<String>, String)>, StoreError> {
+        let mut latest: Option<(Option<String>, Option<String>, String)> = None;
+        for binding in binding_hashes {
+            let row: Option<(Option<String>, Option<String>, String)> = sqlx::query_as(
+                "select signed_in_name, signed_in_username, signed_in_at from consent_request \
+                 where binding_hash = $1 and tenant_id = $2 and signed_in_tenant = $2 \
+                 and consumed_at is not null order by consumed_at desc limit 1",
+            )
+            .bind(binding)
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row
+                && latest.as_ref().is_none_or(|l| row.2 > l.2)
+            {
+                latest = Some(row);
+            }
+        }
+        Ok(latest)
+    }
+
     /// Every claim that named `tenant`, newest first, and the id of the one that
     /// confirms it (the latest callback before its first successful verification).
     pub async fn claims_for(&self, tenant: TenantId) -> Result<Vec<ClaimRow>, StoreError> {
         Ok(sqlx::query_as(
-            "select id, organisation_name, contact_email, domain_hint, client_addr, created_at, consumed_at \
+            "select id, organisation_name, contact_email, domain_hint, client_addr, created_at, consumed_at, \
+             signed_in_name, signed_in_username, signed_in_at \
              from consent_request where tenant_id = $1 and consumed_at is not null \
              order by consumed_at desc limit 200",
         )

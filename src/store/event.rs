@@ -27,6 +27,12 @@ pub enum EventKind {
     /// An API key was handed an access token for the tenant (the event names the key,
     /// never the token).
     TokenIssued,
+    /// A sign-in with Microsoft was refused (a bad state, an error from Microsoft, a code
+    /// or ID token that did not check out).
+    SignInRefused,
+    /// A person signed in who cannot grant consent; they were given an invitation to
+    /// forward to their administrator.
+    SignInNotAdministrator,
 }
 
 impl EventKind {
@@ -57,6 +63,8 @@ impl EventKind {
             EventKind::StatusChanged => "status_changed",
             EventKind::CheckFailed => "check_failed",
             EventKind::TokenIssued => "token_issued",
+            EventKind::SignInRefused => "sign_in_refused",
+            EventKind::SignInNotAdministrator => "sign_in_not_administrator",
         }
     }
 }

@@ -302,6 +302,25 @@ impl Store {
             .collect())
     }
 
+    /// The salt of a live invitation (created or opened, unexpired) for `tenant` made by
+    /// `created_by`: a person who signs in again is shown the link they already have.
+    pub async fn live_invitation_from(
+        &self,
+        tenant: TenantId,
+        created_by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select salt from invitation where tenant_id = $1 and created_by = $2 \
+             and status in ('created', 'opened') and expires_at > $3 order by id desc limit 1",
+        )
+        .bind(tenant.to_string())
+        .bind(created_by)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// The invitations that named `tenant` or connected it, newest first.
     pub async fn invitations_for_tenant(
         &self,

@@ -16,6 +16,7 @@ mod health;
 mod idempotency;
 mod invitation;
 mod operator;
+mod sign_in;
 mod tenant;
 mod webhook;
 
@@ -33,7 +34,7 @@ pub use audit::{AuditAction, AuditFilter, AuditRow, NewAuditEvent, Outcome};
 pub use cache::{API_KEY_TTL, TENANT_TTL};
 pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, DeclinedSignUp,
-    MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport,
+    MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport, SignedInClaim,
 };
 pub use daily_count::{DailyCount, DailyKind};
 pub use early_check::{
@@ -49,6 +50,7 @@ pub use operator::{
     NewSession, OperatorChangeError, OperatorRow, Role, SessionRow, SessionView, generate_password,
     valid_operator_name,
 };
+pub use sign_in::{MAX_PENDING_SIGN_INS, NewSignInRequest, SignInPurpose, SignInRejection};
 pub use tenant::{
     ATTENTION, CheckOutcome, CheckResult, ConsoleCursor, ConsoleQuery, ConsoleSort, ConsoleView,
     PageDirection, StatusFilter, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,

@@ -48,6 +48,8 @@ pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub entra: Arc<EntraClient>,
+    /// Signing people in with Microsoft (discovery, keys, code redemption, ID tokens).
+    pub oidc: Arc<crate::entra::oidc::OidcClient>,
     pub verifier: Arc<Verifier>,
     pub graph: crate::graph::GraphClient,
     /// The token engine the verifier and `graph` use, for `POST /api/v1/tenants/{id}/token`.
@@ -159,7 +161,14 @@ impl Application {
             None => None,
         };
         let background = Arc::new(Supervisor::new(&BACKGROUND_TASKS));
+        let oidc = Arc::new(crate::entra::oidc::OidcClient::new(
+            entra.http().clone(),
+            settings.authority_host.as_str(),
+            settings.client_id,
+            settings.credential.clone(),
+        ));
         let state = web::Data::new(AppState {
+            oidc,
             metrics,
             background: background.clone(),
             webhooks: webhooks.clone(),

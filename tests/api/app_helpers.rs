@@ -80,7 +80,10 @@ async fn spawn(
     // this off again).
     raw.set("CONSENTRY_WEBHOOK_ALLOW_PRIVATE", "true");
     let mut emulator_config = EmulatorConfig {
-        redirect_uris: vec![format!("{base}/consent/callback")],
+        redirect_uris: vec![
+            format!("{base}/consent/callback"),
+            format!("{base}/signup/signed-in"),
+        ],
         ..EmulatorConfig::default()
     };
     adjust(&mut raw, &mut emulator_config);

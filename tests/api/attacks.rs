@@ -518,6 +518,7 @@ fn request(addr: &str, net: &str, at: time::OffsetDateTime) -> NewConsentRequest
         created_at: at,
         expires_at: at + time::Duration::minutes(10),
         invitation_id: None,
+        signed_in: None,
     }
 }
 

@@ -34,6 +34,7 @@ mod openapi;
 mod operators;
 mod outbox;
 mod quirks;
+mod sign_in;
 mod signup;
 mod token_engine;
 mod web_hygiene;

@@ -65,19 +65,19 @@ fn parse_query(raw: &str) -> Result<CallbackParams, WebError> {
 
 #[derive(Template)]
 #[template(path = "signup/declined.html")]
-struct Declined {
-    title: &'static str,
-    explanation: &'static str,
+pub(super) struct Declined {
+    pub(super) title: &'static str,
+    pub(super) explanation: &'static str,
     /// Microsoft's own words: only for a callback whose state this browser was issued.
-    microsoft_says: Option<String>,
+    pub(super) microsoft_says: Option<String>,
     /// The AADSTS code (or OAuth error) alone.
-    code: String,
+    pub(super) code: String,
     /// The sign-up came from an invitation: its link, not the sign-up page, starts again.
-    invited: bool,
+    pub(super) invited: bool,
 }
 
 /// What an AADSTS code on the callback means for the administrator.
-fn explain(code: Option<u32>, error: &str) -> (&'static str, &'static str) {
+pub(super) fn explain(code: Option<u32>, error: &str) -> (&'static str, &'static str) {
     match code {
         Some(65004) => (
             "You cancelled",
@@ -107,7 +107,7 @@ fn explain(code: Option<u32>, error: &str) -> (&'static str, &'static str) {
 }
 
 /// `AADSTS65004: ...` → 65004
-fn aadsts_code(description: &str) -> Option<u32> {
+pub(super) fn aadsts_code(description: &str) -> Option<u32> {
     let rest = description.trim_start().strip_prefix("AADSTS")?;
     rest.split(|c: char| !c.is_ascii_digit())
         .next()?
@@ -116,7 +116,7 @@ fn aadsts_code(description: &str) -> Option<u32> {
 }
 
 /// At most `n` characters of an unauthenticated value, for an event's text.
-fn clip(value: &str, n: usize) -> String {
+pub(super) fn clip(value: &str, n: usize) -> String {
     let clipped: String = value.chars().take(n).filter(|c| !c.is_control()).collect();
     if value.chars().count() > n {
         format!("{clipped}…")
@@ -286,7 +286,9 @@ pub async fn callback(
             // These two wrote their own event with the refusal.
             if !matches!(
                 why,
-                ConsentRejection::TooManyTenants | ConsentRejection::NotInvitedTenant
+                ConsentRejection::TooManyTenants
+                    | ConsentRejection::NotInvitedTenant
+                    | ConsentRejection::NotSignedInTenant
             ) {
                 refuse(
                     &state,
@@ -316,6 +318,9 @@ pub async fn callback(
                     }
                     ConsentRejection::TooManyTenants => {
                         "This browser has connected many organisations today. If you really manage all of them, contact us and we will help."
+                    }
+                    ConsentRejection::NotSignedInTenant => {
+                        "Microsoft sent you back for another organisation than the one you signed in to, so nothing was recorded. Start again from the sign-up page and approve for your own organisation."
                     }
                     ConsentRejection::NotInvitedTenant => {
                         "Your invitation is for another organisation than the one Microsoft sent you back for. Open the invitation link again and sign in as an administrator of the invited organisation."
@@ -407,7 +412,7 @@ async fn declined(
 }
 
 /// An OAuth error code as RFC 6749 §4.1.2.1 spells them (`access_denied`, ...).
-fn is_oauth_error(error: &str) -> bool {
+pub(super) fn is_oauth_error(error: &str) -> bool {
     !error.is_empty()
         && error.len() <= 64
         && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')

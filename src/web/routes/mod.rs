@@ -5,6 +5,7 @@ mod callback;
 mod invite;
 mod ready;
 mod signup;
+mod signup_sign_in;
 mod status;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -19,6 +20,8 @@ pub use callback::RefusedCallbacks;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").get(signup::landing))
         .service(web::resource("/signup").post(signup::submit))
+        .service(web::resource("/signup/microsoft").post(signup_sign_in::start))
+        .service(web::resource("/signup/signed-in").get(signup_sign_in::signed_in))
         .service(
             web::resource("/invite/{token}")
                 .get(invite::show)

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{client_addr, client_network, page};
+use crate::config::SignupSignIn;
 use crate::domain::RandomToken;
 use crate::domain::invitation::{parse_contact_email, parse_organisation_name, parse_tenant_hint};
 use crate::store::NewConsentRequest;
@@ -19,6 +20,8 @@ struct Landing {
     permissions: Vec<(String, &'static str)>,
     csrf: String,
     minutes: u64,
+    /// `off`, `optional` or `required` (`CONSENTRY_SIGNUP_SIGN_IN`).
+    sign_in: &'static str,
 }
 
 /// What the consent page will ask the customer's administrator to grant, in plain words.
@@ -53,6 +56,11 @@ pub async fn landing(
             .collect(),
         csrf: token.clone(),
         minutes: state.settings.state_lifetime.as_secs() / 60,
+        sign_in: match state.settings.signup_sign_in {
+            SignupSignIn::Off => "off",
+            SignupSignIn::Optional => "optional",
+            SignupSignIn::Required => "required",
+        },
     };
     let mut response = page(StatusCode::OK, template.render())?;
     if fresh {
@@ -102,6 +110,11 @@ pub async fn submit(
     if !csrf::form_ok(&req, form.csrf.as_deref()) {
         return Err(WebError::Csrf);
     }
+    if state.settings.signup_sign_in == SignupSignIn::Required {
+        return Err(WebError::BadRequest(
+            "Connecting an organisation starts with signing in with Microsoft here. Go back to the sign-up page and choose \"Sign in with Microsoft and connect\".".into(),
+        ));
+    }
     let client = client_addr(&req);
     state
         .signup_limit
@@ -142,6 +155,7 @@ pub(super) async fn start_consent(
             created_at: now,
             expires_at: now + lifetime,
             invitation_id: context.invitation_id,
+            signed_in: None,
         })
         .await?;
     if !stored {

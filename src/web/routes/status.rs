@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::page;
+use crate::config::SignupSignIn;
 use crate::domain::TenantStatus;
 use crate::store::{InvitationRow, Onboarding, TenantRow, parse_ts};
 use crate::web::{AppState, WebError, cookies, csrf};
@@ -20,6 +21,17 @@ struct StatusPage {
     missing: Vec<String>,
     error: Option<String>,
     csrf: String,
+    /// Who signed in with Microsoft for this browser's sign-up of the tenant.
+    connected_by: Option<ConnectedBy>,
+    /// Where "Consent again" posts: the sign-in first when sign-ups require it.
+    consent_again: &'static str,
+}
+
+/// A person a validated ID token named, as the status page shows them.
+struct ConnectedBy {
+    label: String,
+    username: Option<String>,
+    at: String,
 }
 
 /// The outcome of an onboarding that came through an invitation.
@@ -79,7 +91,25 @@ pub async fn status(
     let granted = tenant.granted_roles();
     let missing = tenant.missing_permissions(&state.settings.required_permissions);
     let (csrf_token, fresh) = csrf::form_token(&req);
+    let connected_by = state
+        .store
+        .signed_in_claim(&binding_hashes, &tenant.id)
+        .await?
+        .map(|(name, username, at)| ConnectedBy {
+            label: name
+                .clone()
+                .or_else(|| username.clone())
+                .unwrap_or_else(|| "a member".to_owned()),
+            username: username.filter(|u| Some(u) != name.as_ref()),
+            at,
+        });
     let template = StatusPage {
+        connected_by,
+        consent_again: if state.settings.signup_sign_in == SignupSignIn::Required {
+            "/signup/microsoft"
+        } else {
+            "/signup"
+        },
         status,
         tenant_id: tenant.id.clone(),
         name: tenant.name().unwrap_or("your organisation").to_owned(),

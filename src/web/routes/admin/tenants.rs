@@ -766,6 +766,9 @@ struct TenantPage {
     invitations: Vec<super::invitations::InvitationLine>,
     alert: Option<(&'static str, String)>,
     claims: Vec<ClaimView>,
+    /// The confirming claim's signed-in person, else the latest signed-in one's: who
+    /// connected the tenant, as Microsoft vouched.
+    connected_by: Option<usize>,
     /// The tenant's webhook deliveries, newest first, to every endpoint.
     deliveries: Vec<super::webhooks::DeliveryView>,
     /// The cursor of the next (older) page of deliveries.
@@ -795,6 +798,15 @@ pub struct ClaimView {
     pub evidence: &'static str,
     /// Its callback is the latest before Microsoft first confirmed the consent.
     pub confirming: bool,
+    /// Who signed in with Microsoft for it (a validated ID token of this tenant).
+    pub signed_in: Option<SignedInView>,
+}
+
+/// A person Microsoft signed in as a member of the tenant before its consent.
+pub struct SignedInView {
+    pub name: String,
+    pub username: Option<String>,
+    pub at: Stamp,
 }
 
 /// Claims with what Microsoft's answers say of each. The confirming claim is the latest
@@ -824,7 +836,17 @@ fn claim_views(
             } else {
                 "not confirmed by Microsoft"
             };
+            let signed_in = c.signed_in_at.as_deref().map(|at| SignedInView {
+                name: c
+                    .signed_in_name
+                    .clone()
+                    .or_else(|| c.signed_in_username.clone())
+                    .unwrap_or_else(|| "a member".into()),
+                username: c.signed_in_username.clone(),
+                at: Stamp::of(at, now),
+            });
             ClaimView {
+                signed_in,
                 evidence,
                 confirming,
                 signed_up_at: Stamp::of(&c.created_at, now),
@@ -859,6 +881,10 @@ pub async fn show(
     let events = state.store.events_for(id, 200).await?;
     let now = OffsetDateTime::now_utc();
     let claims = claim_views(&tenant, state.store.claims_for(id).await?, now);
+    let connected_by = claims
+        .iter()
+        .position(|c| c.confirming && c.signed_in.is_some())
+        .or_else(|| claims.iter().position(|c| c.signed_in.is_some()));
     // As the last check counted them: rendering never calls Graph (a failing tenant's page
     // would wait on it).
     let users = match (tenant.user_count, &tenant.user_count_at) {
@@ -885,6 +911,7 @@ pub async fn show(
             .credential_alert()
             .map(|a| (a.headline, a.message)),
         claims,
+        connected_by,
         deliveries,
         next,
         paged: before.is_some(),
