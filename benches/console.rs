@@ -11,7 +11,9 @@
 //! "Next" cursors, a tenant's page (a revoked tenant's), and the overview's charts
 //! (`/admin/overview`; the seed moves each tenant from pending to where it is at the
 //! times it got there, so the triggers count a year of consents, revocations and failed
-//! checks, as they do for the app's own writes). Prints each endpoint's rate,
+//! checks, as they do for the app's own writes), and pages by name each asked for once
+//! (`list_every_page`: what the console cache, which reuses a page for a second, cannot
+//! serve, so what a page costs the database). Prints each endpoint's rate,
 //! p50 and p99 and its ratio to `/health`. Targets for the list pages: p50 under 5 ms and
 //! at least 0.3 of `/health`.
 //!
@@ -383,6 +385,35 @@ async fn main() {
         }
     );
 
+    // Pages by name, each to be asked for once: the console's cache (a page is reused for
+    // a second) cannot serve them, so they measure what a page costs the database.
+    let mut by_name = vec![format!("{base}/admin?sort=name&dir=asc")];
+    while by_name.len() < requests {
+        let html = clients[0]
+            .get(by_name.last().expect("a page"))
+            .send()
+            .await
+            .expect("a page")
+            .text()
+            .await
+            .expect("html");
+        let Some(next) = link(&html, "next") else {
+            break;
+        };
+        by_name.push(format!("{base}{next}"));
+    }
+    println!(
+        "  list_every_page: {} pages by name{}",
+        by_name.len(),
+        if by_name.len() < requests {
+            " (fewer than the requests: some are asked for again, and may come from the cache)"
+        } else {
+            ", each asked for once"
+        }
+    );
+    let by_name = Arc::new(by_name);
+    let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
     let endpoints = [
         ("health", format!("{base}/health")),
         ("list_first_page", format!("{base}/admin")),
@@ -397,6 +428,7 @@ async fn main() {
         assert_eq!(r.status(), 200, "{name}: {url}");
     }
     let mut runs: Vec<Run> = endpoints.iter().map(|_| Run::default()).collect();
+    let mut every_page = Run::default();
     for r in 0..ROUNDS {
         let n = requests / ROUNDS + usize::from(r < requests % ROUNDS);
         for ((_, url), run) in endpoints.iter().zip(runs.iter_mut()) {
@@ -404,11 +436,22 @@ async fn main() {
             run.round(&clients, n, move |http: &reqwest::Client| http.get(&url))
                 .await;
         }
+        let (pages, turn) = (by_name.clone(), turn.clone());
+        every_page
+            .round(&clients, n, move |http: &reqwest::Client| {
+                let i = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                http.get(&pages[i % pages.len()])
+            })
+            .await;
     }
     let mut health_rate = 0.0;
-    for ((name, _), run) in endpoints.iter().zip(runs.iter_mut()) {
+    let names = endpoints.iter().map(|(name, _)| *name);
+    for (name, run) in names
+        .chain(["list_every_page"])
+        .zip(runs.iter_mut().chain([&mut every_page]))
+    {
         let (rate, p50) = run.report(name);
-        if *name == "health" {
+        if name == "health" {
             health_rate = rate;
         } else {
             let target = if name.starts_with("list") {

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 pub use api_key::{ApiKeyRow, NewApiKey};
 pub use audit::{AuditAction, AuditFilter, AuditRow, NewAuditEvent, Outcome};
-pub use cache::{API_KEY_TTL, TENANT_TTL};
+pub use cache::{API_KEY_TTL, CONSOLE_TTL, SESSION_TTL, TENANT_TTL};
 pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, DeclinedSignUp,
     MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport, SignedInClaim,
