@@ -4,7 +4,7 @@
 //! whichever way it came (a password here, Microsoft in `microsoft.rs`).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -30,15 +30,43 @@ struct LoginPage {
     microsoft: bool,
     /// The password form is shown (`CONSENTRY_OPERATOR_PASSWORDS`).
     passwords: bool,
+    /// The request id of a refused sign-in with Microsoft, as its event and log line have it.
+    reference: Option<String>,
 }
 
 /// The sign-in page, with `error` above the forms.
-pub(super) fn render(
+fn render(
     req: &HttpRequest,
     state: &AppState,
     status: StatusCode,
     name: String,
     error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    render_page(req, state, status, name, error, None)
+}
+
+/// The sign-in page after a refused sign-in with Microsoft: the error, and the request id
+/// its event and log line carry.
+pub(super) fn render_refused(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    error: String,
+) -> Result<HttpResponse, WebError> {
+    let reference = req
+        .extensions()
+        .get::<crate::web::middleware::RequestId>()
+        .map(|r| r.0.to_string());
+    render_page(req, state, status, String::new(), Some(error), reference)
+}
+
+fn render_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    name: String,
+    error: Option<String>,
+    reference: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let (token, fresh) = csrf::form_token(req);
     let mut response = page(
@@ -49,6 +77,7 @@ pub(super) fn render(
             error,
             microsoft: state.settings.operator_sign_in.tenant.is_some(),
             passwords: state.settings.operator_sign_in.passwords,
+            reference,
         }
         .render(),
     )?;

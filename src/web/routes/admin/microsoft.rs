@@ -16,7 +16,7 @@ use askama::Template;
 use time::OffsetDateTime;
 
 use super::audit;
-use super::login::{CsrfForm, open_session, render};
+use super::login::{CsrfForm, open_session, render_refused};
 use crate::domain::{RandomToken, TenantId};
 use crate::entra::oidc::{AuthorizeRequest, SignedInPerson};
 use crate::store::{
@@ -230,7 +230,7 @@ fn refused_page(
     status: StatusCode,
     message: String,
 ) -> Result<HttpResponse, WebError> {
-    render(req, state, status, String::new(), Some(message))
+    render_refused(req, state, status, message)
 }
 
 /// Everything between a well-formed answer and a session; `Err` is a refusal to record.
