@@ -579,9 +579,7 @@ impl RawSettings {
                 ));
             }
             // Entra's app role values: up to 120 characters, no spaces.
-            Some(raw)
-                if raw.len() > 120 || !raw.bytes().all(|b| b.is_ascii_graphic()) =>
-            {
+            Some(raw) if raw.len() > 120 || !raw.bytes().all(|b| b.is_ascii_graphic()) => {
                 return Err(invalid(
                     "CONSENTRY_OPERATOR_ROLE",
                     "must be an app role's value (up to 120 characters, no spaces), e.g. Consentry.Operator",
@@ -930,7 +928,10 @@ mod tests {
             }
         );
         assert_eq!(
-            set.operator_sign_in.tenant.map(|t| t.to_string()).as_deref(),
+            set.operator_sign_in
+                .tenant
+                .map(|t| t.to_string())
+                .as_deref(),
             Some("3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58")
         );
         assert_eq!(
@@ -953,7 +954,10 @@ mod tests {
             ),
             (
                 &[
-                    ("CONSENTRY_OPERATOR_TENANT", "3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58"),
+                    (
+                        "CONSENTRY_OPERATOR_TENANT",
+                        "3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58",
+                    ),
                     ("CONSENTRY_OPERATOR_ROLE", "two words"),
                 ][..],
                 "CONSENTRY_OPERATOR_ROLE",

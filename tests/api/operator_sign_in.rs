@@ -238,8 +238,7 @@ async fn a_user_of_our_tenant_signs_in_as_a_new_viewer_and_again_as_the_same_ope
 }
 
 #[tokio::test]
-async fn an_owners_registration_keeps_its_role_and_its_name_is_matched_at_the_first_sign_in_only()
-{
+async fn an_owners_registration_keeps_its_role_and_its_name_is_matched_at_the_first_sign_in_only() {
     // Arrange: an owner registered Contoso's administrator as an operator.
     let app = spawn_for_operators(None, true).await;
     let owner = app.operator().await;
@@ -294,7 +293,10 @@ async fn an_owners_registration_keeps_its_role_and_its_name_is_matched_at_the_fi
 
     // Assert: the name alone does not let them in.
     let (_, html) = assert_refused(&other, refused, 403).await;
-    assert!(html.contains("belongs to another Microsoft account"), "{html}");
+    assert!(
+        html.contains("belongs to another Microsoft account"),
+        "{html}"
+    );
     assert_eq!(operators(&app).await.len(), 2);
     let refusals = refused_in_trail(&app).await;
     assert_eq!(
@@ -310,10 +312,7 @@ async fn a_disabled_operator_cannot_sign_in_with_microsoft() {
     // Arrange: the member signed in once, then an owner disabled them.
     let app = spawn_for_operators(None, true).await;
     let first = app.browser();
-    assert_eq!(
-        sign_in_as(&app, &first, CONTOSO_MEMBER).await.status(),
-        200
-    );
+    assert_eq!(sign_in_as(&app, &first, CONTOSO_MEMBER).await.status(), 200);
     let owner = app.operator().await;
     let csrf = hidden(
         &owner.get("/admin/operators").await.text().await.unwrap(),
@@ -341,7 +340,11 @@ async fn a_disabled_operator_cannot_sign_in_with_microsoft() {
         .into_iter()
         .find(|e| e.request_id.as_deref() == Some(rid.as_str()))
         .expect("an event for the refusal");
-    assert!(event.detail.contains("operator_disabled"), "{}", event.detail);
+    assert!(
+        event.detail.contains("operator_disabled"),
+        "{}",
+        event.detail
+    );
     assert_eq!(
         refused_in_trail(&app).await,
         vec![format!("{CONTOSO_MEMBER} (operator_disabled)")]
@@ -506,7 +509,11 @@ async fn a_replayed_answer_and_a_replayed_code_are_refused() {
     )
     .await;
     assert!(html.contains("code_refused_AADSTS"), "{html}");
-    assert_eq!(app.count_rows("operator_session").await, 1, "the first only");
+    assert_eq!(
+        app.count_rows("operator_session").await,
+        1,
+        "the first only"
+    );
 }
 
 #[tokio::test]
@@ -570,7 +577,10 @@ async fn a_sign_ups_answer_is_not_an_operators_sign_in_and_foreign_answers_write
     let to_microsoft = browser
         .post_form("/signup/microsoft", &[("csrf", csrf.as_str())])
         .await;
-    let authorize = to_microsoft.headers()["location"].to_str().unwrap().to_owned();
+    let authorize = to_microsoft.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("code", "anything")
         .append_pair("state", &param(&authorize, "state").unwrap())

@@ -149,7 +149,9 @@ pub async fn signed_in(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     if let Err(retry_after) = state.callback_limit.acquire(&client_addr(&req)) {
-        state.refused_callbacks.count("operator_sign_in_rate_limited");
+        state
+            .refused_callbacks
+            .count("operator_sign_in_rate_limited");
         return Err(WebError::TooManyRequests { retry_after });
     }
     let tenant = operator_tenant(&state)?;
@@ -172,7 +174,16 @@ pub async fn signed_in(
         );
     };
     let state_hash = state.keyed.hash("sign-in-state", &sign_in_state);
-    let outcome = admit(&req, &state, tenant, &answer, &sign_in_state, &state_hash, now).await?;
+    let outcome = admit(
+        &req,
+        &state,
+        tenant,
+        &answer,
+        &sign_in_state,
+        &state_hash,
+        now,
+    )
+    .await?;
     let refusal = match outcome {
         Ok(response) => return Ok(response),
         Err(refusal) => refusal,
@@ -257,7 +268,9 @@ async fn admit(
             SignInRejection::UnknownState => {
                 "We did not start this sign-in, or it was altered on the way. Sign in again."
             }
-            SignInRejection::Expired => "This sign-in took too long and has expired. Sign in again.",
+            SignInRejection::Expired => {
+                "This sign-in took too long and has expired. Sign in again."
+            }
             SignInRejection::Replayed => "This sign-in response was already used. Sign in again.",
             SignInRejection::OtherBrowser => {
                 "This sign-in was started in another browser. Sign in again here, in the browser you want to use."
@@ -394,7 +407,10 @@ async fn admit(
                 actor: &operator.name,
                 address: &address,
                 action: AuditAction::OperatorAdd,
-                target: &format!("{} (viewer, at their first sign-in with Microsoft)", operator.name),
+                target: &format!(
+                    "{} (viewer, at their first sign-in with Microsoft)",
+                    operator.name
+                ),
                 outcome: Outcome::Success,
             },
         )
