@@ -489,10 +489,9 @@ async fn a_replayed_answer_and_a_replayed_code_are_refused() {
 
     // Act + Assert: the same answer again, in a browser without a session.
     let replay = app.browser();
-    for cookie in ["consentry_binding"] {
-        let value = browser.cookie(cookie, "/").unwrap();
-        replay.plant_cookie(cookie, &value, "/");
-    }
+    // The same browser binding, without the session the first answer opened.
+    let binding = browser.cookie("consentry_binding", "/").unwrap();
+    replay.plant_cookie("consentry_binding", &binding, "/");
     let (_, html) = assert_refused(&replay, replay.get(&back).await, 400).await;
     assert!(html.contains("already used"), "{html}");
 
