@@ -176,6 +176,21 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Whether sign-ups sign in with Microsoft first (`CONSENTRY_SIGNUP_SIGN_IN`).
     pub signup_sign_in: SignupSignIn,
+    /// How operators sign in to `/admin`.
+    pub operator_sign_in: OperatorSignIn,
+}
+
+/// How operators sign in: with a password, with Microsoft through our own tenant, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSignIn {
+    /// Our own Entra tenant (`CONSENTRY_OPERATOR_TENANT`): its users may sign in with
+    /// Microsoft. None: no "Sign in with Microsoft" on `/admin/login`.
+    pub tenant: Option<crate::domain::TenantId>,
+    /// An app role a user must hold, from the ID token's `roles`
+    /// (`CONSENTRY_OPERATOR_ROLE`).
+    pub role: Option<String>,
+    /// Whether operators may sign in with a password (`CONSENTRY_OPERATOR_PASSWORDS`).
+    pub passwords: bool,
 }
 
 /// Why the configuration cannot be used; always names the key.
@@ -217,6 +232,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("metrics_token", "CONSENTRY_METRICS_TOKEN"),
     ("metrics_listen", "CONSENTRY_METRICS_LISTEN"),
     ("signup_sign_in", "CONSENTRY_SIGNUP_SIGN_IN"),
+    ("operator_tenant", "CONSENTRY_OPERATOR_TENANT"),
+    ("operator_role", "CONSENTRY_OPERATOR_ROLE"),
+    ("operator_passwords", "CONSENTRY_OPERATOR_PASSWORDS"),
 ];
 
 /// The environment variable naming the optional TOML file.
@@ -501,7 +519,10 @@ impl RawSettings {
             })?,
         };
 
+        let operator_sign_in = self.operator_sign_in()?;
+
         Ok(Settings {
+            operator_sign_in,
             signup_sign_in,
             metrics_token,
             metrics_listen,
@@ -532,6 +553,67 @@ impl RawSettings {
 }
 
 impl RawSettings {
+    /// `CONSENTRY_OPERATOR_TENANT`, `CONSENTRY_OPERATOR_ROLE` and
+    /// `CONSENTRY_OPERATOR_PASSWORDS`, which only make sense together.
+    fn operator_sign_in(&self) -> Result<OperatorSignIn, ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        // A GUID, not a domain: the ID token's `tid` is compared with it.
+        let tenant = match self.get("CONSENTRY_OPERATOR_TENANT") {
+            None => None,
+            Some(raw) => Some(crate::domain::TenantId::parse(raw).ok_or_else(|| {
+                invalid(
+                    "CONSENTRY_OPERATOR_TENANT",
+                    "must be your tenant's id (a GUID, as the Entra admin center shows it)",
+                )
+            })?),
+        };
+        let role = match self.get("CONSENTRY_OPERATOR_ROLE") {
+            None => None,
+            Some(_) if tenant.is_none() => {
+                return Err(invalid(
+                    "CONSENTRY_OPERATOR_ROLE",
+                    "needs CONSENTRY_OPERATOR_TENANT: the role is read from sign-ins with Microsoft",
+                ));
+            }
+            // Entra's app role values: up to 120 characters, no spaces.
+            Some(raw) if raw.len() > 120 || !raw.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(invalid(
+                    "CONSENTRY_OPERATOR_ROLE",
+                    "must be an app role's value (up to 120 characters, no spaces), e.g. Consentry.Operator",
+                ));
+            }
+            Some(raw) => Some(raw.to_owned()),
+        };
+        let passwords = match self
+            .get("CONSENTRY_OPERATOR_PASSWORDS")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                return Err(invalid(
+                    "CONSENTRY_OPERATOR_PASSWORDS",
+                    "must be true or false",
+                ));
+            }
+        };
+        if !passwords && tenant.is_none() {
+            return Err(invalid(
+                "CONSENTRY_OPERATOR_PASSWORDS",
+                "false needs CONSENTRY_OPERATOR_TENANT, or no operator could sign in",
+            ));
+        }
+        Ok(OperatorSignIn {
+            tenant,
+            role,
+            passwords,
+        })
+    }
+
     /// Exactly one credential: a secret (or a file holding it), a certificate with its
     /// key, or a federated assertion file.
     fn credential(&self) -> Result<Credential, ConfigError> {
@@ -603,6 +685,15 @@ impl Settings {
     pub fn signup_sign_in_redirect_uri(&self) -> String {
         format!(
             "{}/signup/signed-in",
+            self.public_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// The redirect URI of an operator's sign-in with Microsoft, registered on the app beside
+    /// the others: `{public_url}/admin/signed-in`.
+    pub fn operator_sign_in_redirect_uri(&self) -> String {
+        format!(
+            "{}/admin/signed-in",
             self.public_url.as_str().trim_end_matches('/')
         )
     }
@@ -806,6 +897,82 @@ mod tests {
             let error = refused(var, value);
             assert!(error.starts_with(var), "{error}");
             assert!(!error.contains(value), "{error}");
+        }
+    }
+
+    #[test]
+    fn operator_sign_in_settings_hang_together() {
+        let defaults = minimal().parse().unwrap().operator_sign_in;
+        let mut set = minimal();
+        set.set(
+            "CONSENTRY_OPERATOR_TENANT",
+            "3F2C8A71-5D94-4E0B-A6C3-1B7E9D2F4A58",
+        );
+        set.set("CONSENTRY_OPERATOR_ROLE", "Consentry.Operator");
+        set.set("CONSENTRY_OPERATOR_PASSWORDS", "false");
+        let set = set.parse().unwrap();
+        let refused = |pairs: &[(&'static str, &str)]| {
+            let mut raw = minimal();
+            for (var, value) in pairs {
+                raw.set(var, *value);
+            }
+            raw.parse().unwrap_err().to_string()
+        };
+
+        assert_eq!(
+            defaults,
+            OperatorSignIn {
+                tenant: None,
+                role: None,
+                passwords: true
+            }
+        );
+        assert_eq!(
+            set.operator_sign_in
+                .tenant
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58")
+        );
+        assert_eq!(
+            set.operator_sign_in.role.as_deref(),
+            Some("Consentry.Operator")
+        );
+        assert!(!set.operator_sign_in.passwords);
+        assert_eq!(
+            set.operator_sign_in_redirect_uri(),
+            "http://localhost:8080/admin/signed-in"
+        );
+        for (pairs, key) in [
+            (
+                &[("CONSENTRY_OPERATOR_TENANT", "contoso.onmicrosoft.com")][..],
+                "CONSENTRY_OPERATOR_TENANT",
+            ),
+            (
+                &[("CONSENTRY_OPERATOR_ROLE", "Consentry.Operator")][..],
+                "CONSENTRY_OPERATOR_ROLE",
+            ),
+            (
+                &[
+                    (
+                        "CONSENTRY_OPERATOR_TENANT",
+                        "3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58",
+                    ),
+                    ("CONSENTRY_OPERATOR_ROLE", "two words"),
+                ][..],
+                "CONSENTRY_OPERATOR_ROLE",
+            ),
+            (
+                &[("CONSENTRY_OPERATOR_PASSWORDS", "false")][..],
+                "CONSENTRY_OPERATOR_PASSWORDS",
+            ),
+            (
+                &[("CONSENTRY_OPERATOR_PASSWORDS", "no")][..],
+                "CONSENTRY_OPERATOR_PASSWORDS",
+            ),
+        ] {
+            let error = refused(pairs);
+            assert!(error.starts_with(key), "{pairs:?}: {error}");
         }
     }
 

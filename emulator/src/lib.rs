@@ -54,7 +54,7 @@ use anyhow::Context;
 pub use config::{
     ConfigError, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REDIRECT_URIS, EmulatorConfig,
 };
-pub use seed::CONTOSO;
+pub use seed::{CONTOSO, TAILSPIN};
 
 use audit::AuditLog;
 use certificate::ClientCertificate;

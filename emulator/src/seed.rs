@@ -11,6 +11,8 @@ use super::directory::{NewTenant, Tenant};
 
 /// Contoso, the first seeded tenant; tests and the README use it by id.
 pub const CONTOSO: Uuid = Uuid::from_u128(0x3f2c8a71_5d94_4e0b_a6c3_1b7e9d2f4a58);
+/// Tailspin Toys, the last seeded tenant; `consentry demo` signs its operators in with it.
+pub const TAILSPIN: Uuid = Uuid::from_u128(0x5d8f1a6c_b3e7_4290_a4c1_8e2f7b6d9a03);
 
 struct Seed {
     id: Uuid,
@@ -61,7 +63,7 @@ const SEEDS: &[Seed] = &[
         users: 130,
     },
     Seed {
-        id: Uuid::from_u128(0x5d8f1a6c_b3e7_4290_a4c1_8e2f7b6d9a03),
+        id: TAILSPIN,
         name: "Tailspin Toys",
         label: "tailspintoys",
         custom: &[],

@@ -73,6 +73,13 @@ pub struct Demo {
 
 /// The operator the demo creates.
 pub const DEMO_OPERATOR: &str = "admin";
+/// The emulated organisation that stands for the company running consentry: its users
+/// sign in to the console with Microsoft (`CONSENTRY_OPERATOR_TENANT`).
+pub const OPERATOR_TENANT: uuid::Uuid = crate::emulator::TAILSPIN;
+/// Its administrator, registered as an owner: the first sign-in with Microsoft takes it.
+pub const MICROSOFT_OWNER: &str = "admin@tailspintoys.onmicrosoft.com";
+/// Its member, who becomes a viewer at their first sign-in.
+pub const MICROSOFT_VIEWER: &str = "grady.archie@tailspintoys.onmicrosoft.com";
 
 impl Demo {
     pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
@@ -91,6 +98,10 @@ impl Demo {
         raw.set("CONSENTRY_DATABASE_URL", options.database.as_str());
         // The inbox listens on 127.0.0.1, which the address guard refuses otherwise.
         raw.set("CONSENTRY_WEBHOOK_ALLOW_PRIVATE", "true");
+        // Both sign-ins with Microsoft: sign-ups may sign in first, and operators may sign
+        // in through the emulated organisation that stands for ours, beside the password.
+        raw.set("CONSENTRY_SIGNUP_SIGN_IN", "optional");
+        raw.set("CONSENTRY_OPERATOR_TENANT", OPERATOR_TENANT.to_string());
         let mut key = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
             .map_err(|_| anyhow::anyhow!("no randomness for the session key"))?;
@@ -110,10 +121,12 @@ impl Demo {
         // set up ("Pointing it at Microsoft Entra ID" in the README).
         let emulator = Emulator::build(EmulatorConfig {
             port: options.emulator_port,
-            // The consent callback, and the sign-up's sign-in with Microsoft.
+            // The consent callback, and the sign-ins with Microsoft of sign-ups and of
+            // operators.
             redirect_uris: vec![
                 format!("{public_url}/consent/callback"),
                 format!("{public_url}/signup/signed-in"),
+                format!("{public_url}/admin/signed-in"),
             ],
             permissions: required_permissions,
             ..EmulatorConfig::default()
@@ -133,6 +146,15 @@ impl Demo {
         let hash = hash_password(&operator_password)?;
         let now = time::OffsetDateTime::now_utc();
         store.upsert_operator(DEMO_OPERATOR, &hash, now).await?;
+        // Registered without a password; an earlier run's registration (tied to the
+        // emulated person by now) stays as it is.
+        match store
+            .add_operator(MICROSOFT_OWNER, "", crate::store::Role::Owner, now)
+            .await
+        {
+            Ok(_) | Err(crate::store::OperatorChangeError::Exists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let inbox_listener =
             TcpListener::bind(("127.0.0.1", options.inbox_port)).with_context(|| {
                 format!(
@@ -189,7 +211,11 @@ impl Demo {
              emulated Microsoft page and Accept. The status page turns Active within seconds; the\n\
              tenant appears on the dashboard, and tenant.connected in the webhook inbox. Or click\n\
              \"Sign in with Microsoft and connect\" and pick admin@contoso.onmicrosoft.com: the\n\
-             dashboard then names who connected Contoso, verified by the sign-in. Revoke the\n\
+             dashboard then names who connected Contoso, verified by the sign-in.\n\
+             \n\
+             On the dashboard's sign-in page, \"Sign in with Microsoft\" signs operators in through\n\
+             Tailspin Toys, which stands for your own organisation here: pick {owner}\n\
+             (registered as an owner) or {viewer} (a new viewer). Revoke the\n\
              consent on the emulator's page ({emu}/_emulator) and tenant.status_changed follows\n\
              at the next check. The API:\n\
              \n\
@@ -200,6 +226,8 @@ impl Demo {
             db = self.database,
             inbox = self.inbox.url(),
             key = self.api_key,
+            owner = MICROSOFT_OWNER,
+            viewer = MICROSOFT_VIEWER,
         )
     }
 

@@ -8,7 +8,10 @@ use super::{Store, StoreError, ts};
 /// What was done. The names are stable: they are filtered on and exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
+    /// A sign-in with a password.
     SignIn,
+    /// A sign-in with Microsoft (`CONSENTRY_OPERATOR_TENANT`).
+    SignInMicrosoft,
     SignOut,
     VerifyNow,
     InvitationCreate,
@@ -34,8 +37,9 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::SignIn,
+        AuditAction::SignInMicrosoft,
         AuditAction::SignOut,
         AuditAction::VerifyNow,
         AuditAction::InvitationCreate,
@@ -62,6 +66,7 @@ impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::SignIn => "sign_in",
+            AuditAction::SignInMicrosoft => "sign_in.microsoft",
             AuditAction::SignOut => "sign_out",
             AuditAction::VerifyNow => "verify_now",
             AuditAction::InvitationCreate => "invitation.create",

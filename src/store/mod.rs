@@ -47,8 +47,8 @@ pub use health::HealthFigures;
 pub use idempotency::{CreatedOnce, IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use invitation::{InvitationRow, InvitationSignUp, InvitationStatus, NewInvitation};
 pub use operator::{
-    NewSession, OperatorChangeError, OperatorRow, Role, SessionRow, SessionView, generate_password,
-    valid_operator_name,
+    MicrosoftIdentity, MicrosoftOperator, NewSession, OperatorChangeError, OperatorRow, Role,
+    SessionRow, SessionView, Tied, generate_password, valid_operator_name,
 };
 pub use sign_in::{MAX_PENDING_SIGN_INS, NewSignInRequest, SignInPurpose, SignInRejection};
 pub use tenant::{

@@ -60,9 +60,19 @@ pub struct OperatorRow {
     pub role: String,
     pub disabled_at: Option<String>,
     pub created_at: String,
+    /// The username the operator last signed in with Microsoft as; None until they do.
+    pub microsoft_username: Option<String>,
+    /// The `oid` of the Microsoft identity the operator is tied to.
+    pub microsoft_oid: Option<String>,
 }
 
 impl OperatorRow {
+    /// Whether the operator has a password (one created by a sign-in with Microsoft has
+    /// none until an owner resets it).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+
     /// The stored role; a value the schema's check would refuse reads as the least one.
     pub fn role(&self) -> Role {
         Role::parse(&self.role).unwrap_or(Role::Viewer)
@@ -120,7 +130,40 @@ impl From<sqlx::Error> for OperatorChangeError {
     }
 }
 
-const OPERATOR_COLUMNS: &str = "id, name, password_hash, role, disabled_at, created_at";
+const OPERATOR_COLUMNS: &str =
+    "id, name, password_hash, role, disabled_at, created_at, microsoft_username, microsoft_oid";
+
+/// A person Microsoft vouched for, as far as operators are concerned: the ID token's `tid`
+/// and `oid`, which never change, and the username, which may.
+#[derive(Debug, Clone, Copy)]
+pub struct MicrosoftIdentity<'a> {
+    pub tenant: &'a str,
+    pub object_id: &'a str,
+    pub username: Option<&'a str>,
+}
+
+/// Which operator a sign-in with Microsoft is.
+#[derive(Debug)]
+pub enum MicrosoftOperator {
+    /// The operator tied to this identity: found by it, or tied to it now.
+    Admitted { operator: OperatorRow, how: Tied },
+    /// The operator tied to (or registered for) this identity is disabled.
+    Disabled(OperatorRow),
+    /// An operator has this username but is tied to another Microsoft identity (the
+    /// username was renamed or given to someone else since).
+    NameTaken(String),
+}
+
+/// How a sign-in with Microsoft found its operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tied {
+    /// Tied to this identity by an earlier sign-in.
+    Before,
+    /// An operator an owner registered under this username, tied now.
+    Registered,
+    /// A new viewer, created now.
+    Created,
+}
 
 impl Store {
     /// Creates an owner, or replaces the password of an existing operator (returns false) and
@@ -190,6 +233,101 @@ impl Store {
         self.operator_by_name(name)
             .await?
             .ok_or_else(|| OperatorChangeError::NotFound(name.to_owned()))
+    }
+
+    /// The operator a sign-in with Microsoft is: the one tied to its `tid` and `oid`; else,
+    /// at the first sign-in only, one an owner registered under its username (tied now,
+    /// keeping its role); else a new viewer named after the username, without a password.
+    pub async fn operator_for_microsoft(
+        &self,
+        who: &MicrosoftIdentity<'_>,
+        now: OffsetDateTime,
+    ) -> Result<MicrosoftOperator, StoreError> {
+        let now = ts(now);
+        let mut tx = self.pool.begin().await?;
+        // The write first, so that SQLite takes the write lock before anything is read: two
+        // first sign-ins of one person at once cannot both create an operator.
+        let tied: Option<String> = sqlx::query_scalar(
+            "update operator set microsoft_username = coalesce($3, microsoft_username), updated_at = $4 \
+             where microsoft_tenant = $1 and microsoft_oid = $2 returning id",
+        )
+        .bind(who.tenant)
+        .bind(who.object_id)
+        .bind(who.username)
+        .bind(&now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let by_id_sql = format!("select {OPERATOR_COLUMNS} from operator where id = $1");
+        let by_id = |id: String| sqlx::query_as::<_, OperatorRow>(&by_id_sql).bind(id);
+        if let Some(id) = tied {
+            let operator = by_id(id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(if operator.disabled_at.is_some() {
+                MicrosoftOperator::Disabled(operator)
+            } else {
+                MicrosoftOperator::Admitted {
+                    operator,
+                    how: Tied::Before,
+                }
+            });
+        }
+        // A username that cannot be an operator's name (Entra allows characters ours do
+        // not) names no registered operator; the new one is named by its object id.
+        let name = who
+            .username
+            .filter(|u| valid_operator_name(u))
+            .unwrap_or(who.object_id);
+        // Usernames are case-insensitive at Microsoft: `Alice@Contoso.com` is the
+        // `alice@contoso.com` an owner registered.
+        let registered: Option<OperatorRow> = sqlx::query_as(&format!(
+            "select {OPERATOR_COLUMNS} from operator where lower(name) = lower($1) \
+             order by name = $1 desc limit 1"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (id, how) = match registered {
+            Some(row) if row.microsoft_oid.is_some() => {
+                return Ok(MicrosoftOperator::NameTaken(row.name));
+            }
+            Some(row) if row.disabled_at.is_some() => {
+                return Ok(MicrosoftOperator::Disabled(row));
+            }
+            Some(row) => {
+                sqlx::query(
+                    "update operator set microsoft_tenant = $2, microsoft_oid = $3, \
+                     microsoft_username = $4, updated_at = $5 where id = $1",
+                )
+                .bind(&row.id)
+                .bind(who.tenant)
+                .bind(who.object_id)
+                .bind(who.username)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                (row.id, Tied::Registered)
+            }
+            None => {
+                let id = Uuid::new_v4().to_string();
+                sqlx::query(
+                    "insert into operator (id, name, password_hash, role, created_at, updated_at, \
+                     microsoft_tenant, microsoft_oid, microsoft_username) \
+                     values ($1, $2, '', 'viewer', $3, $3, $4, $5, $6)",
+                )
+                .bind(&id)
+                .bind(name)
+                .bind(&now)
+                .bind(who.tenant)
+                .bind(who.object_id)
+                .bind(who.username)
+                .execute(&mut *tx)
+                .await?;
+                (id, Tied::Created)
+            }
+        };
+        let operator = by_id(id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(MicrosoftOperator::Admitted { operator, how })
     }
 
     /// Every operator, by name.

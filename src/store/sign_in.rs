@@ -18,12 +18,15 @@ pub const MAX_PENDING_SIGN_INS_PER_ADDRESS: i64 = 10;
 pub enum SignInPurpose {
     /// A sign-up's person signs in before their tenant's admin consent.
     Signup,
+    /// An operator signs in to the console through our own tenant.
+    Operator,
 }
 
 impl SignInPurpose {
     pub fn as_str(self) -> &'static str {
         match self {
             SignInPurpose::Signup => "signup",
+            SignInPurpose::Operator => "operator",
         }
     }
 }

@@ -83,6 +83,7 @@ async fn spawn(
         redirect_uris: vec![
             format!("{base}/consent/callback"),
             format!("{base}/signup/signed-in"),
+            format!("{base}/admin/signed-in"),
         ],
         ..EmulatorConfig::default()
     };

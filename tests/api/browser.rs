@@ -1,6 +1,8 @@
 //! A walk-through of the demo in headless Chromium: sign up, accept on the (emulated)
-//! Microsoft page, see the tenant on the dashboard; then invite a second organisation and
-//! connect it through the invitation's link.
+//! Microsoft page; sign in to the dashboard with Microsoft and see the tenant there; invite
+//! a second organisation and connect it through the invitation's link; connect a third
+//! through the verified sign-up (signing in with Microsoft first), and see on the dashboard
+//! who connected it.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Where they
 //! are missing the test says so and passes only outside CI; in CI (`CI` set) it fails.
@@ -9,12 +11,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use consentry::demo::{DEMO_OPERATOR, Demo, DemoOptions};
+use consentry::demo::{Demo, DemoOptions, MICROSOFT_OWNER};
 use serde_json::{Value, json};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The emulator's Northwind Traders, connected through the verified sign-up.
+const NORTHWIND: &str = "7a95d2e8-1c4b-4f6a-b8d3-e09c5a7f2b14";
 
 /// A WebDriver session; the driver process dies with it.
 struct Browser {
@@ -222,6 +226,30 @@ impl Browser {
         }
     }
 
+    /// On Microsoft's (emulated) sign-in page: picks `username`'s account, and accepts the
+    /// consent to sign-in that may follow; returns once the browser is at a URL containing
+    /// `arrived`.
+    async fn sign_in_with_microsoft(&self, username: &str, arrived: &str) {
+        self.click(&format!("button[value='{username}']")).await;
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let url = self.call(reqwest::Method::GET, "/url", None).await;
+            let url = url.as_str().unwrap_or_default().to_owned();
+            if url.contains(arrived) {
+                return;
+            }
+            if self.source().await.contains("name=\"decision\"") {
+                self.click("#accept").await;
+            }
+            assert!(
+                Instant::now() < until,
+                "{username} never left Microsoft's pages: {url}: {}",
+                self.source().await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn quit(&self) {
         let _ = self.http.delete(&self.session).send().await;
     }
@@ -249,7 +277,7 @@ async fn demo_walkthrough_in_headless_chromium() {
     })
     .await
     .expect("the demo starts");
-    let (site, password) = (demo.public_url.clone(), demo.operator_password.clone());
+    let site = demo.public_url.clone();
     tokio::spawn(demo.run_until_stopped());
     let browser = Browser::start(&dir.join("profile")).await;
 
@@ -259,10 +287,13 @@ async fn demo_walkthrough_in_headless_chromium() {
         .connect("3f2c8a71-5d94-4e0b-a6c3-1b7e9d2f4a58")
         .await;
     let status_page = browser.source().await;
+    // The operator signs in with Microsoft, as the owner the demo registered; the page
+    // they land on moves on to the dashboard by itself.
     browser.goto(&format!("{site}/admin")).await;
-    browser.type_into("#name", DEMO_OPERATOR).await;
-    browser.type_into("#password", &password).await;
-    browser.click("#sign-in").await;
+    browser.click("#sign-in-microsoft").await;
+    browser
+        .sign_in_with_microsoft(MICROSOFT_OWNER, &format!("{site}/admin"))
+        .await;
     let table = browser.text("#tenants").await;
     browser.resize(1280, 900).await;
     browser.screenshot("console-list").await;
@@ -298,7 +329,41 @@ async fn demo_walkthrough_in_headless_chromium() {
     browser.goto(&format!("{site}/admin/invitations")).await;
     let invitations = browser.text("#invitations").await;
     browser.screenshot("invitations").await;
+
+    // Northwind's administrator connects through the verified sign-up: signed in first,
+    // then sent to Northwind's own consent page.
+    browser.goto(&format!("{site}/")).await;
+    browser.click("#connect-signed-in").await;
+    browser
+        .sign_in_with_microsoft("admin@northwindtraders.onmicrosoft.com", "/adminconsent?")
+        .await;
+    browser.click("#accept").await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while browser.text("#status").await != "Active" {
+        assert!(
+            Instant::now() < until,
+            "Northwind never became Active: {}",
+            browser.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let verified_status = browser.text("main").await;
+    browser
+        .goto(&format!("{site}/admin/tenants/{NORTHWIND}"))
+        .await;
+    let connected_by = browser.text("#connected-by").await;
+    browser.screenshot("console-tenant-verified").await;
     browser.quit().await;
+
+    assert!(
+        verified_status.contains("Northwind Traders"),
+        "{verified_status}"
+    );
+    assert!(connected_by.contains("verified"), "{connected_by}");
+    assert!(
+        connected_by.contains("admin@northwindtraders.onmicrosoft.com"),
+        "{connected_by}"
+    );
 
     assert!(overview.contains("Tenants by status"), "{overview}");
     assert!(tenant_page.contains("Contoso Ltd"), "{tenant_page}");

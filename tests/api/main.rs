@@ -31,6 +31,7 @@ mod metrics;
 mod monitoring;
 mod onboarding;
 mod openapi;
+mod operator_sign_in;
 mod operators;
 mod outbox;
 mod quirks;

@@ -107,8 +107,8 @@ async fn a_viewer_is_refused_every_post_route_but_its_own_with_the_admin_navigat
 
     assert_eq!(
         refused,
-        routes.len() - 3,
-        "all but login, logout and ending sessions"
+        routes.len() - 4,
+        "all but the two sign-ins, logout and ending sessions"
     );
     assert_eq!(viewer.get("/admin").await.status(), 200, "viewers read");
     assert_eq!(viewer.get("/admin/api-keys").await.status(), 200);

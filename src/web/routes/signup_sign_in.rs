@@ -36,7 +36,7 @@ use crate::web::{AppState, WebError, cookies, csrf};
 const SEGMENT: &str = "organizations";
 
 /// The nonce of the sign-in whose state is `state`.
-fn nonce_for(state: &AppState, consent_state: &RandomToken) -> RandomToken {
+pub(super) fn nonce_for(state: &AppState, consent_state: &RandomToken) -> RandomToken {
     state
         .keyed
         .derive_token("oidc-nonce", consent_state.expose())
@@ -44,7 +44,7 @@ fn nonce_for(state: &AppState, consent_state: &RandomToken) -> RandomToken {
 
 /// The PKCE verifier of the sign-in whose state is `state`: 43 base64url characters, as
 /// RFC 7636 §4.1 asks (43 to 128 unreserved characters).
-fn verifier_for(state: &AppState, consent_state: &RandomToken) -> RandomToken {
+pub(super) fn verifier_for(state: &AppState, consent_state: &RandomToken) -> RandomToken {
     state
         .keyed
         .derive_token("oidc-pkce", consent_state.expose())
@@ -118,18 +118,19 @@ pub async fn start(
         .finish())
 }
 
-/// Microsoft's answer to the authorize request, each parameter at most once.
+/// Microsoft's answer to the authorize request, each parameter at most once (the
+/// operators' sign-in reads it too).
 #[derive(Debug, Default)]
-struct Answer {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
+pub(super) struct Answer {
+    pub(super) code: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) error_description: Option<String>,
 }
 
 const MAX_QUERY: usize = 16 * 1024;
 
-fn parse_answer(raw: &str) -> Result<Answer, WebError> {
+pub(super) fn parse_answer(raw: &str) -> Result<Answer, WebError> {
     if raw.len() > MAX_QUERY {
         return Err(WebError::BadRequest(
             "This sign-in response is too long to be Microsoft's.".into(),

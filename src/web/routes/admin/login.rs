@@ -1,9 +1,10 @@
 //! Sign-in and sign-out. Failed attempts are rate-limited per address and per (name,
 //! address), never per name alone: a limit on the name would let anyone lock its operator
-//! out by failing on purpose. A successful sign-in gets a brand-new session (no fixation).
+//! out by failing on purpose. A successful sign-in gets a brand-new session (no fixation),
+//! whichever way it came (a password here, Microsoft in `microsoft.rs`).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -25,14 +26,47 @@ struct LoginPage {
     csrf: String,
     name: String,
     error: Option<String>,
+    /// "Sign in with Microsoft" is offered (`CONSENTRY_OPERATOR_TENANT`).
+    microsoft: bool,
+    /// The password form is shown (`CONSENTRY_OPERATOR_PASSWORDS`).
+    passwords: bool,
+    /// The request id of a refused sign-in with Microsoft, as its event and log line have it.
+    reference: Option<String>,
 }
 
+/// The sign-in page, with `error` above the forms.
 fn render(
     req: &HttpRequest,
     state: &AppState,
     status: StatusCode,
     name: String,
     error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    render_page(req, state, status, name, error, None)
+}
+
+/// The sign-in page after a refused sign-in with Microsoft: the error, and the request id
+/// its event and log line carry.
+pub(super) fn render_refused(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    error: String,
+) -> Result<HttpResponse, WebError> {
+    let reference = req
+        .extensions()
+        .get::<crate::web::middleware::RequestId>()
+        .map(|r| r.0.to_string());
+    render_page(req, state, status, String::new(), Some(error), reference)
+}
+
+fn render_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    name: String,
+    error: Option<String>,
+    reference: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let (token, fresh) = csrf::form_token(req);
     let mut response = page(
@@ -41,6 +75,9 @@ fn render(
             csrf: token.clone(),
             name,
             error,
+            microsoft: state.settings.operator_sign_in.tenant.is_some(),
+            passwords: state.settings.operator_sign_in.passwords,
+            reference,
         }
         .render(),
     )?;
@@ -75,6 +112,16 @@ pub async fn submit(
         return Err(WebError::Csrf);
     }
     let name = form.name.trim().to_owned();
+    // Nothing is checked, so nothing is counted or audited: no password can sign in.
+    if !state.settings.operator_sign_in.passwords {
+        return render(
+            &req,
+            &state,
+            StatusCode::FORBIDDEN,
+            name,
+            Some("Passwords are turned off here: sign in with Microsoft.".to_owned()),
+        );
+    }
     let address = client_addr(&req);
     let by_addr = format!("addr:{address}");
     let by_name_and_addr = format!(
@@ -114,7 +161,12 @@ pub async fn submit(
             }
         }
     };
-    let phc = operator.as_ref().map(|o| o.password_hash.clone());
+    // An operator without a password (created by a sign-in with Microsoft) is checked
+    // against the decoy hash, taking as long as any other attempt.
+    let phc = operator
+        .as_ref()
+        .filter(|o| o.has_password())
+        .map(|o| o.password_hash.clone());
     let verified = match state.password_checks.verify(form.password, phc).await {
         Ok(verified) => verified,
         Err(CheckError::Busy) => {
@@ -136,7 +188,9 @@ pub async fn submit(
             return Err(WebError::Internal(anyhow::Error::new(e)));
         }
     };
-    let Some(operator) = operator.filter(|o| verified && o.disabled_at.is_none()) else {
+    let Some(operator) =
+        operator.filter(|o| verified && o.has_password() && o.disabled_at.is_none())
+    else {
         tracing::warn!(operator = %for_log(&name), "failed operator login");
         // The name as typed (the audit trail escapes it where it is shown), not `for_log`'s.
         let typed: String = name.chars().take(MAX_NAME_CHARS).collect();
@@ -162,7 +216,32 @@ pub async fn submit(
     // The right password is not a failed attempt: the operator's own sign-in costs nothing.
     attempt.refund();
 
-    // A new session at every login: whatever session id the browser had is dropped.
+    let session = open_session(&req, &state, &operator.id).await?;
+    tracing::info!(operator = %operator.name, "operator signed in with a password");
+    audit(
+        &state,
+        NewAuditEvent {
+            actor: &operator.name,
+            address: &address,
+            action: AuditAction::SignIn,
+            target: &operator.name,
+            outcome: Outcome::Success,
+        },
+    )
+    .await;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, "/admin"))
+        .cookie(session)
+        .finish())
+}
+
+/// A brand-new session for `operator_id`, as a cookie to set; whatever session the browser
+/// had is ended first (no fixation). Every way of signing in ends here.
+pub(super) async fn open_session(
+    req: &HttpRequest,
+    state: &AppState,
+    operator_id: &str,
+) -> Result<actix_web::cookie::Cookie<'static>, WebError> {
     if let Some(old) = req
         .cookie(cookies::SESSION)
         .and_then(|c| RandomToken::parse(c.value()))
@@ -187,34 +266,19 @@ pub async fn submit(
         .create_session(
             &NewSession {
                 id_hash: &state.keyed.hash("session", &session),
-                operator_id: &operator.id,
+                operator_id,
                 csrf_token: RandomToken::generate().expose(),
-                address: &address,
+                address: &client_addr(req),
                 user_agent: &user_agent,
             },
             now,
             now + time::Duration::hours(SESSION_HOURS),
         )
         .await?;
-    tracing::info!(operator = %operator.name, "operator signed in");
-    audit(
-        &state,
-        NewAuditEvent {
-            actor: &operator.name,
-            address: &address,
-            action: AuditAction::SignIn,
-            target: &operator.name,
-            outcome: Outcome::Success,
-        },
-    )
-    .await;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((actix_web::http::header::LOCATION, "/admin"))
-        .cookie(cookies::session(
-            session.expose(),
-            state.settings.secure_cookies(),
-        ))
-        .finish())
+    Ok(cookies::session(
+        session.expose(),
+        state.settings.secure_cookies(),
+    ))
 }
 
 /// Most of a User-Agent header kept with a session.

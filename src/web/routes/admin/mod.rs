@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod invitations;
 mod login;
+mod microsoft;
 mod operators;
 mod overview;
 mod tenants;
@@ -34,6 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["", "/"]).get(tenants::list))
         .service(web::resource("/overview").get(overview::show))
         .service(web::resource("/login").get(login::form).post(login::submit))
+        .service(web::resource("/login/microsoft").post(microsoft::start))
+        .service(web::resource("/signed-in").get(microsoft::signed_in))
         .service(web::resource("/logout").post(login::logout))
         .service(web::resource("/tenants.csv").get(tenants::export))
         .service(web::resource("/tenants/{id}").get(tenants::show))
@@ -95,6 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// post to each as a viewer.
 pub const POST_ROUTES: &[(&str, Role)] = &[
     ("/admin/login", Role::Viewer),
+    ("/admin/login/microsoft", Role::Viewer),
     ("/admin/logout", Role::Viewer),
     ("/admin/account/sessions/{session}/end", Role::Viewer),
     ("/admin/tenants/{id}/verify", Role::Operator),
@@ -276,14 +280,17 @@ impl FromRequest for Operator {
     }
 }
 
+/// The routes that sign an operator in, and so need no session.
+const SIGN_IN_PATHS: [&str; 3] = ["/admin/login", "/admin/login/microsoft", "/admin/signed-in"];
+
 /// Runs before the handler's extractors (which actix-web polls together, so a malformed form
 /// could otherwise answer 400 before the role was checked): resolves the session and refuses
-/// a request its role may not make, for every `/admin` route but the sign-in page.
+/// a request its role may not make, for every `/admin` route but the sign-in ones.
 pub async fn enforce_roles(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
-    if req.path() != "/admin/login" {
+    if !SIGN_IN_PATHS.contains(&req.path()) {
         match resolve(req.request()).await {
             Ok(operator) => {
                 let chrome = crate::web::middleware::AdminChrome {
