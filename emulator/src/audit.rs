@@ -45,7 +45,7 @@ impl Refusal {
     pub fn new(code: Option<String>, reason: &str) -> Refusal {
         Refusal {
             code,
-            reason: cut(reason),
+            reason: cut(reason).to_owned(),
         }
     }
 
@@ -110,8 +110,16 @@ fn sts_reason(code: u32) -> &'static str {
     }
 }
 
-fn cut(text: &str) -> String {
-    text.chars().take(MAX_TEXT).collect()
+/// The first [`MAX_TEXT`] characters of `text`: a slice, so that keeping it costs one copy.
+fn cut(text: &str) -> &str {
+    // No more bytes than the limit is no more characters either: no need to count them.
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// Notes the client and tenant of a request for the audit. `client_id` is whatever the
@@ -119,13 +127,14 @@ fn cut(text: &str) -> String {
 pub fn note(req: &actix_web::HttpRequest, client_id: Option<&str>, tenant: Option<&str>) {
     let subject = AuditSubject {
         client_id: client_id.and_then(|c| Uuid::try_parse(c.trim()).ok()),
-        tenant: tenant.map(|t| cut(&t.to_ascii_lowercase())),
+        // Lower-casing ASCII keeps every byte where it was, so the cut stays on a boundary.
+        tenant: tenant.map(|t| cut(t).to_ascii_lowercase()),
     };
     req.extensions_mut().insert(subject);
 }
 
 /// One request as recorded: kept raw, and formatted only when the audit is read, so that
-/// recording costs the path's copy and a push.
+/// recording costs a push of what the request already allocated (its path, its tenant).
 #[derive(Debug, Clone, Serialize)]
 struct Entry {
     seq: u64,
@@ -167,6 +176,9 @@ impl AuditLog {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every request of every worker passes here, so the mutex is held for a push and a
+    /// pop only (some 150 instructions): the entry is built before it is taken, and the
+    /// entry it evicts is freed after it is released.
     fn push(
         &self,
         at: OffsetDateTime,
@@ -176,14 +188,8 @@ impl AuditLog {
         subject: AuditSubject,
         refusal: Option<Refusal>,
     ) {
-        let mut log = self.lock();
-        if log.entries.len() == CAPACITY {
-            log.entries.pop_front();
-        }
-        let seq = log.next_seq;
-        log.next_seq += 1;
-        log.entries.push_back(Entry {
-            seq,
+        let mut entry = Entry {
+            seq: 0,
             at,
             method,
             path,
@@ -191,7 +197,20 @@ impl AuditLog {
             client_id: subject.client_id,
             tenant: subject.tenant,
             refusal,
-        });
+        };
+        let evicted = {
+            let mut log = self.lock();
+            let evicted = if log.entries.len() == CAPACITY {
+                log.entries.pop_front()
+            } else {
+                None
+            };
+            entry.seq = log.next_seq;
+            log.next_seq += 1;
+            log.entries.push_back(entry);
+            evicted
+        };
+        drop(evicted);
     }
 
     /// The last `limit` requests, newest first: copied under the mutex every request takes
@@ -215,30 +234,25 @@ impl AuditLog {
 
 /// Records an answered request, unless it read or cleared the audit. Called by the one
 /// middleware every request passes (`routes::log_request`), with the method and path it
-/// already copied.
-pub fn record<B>(response: &ServiceResponse<B>, method: Method, path: &str) {
+/// already copied; takes the notes its handler left, which nothing reads after it.
+pub fn record<B>(response: &mut ServiceResponse<B>, method: Method, mut path: String) {
     if path == "/_emulator/audit" {
         return;
     }
+    let refusal = response.response_mut().extensions_mut().remove::<Refusal>();
     let Some(state) = response.request().app_data::<web::Data<EmulatorState>>() else {
         return;
     };
     let subject = response
         .request()
-        .extensions()
-        .get::<AuditSubject>()
-        .cloned()
+        .extensions_mut()
+        .remove::<AuditSubject>()
         .unwrap_or_default();
-    let refusal = response.response().extensions().get::<Refusal>().cloned();
     let status = response.status().as_u16();
-    state.audit.push(
-        state.clock.now(),
-        method,
-        cut(path),
-        status,
-        subject,
-        refusal,
-    );
+    path.truncate(cut(&path).len());
+    state
+        .audit
+        .push(state.clock.now(), method, path, status, subject, refusal);
 }
 
 #[cfg(test)]
@@ -252,6 +266,14 @@ mod tests {
         assert_eq!(r.reason, "invalid client secret");
         assert_eq!(Refusal::sts(1).reason, "refused (see the code)");
         assert_eq!(Refusal::new(None, &"x".repeat(1000)).reason.len(), MAX_TEXT);
+    }
+
+    #[test]
+    fn texts_are_cut_at_a_number_of_characters_not_bytes() {
+        let long = "é".repeat(MAX_TEXT + 10);
+        assert_eq!(cut(&long).chars().count(), MAX_TEXT);
+        assert_eq!(cut("/short"), "/short");
+        assert_eq!(cut(&long[..2 * MAX_TEXT]), &long[..2 * MAX_TEXT]);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn log_request(
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let response = next.call(req).await?;
+    let mut response = next.call(req).await?;
     tracing::debug!(
         target: "consentry::emulator",
         %method,
@@ -108,7 +108,7 @@ pub async fn log_request(
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
-    super::audit::record(&response, method, &path);
+    super::audit::record(&mut response, method, path);
     Ok(response)
 }
 
