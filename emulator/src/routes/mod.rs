@@ -97,18 +97,17 @@ pub async fn log_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
     let mut response = next.call(req).await?;
+    // The answered request is the one asked: its method and path are read from it here.
     tracing::debug!(
         target: "consentry::emulator",
-        %method,
-        %path,
+        method = %response.request().method(),
+        path = response.request().path(),
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
-    super::audit::record(&mut response, method, path);
+    super::audit::record(&mut response);
     Ok(response)
 }
 
