@@ -28,7 +28,40 @@ const MAX_TEXT: usize = 256;
 #[derive(Debug, Clone, Default)]
 pub struct AuditSubject {
     pub client_id: Option<Uuid>,
-    pub tenant: Option<String>,
+    pub tenant: Option<NotedTenant>,
+}
+
+/// The tenant a request named, in lower case. Nearly always a GUID, kept as one: what the
+/// audit holds for a thousand requests then owns no memory of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotedTenant {
+    Guid(Uuid),
+    /// An alias, a domain, or what a client invented: at most [`MAX_TEXT`] characters.
+    Text(String),
+}
+
+impl NotedTenant {
+    fn new(tenant: &str) -> NotedTenant {
+        // Only the hyphenated form is 36 characters long, and it prints back as the
+        // lower-cased text it was parsed from.
+        match Uuid::try_parse(tenant) {
+            Ok(id) if tenant.len() == 36 => NotedTenant::Guid(id),
+            // Lower-casing ASCII keeps every byte where it was, so the cut stays on a
+            // character boundary.
+            _ => NotedTenant::Text(cut(tenant).to_ascii_lowercase()),
+        }
+    }
+}
+
+impl Serialize for NotedTenant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NotedTenant::Guid(id) => {
+                s.serialize_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
+            }
+            NotedTenant::Text(text) => s.serialize_str(text),
+        }
+    }
 }
 
 /// Why a request was refused, noted on the response by whoever wrote the error.
@@ -45,7 +78,7 @@ impl Refusal {
     pub fn new(code: Option<String>, reason: &str) -> Refusal {
         Refusal {
             code,
-            reason: cut(reason),
+            reason: cut(reason).to_owned(),
         }
     }
 
@@ -110,8 +143,16 @@ fn sts_reason(code: u32) -> &'static str {
     }
 }
 
-fn cut(text: &str) -> String {
-    text.chars().take(MAX_TEXT).collect()
+/// The first [`MAX_TEXT`] characters of `text`: a slice, so that keeping it costs one copy.
+fn cut(text: &str) -> &str {
+    // No more bytes than the limit is no more characters either: no need to count them.
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// Notes the client and tenant of a request for the audit. `client_id` is whatever the
@@ -119,13 +160,12 @@ fn cut(text: &str) -> String {
 pub fn note(req: &actix_web::HttpRequest, client_id: Option<&str>, tenant: Option<&str>) {
     let subject = AuditSubject {
         client_id: client_id.and_then(|c| Uuid::try_parse(c.trim()).ok()),
-        tenant: tenant.map(|t| cut(&t.to_ascii_lowercase())),
+        tenant: tenant.map(NotedTenant::new),
     };
     req.extensions_mut().insert(subject);
 }
 
-/// One request as recorded: kept raw, and formatted only when the audit is read, so that
-/// recording costs the path's copy and a push.
+/// One request as recorded: kept raw, and formatted only when the audit is read.
 #[derive(Debug, Clone, Serialize)]
 struct Entry {
     seq: u64,
@@ -136,7 +176,7 @@ struct Entry {
     path: String,
     status: u16,
     client_id: Option<Uuid>,
-    tenant: Option<String>,
+    tenant: Option<NotedTenant>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<Refusal>,
 }
@@ -167,31 +207,42 @@ impl AuditLog {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every request of every worker passes here. Once the log is full, an entry takes
+    /// the place and the path's buffer of the one it evicts, so recording allocates nothing
+    /// that outlives the request: the heap does not fill with a thousand requests' strings
+    /// freed in another order than the request's own. The mutex is held for that copy of
+    /// at most [`MAX_TEXT`] bytes and a push.
     fn push(
         &self,
         at: OffsetDateTime,
         method: Method,
-        path: String,
+        path: &str,
         status: u16,
         subject: AuditSubject,
         refusal: Option<Refusal>,
     ) {
+        let path = cut(path);
         let mut log = self.lock();
-        if log.entries.len() == CAPACITY {
-            log.entries.pop_front();
-        }
         let seq = log.next_seq;
         log.next_seq += 1;
-        log.entries.push_back(Entry {
+        let mut entry = Entry {
             seq,
             at,
             method,
-            path,
+            path: String::new(),
             status,
             client_id: subject.client_id,
             tenant: subject.tenant,
             refusal,
-        });
+        };
+        if log.entries.len() == CAPACITY
+            && let Some(evicted) = log.entries.pop_front()
+        {
+            entry.path = evicted.path;
+            entry.path.clear();
+        }
+        entry.path.push_str(path);
+        log.entries.push_back(entry);
     }
 
     /// The last `limit` requests, newest first: copied under the mutex every request takes
@@ -214,27 +265,27 @@ impl AuditLog {
 }
 
 /// Records an answered request, unless it read or cleared the audit. Called by the one
-/// middleware every request passes (`routes::log_request`), with the method and path it
-/// already copied.
-pub fn record<B>(response: &ServiceResponse<B>, method: Method, path: &str) {
-    if path == "/_emulator/audit" {
+/// middleware every request passes (`routes::log_request`); takes the notes its handler
+/// left, which nothing reads after it.
+pub fn record<B>(response: &mut ServiceResponse<B>) {
+    if response.request().path() == "/_emulator/audit" {
         return;
     }
+    let refusal = response.response_mut().extensions_mut().remove::<Refusal>();
     let Some(state) = response.request().app_data::<web::Data<EmulatorState>>() else {
         return;
     };
     let subject = response
         .request()
-        .extensions()
-        .get::<AuditSubject>()
-        .cloned()
+        .extensions_mut()
+        .remove::<AuditSubject>()
         .unwrap_or_default();
-    let refusal = response.response().extensions().get::<Refusal>().cloned();
     let status = response.status().as_u16();
+    let request = response.request();
     state.audit.push(
         state.clock.now(),
-        method,
-        cut(path),
+        request.method().clone(),
+        request.path(),
         status,
         subject,
         refusal,
@@ -255,6 +306,52 @@ mod tests {
     }
 
     #[test]
+    fn tenants_are_kept_in_lower_case_as_they_were_named() {
+        let guid = "5B0E1D0A-3F2C-4E8A-9C51-2D7F1B6A9E30";
+        let simple = "5b0e1d0a3f2c4e8a9c512d7f1b6a9e30";
+        for (named, kept) in [
+            (guid, guid.to_ascii_lowercase()),
+            (simple, simple.to_owned()),
+            (
+                "Contoso.onmicrosoft.com",
+                "contoso.onmicrosoft.com".to_owned(),
+            ),
+        ] {
+            let noted = NotedTenant::new(named);
+            assert_eq!(serde_json::to_value(&noted).unwrap(), kept, "{named}");
+        }
+        assert!(matches!(NotedTenant::new(guid), NotedTenant::Guid(_)));
+        let long = NotedTenant::new(&"A".repeat(MAX_TEXT + 1));
+        assert_eq!(long, NotedTenant::Text("a".repeat(MAX_TEXT)));
+    }
+
+    #[test]
+    fn a_full_log_records_each_path_whole_in_place_of_the_oldest() {
+        let log = AuditLog::default();
+        let now = OffsetDateTime::now_utc();
+        let long = format!("/{}", "p".repeat(MAX_TEXT * 2));
+        for path in ["/a"; CAPACITY]
+            .iter()
+            .copied()
+            .chain([long.as_str(), "/b"])
+        {
+            log.push(now, Method::GET, path, 200, AuditSubject::default(), None);
+        }
+        let last = log.last(2);
+        assert_eq!(last[0]["path"], "/b");
+        assert_eq!(last[1]["path"], cut(&long));
+        assert_eq!(last[1]["path"].as_str().unwrap().len(), MAX_TEXT);
+    }
+
+    #[test]
+    fn texts_are_cut_at_a_number_of_characters_not_bytes() {
+        let long = "é".repeat(MAX_TEXT + 10);
+        assert_eq!(cut(&long).chars().count(), MAX_TEXT);
+        assert_eq!(cut("/short"), "/short");
+        assert_eq!(cut(&long[..2 * MAX_TEXT]), &long[..2 * MAX_TEXT]);
+    }
+
+    #[test]
     fn keeps_the_last_requests_newest_first() {
         let log = AuditLog::default();
         let now = OffsetDateTime::now_utc();
@@ -262,7 +359,7 @@ mod tests {
             log.push(
                 now,
                 Method::GET,
-                format!("/{n}"),
+                &format!("/{n}"),
                 200,
                 AuditSubject::default(),
                 None,

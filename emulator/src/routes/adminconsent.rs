@@ -77,12 +77,13 @@ pub async fn show(
     let raw_query = req.query_string();
     let dir = state.directory();
     let tenant_key = dir.stats_key(&segment);
-    note_client(&req, raw_query, &tenant_key);
+    let query = parse_query(raw_query);
+    note_client(&req, &query, &tenant_key);
     state
         .stats
         .record(Endpoint::AdminConsent, Some(&tenant_key));
     let outcome = audience(&dir, &segment).and_then(|aud| {
-        let request = consent_request(&dir, raw_query, &aud)?;
+        let request = consent_request(&dir, &query, &aud)?;
         Ok((aud, request))
     });
     let (aud, request) = match outcome {
@@ -155,12 +156,16 @@ pub async fn decide(
     };
     let mut dir = state.directory_mut();
     let tenant_key = dir.stats_key(&segment);
-    let original = form.text("request").ok().flatten().unwrap_or_default();
-    note_client(&req, original, &tenant_key);
+    // The original request the form carries, parsed once for the audit and the checks.
+    let original = form
+        .text("request")
+        .map_err(sts_param_error)
+        .and_then(|raw| parse_query(raw.unwrap_or_default()));
+    note_client(&req, &original, &tenant_key);
     state
         .stats
         .record(Endpoint::AdminConsentDecision, Some(&tenant_key));
-    let decided = decision(&dir, &segment, &form);
+    let decided = decision(&dir, &segment, &form, &original);
     let (request, choice) = match decided {
         Ok(ok) => ok,
         Err(e) => return error_page(&e, &ids),
@@ -207,11 +212,11 @@ fn decision(
     dir: &Directory,
     segment: &str,
     form: &Params,
+    query: &Result<Params, StsError>,
 ) -> Result<(ConsentRequest, Decision), StsError> {
     let text = |name: &str| form.text(name).map_err(sts_param_error);
     let aud = audience(dir, segment)?;
-    let raw_query = text("request")?.unwrap_or_default();
-    let request = consent_request(dir, raw_query, &aud)?;
+    let request = consent_request(dir, query, &aud)?;
     match text("decision")? {
         Some("cancel") => Ok((request, Decision::Cancel)),
         Some("accept") => {
@@ -245,16 +250,22 @@ fn audience<'a>(dir: &'a Directory, segment: &str) -> Result<Audience<'a>, StsEr
     }
 }
 
-/// Checks `client_id` and `redirect_uri` the way Microsoft does before showing anything.
-fn consent_request(
-    dir: &Directory,
-    raw_query: &str,
-    aud: &Audience<'_>,
-) -> Result<ConsentRequest, StsError> {
-    let params = Params::parse(raw_query.as_bytes(), MAX_QUERY).map_err(|e| match e {
+/// A consent request's query string, parsed once: for the audit, then for the checks.
+fn parse_query(raw_query: &str) -> Result<Params, StsError> {
+    Params::parse(raw_query.as_bytes(), MAX_QUERY).map_err(|e| match e {
         crate::params::ParamError::TooLong { .. } => StsError::query_too_long(),
         other => sts_param_error(other),
-    })?;
+    })
+}
+
+/// Checks `client_id` and `redirect_uri` the way Microsoft does before showing anything
+/// (after the tenant: a query error is reported only for a tenant that exists).
+fn consent_request(
+    dir: &Directory,
+    query: &Result<Params, StsError>,
+    aud: &Audience<'_>,
+) -> Result<ConsentRequest, StsError> {
+    let params = query.as_ref().map_err(Clone::clone)?;
     let text = |name: &str| params.text(name).map_err(sts_param_error);
     let client_id = text("client_id")?.ok_or_else(|| StsError::missing_parameter("client_id"))?;
     let client = Uuid::try_parse(client_id).map_err(|_| StsError::invalid_client_id(client_id))?;
@@ -334,10 +345,10 @@ fn error_page(e: &StsError, ids: &RequestIds) -> HttpResponse {
 }
 
 /// Notes the `client_id` of a consent request's query, and its tenant, for the audit.
-fn note_client(req: &HttpRequest, raw_query: &str, tenant: &TenantKey) {
-    let params = Params::parse(raw_query.as_bytes(), MAX_QUERY).ok();
-    let client_id = params
+fn note_client(req: &HttpRequest, query: &Result<Params, StsError>, tenant: &TenantKey) {
+    let client_id = query
         .as_ref()
+        .ok()
         .and_then(|p| p.text("client_id").ok().flatten());
     audit::note(req, client_id, Some(tenant.as_str()));
 }

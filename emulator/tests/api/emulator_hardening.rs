@@ -594,6 +594,66 @@ async fn every_endpoint_answers_a_fresh_emulator() {
     assert!(wrong.is_empty(), "{wrong:?}");
 }
 
+#[tokio::test]
+async fn paths_it_does_not_serve_answer_not_found_under_a_tenant_as_at_the_root() {
+    // Arrange
+    let emulator = spawn_emulator().await;
+    let contoso = emulator.contoso();
+    let unserved = [
+        (Method::GET, "/".to_owned()),
+        (Method::GET, format!("/{contoso}")),
+        (Method::GET, format!("/{contoso}/")),
+        (Method::GET, format!("/{contoso}/nothing")),
+        (Method::GET, format!("/{contoso}/adminconsent/")),
+        (Method::GET, format!("/{contoso}/discovery/keys/")),
+        (
+            Method::POST,
+            format!("/{contoso}/v2.0/.well-known/openid-configuration"),
+        ),
+        (Method::DELETE, format!("/{contoso}/login")),
+        (
+            Method::GET,
+            "//v2.0/.well-known/openid-configuration".to_owned(),
+        ),
+        (Method::GET, "/error/90002".to_owned()),
+    ];
+
+    // Act
+    let mut answers = Vec::new();
+    for (method, path) in &unserved {
+        let response = emulator
+            .http
+            .request(method.clone(), emulator.url(path))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        answers.push((format!("{method} {path}"), status, body));
+    }
+    let wrong_method = emulator
+        .http
+        .get(emulator.url(&format!("/{contoso}/oauth2/v2.0/token")))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: each one the default answer, which names the method and path it was asked;
+    // a token endpoint asked with GET still answers its own AADSTS900561.
+    for (asked, status, body) in &answers {
+        assert_eq!(*status, 404, "{asked}");
+        assert_eq!(body["error"], "not_found", "{asked}");
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains(asked.as_str()),
+            "{asked}: {description}"
+        );
+    }
+    assert_eq!(wrong_method.status(), 400);
+    let body: serde_json::Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error_codes"][0], 900561);
+}
+
 /// The number a generated tenant's domain ends with (`brightlakesystems42.onmicrosoft.com`
 /// is 42): generated names are numbered in the order requests reserve them.
 fn generated_number(created: &serde_json::Value) -> u64 {
