@@ -53,7 +53,8 @@ pub use operator::{
 pub use sign_in::{MAX_PENDING_SIGN_INS, NewSignInRequest, SignInPurpose, SignInRejection};
 pub use tenant::{
     ATTENTION, CheckOutcome, CheckResult, ConsoleCursor, ConsoleQuery, ConsoleSort, ConsoleView,
-    PageDirection, StatusFilter, TenantCursor, TenantFilter, TenantPageFilter, TenantRow,
+    PageDirection, RenderedView, StatusFilter, TenantCursor, TenantFilter, TenantPageFilter,
+    TenantRow,
 };
 pub use webhook::{
     AppAlertRow, Attempt, AttemptOutcome, ClaimedDelivery, DeliveryCounts, DeliveryFilter,

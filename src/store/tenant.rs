@@ -779,6 +779,18 @@ pub struct ConsoleView {
     pub verified: i64,
     /// The newest events, each with its tenant's name where known.
     pub recent: Vec<(super::EventRow, Option<String>)>,
+    /// What the web layer rendered of this view, kept with it so that it lives exactly as
+    /// long as the view does in the cache (a second at most, less when anything changes):
+    /// a page asked for again within that time is not rendered again.
+    pub rendered: std::sync::OnceLock<Arc<RenderedView>>,
+}
+
+/// HTML rendered from a [`ConsoleView`] for one page (its address), in the parts the page
+/// puts together.
+#[derive(Debug)]
+pub struct RenderedView {
+    pub page: String,
+    pub parts: Vec<String>,
 }
 
 impl Store {
@@ -894,6 +906,7 @@ impl Store {
                 .into_iter()
                 .map(|n| (n.event, n.tenant_name))
                 .collect(),
+            rendered: std::sync::OnceLock::new(),
         })
     }
 

@@ -1,6 +1,8 @@
 //! The tenant list (counts per status, filters, search, sorting, keyset paging, CSV
 //! export) and a tenant's page with its event timeline and a "verify now" action.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -15,7 +17,7 @@ use super::login::CsrfForm;
 use crate::domain::{TenantId, TenantStatus};
 use crate::store::{
     ATTENTION, AuditAction, ConsoleCursor, ConsoleQuery, ConsoleSort, ConsoleView, EarlyCheck,
-    EventRow, Outcome, PageDirection, StatusFilter, TenantRow, early_check_wait,
+    EventRow, Outcome, PageDirection, RenderedView, StatusFilter, TenantRow, early_check_wait,
 };
 use crate::web::format::{Stamp, csv_row, relative_ts, seconds_ago_ts};
 use crate::web::routes::{page, request_id};
@@ -210,35 +212,52 @@ pub struct SortLink {
 
 #[derive(Template)]
 #[template(path = "admin/tenants.html")]
-struct ListPage {
-    /// Where customers' administrators start: shown while there is no tenant yet.
-    signup_url: String,
+struct ListPage<'a> {
     credential: String,
     credential_warning: bool,
-    operator: String,
-    csrf: String,
-    tenants: Vec<ListRow>,
+    operator: &'a str,
+    csrf: &'a str,
     statuses: Vec<(TenantStatus, bool)>,
     any_status: bool,
     attention: bool,
-    search: String,
+    search: &'a str,
     alert: Option<(&'static str, String)>,
-    required: Vec<String>,
-    events: Vec<ActivityView>,
+    required: &'a [String],
     /// Whether tenants never verified are listed too (`?all=1`, or a status filter).
     all: bool,
     /// Refused callbacks that wrote nothing, since start: total and by reason.
     refused_total: u64,
     refused: Vec<(&'static str, u64)>,
+    /// [`CountsPart`] and [`TablePart`], rendered.
+    counts_html: &'a str,
+    table_html: &'a str,
+    sort: &'static str,
+    dir: &'static str,
+    export: String,
+}
+
+/// The counts atop the list, each a link that filters by it.
+#[derive(Template)]
+#[template(path = "admin/_tenants_counts.html")]
+struct CountsPart {
     counts: Vec<CountLink>,
     /// Tenants never verified that the list leaves out, and the link that includes them.
     unverified: Option<(i64, String)>,
+}
+
+/// The table of a page, its pager and the recent activity.
+#[derive(Template)]
+#[template(path = "admin/_tenants_table.html")]
+struct TablePart<'a> {
+    /// Where customers' administrators start: shown while there is no tenant yet.
+    signup_url: &'a str,
+    tenants: Vec<ListRow>,
+    any_status: bool,
+    search: &'a str,
     headings: Vec<SortLink>,
-    sort: &'static str,
-    dir: &'static str,
     previous: Option<String>,
     next: Option<String>,
-    export: String,
+    events: Vec<ActivityView>,
 }
 
 #[derive(Deserialize)]
@@ -395,13 +414,77 @@ pub async fn list(
         .store
         .console_view(&listing.query, from, direction, PAGE_SIZE + 1, RECENT)
         .await?;
+    // The page's address (with its cursor) names what the parts below show: a view served
+    // again from the console's cache brings back the HTML rendered from it for this page.
+    let address = format!("{}|{:?}", listing.link("/admin", &[]), listing.from);
+    let rendered = match view.rendered.get() {
+        Some(r) if r.page == address => r.clone(),
+        _ => {
+            let r = Arc::new(RenderedView {
+                parts: render_parts(&view, &listing, direction, &state)
+                    .map_err(|e| WebError::Internal(anyhow::Error::new(e)))?,
+                page: address,
+            });
+            // The first page rendered from this view keeps its HTML with it; another page
+            // of the same view (the same search typed differently) is rendered each time.
+            let _ = view.rendered.set(r.clone());
+            r
+        }
+    };
+    let status_filter = listing.query.status;
+    let (refused, refused_total) = state.refused_callbacks.totals();
+    let (credential, credential_warning) = credential_line(&state);
+    let template = ListPage {
+        credential,
+        credential_warning,
+        operator: &operator.name,
+        csrf: &operator.csrf,
+        statuses: TenantStatus::ALL
+            .iter()
+            .map(|s| (*s, StatusFilter::One(*s) == status_filter))
+            .collect(),
+        any_status: status_filter == StatusFilter::Any,
+        attention: status_filter == StatusFilter::Attention,
+        alert: state
+            .verifier
+            .health
+            .credential_alert()
+            .map(|a| (a.headline, format!("{} (since {})", a.message, a.at))),
+        required: &state.settings.required_permissions,
+        all: listing.all,
+        refused_total,
+        refused,
+        counts_html: &rendered.parts[0],
+        table_html: &rendered.parts[1],
+        sort: listing.query.sort.as_str(),
+        dir: if listing.query.descending {
+            "desc"
+        } else {
+            "asc"
+        },
+        export: listing.link("/admin/tenants.csv", &[]),
+        search: &listing.search,
+    };
+    page(StatusCode::OK, template.render())
+}
+
+/// The parts of a list page that come from the view: the counts atop it, and the table with
+/// its pager and the recent activity. Relative times ("3 min ago") are as of rendering.
+fn render_parts(
+    view: &ConsoleView,
+    listing: &Listing,
+    direction: PageDirection,
+    state: &AppState,
+) -> Result<Vec<String>, askama::Error> {
     let ConsoleView {
         rows,
         counts,
         verified,
         recent,
-    } = &*view;
+        ..
+    } = view;
     let verified = *verified;
+    let from = listing.from.as_ref().map(|(cursor, _)| cursor);
     // One row more than a page says whether there is more that way.
     let more = rows.len() > PAGE_SIZE as usize;
     let rows = match (more, direction) {
@@ -424,10 +507,8 @@ pub async fn list(
         .map(|r| listing.link("/admin", &[("after", encode_cursor(sort, r))]));
 
     let everyone: i64 = counts.iter().map(|(_, n)| n).sum();
-    let (refused, refused_total) = state.refused_callbacks.totals();
     let now = OffsetDateTime::now_utc();
     let required = &state.settings.required_permissions;
-    let (credential, credential_warning) = credential_line(&state);
     let status_filter = listing.query.status;
     let count_link = |label, class, n, status: &str, current| {
         let q = listing.search.as_str();
@@ -510,25 +591,19 @@ pub async fn list(
         }
     })
     .collect();
-    let template = ListPage {
-        signup_url: state.settings.public_url.to_string(),
-        credential,
-        credential_warning,
-        operator: operator.name.clone(),
-        csrf: operator.csrf.clone(),
+    let counts_html = CountsPart {
+        counts: count_links,
+        unverified,
+    }
+    .render()?;
+    let table_html = TablePart {
+        signup_url: state.settings.public_url.as_str(),
         tenants: rows.iter().map(|t| list_row(t, required, now)).collect(),
-        statuses: TenantStatus::ALL
-            .iter()
-            .map(|s| (*s, StatusFilter::One(*s) == status_filter))
-            .collect(),
         any_status: status_filter == StatusFilter::Any,
-        attention: status_filter == StatusFilter::Attention,
-        alert: state
-            .verifier
-            .health
-            .credential_alert()
-            .map(|a| (a.headline, format!("{} (since {})", a.message, a.at))),
-        required: required.clone(),
+        search: &listing.search,
+        headings,
+        previous,
+        next,
         events: recent
             .iter()
             .map(|(e, tenant_name)| ActivityView {
@@ -540,24 +615,9 @@ pub async fn list(
                 detail: e.detail.clone(),
             })
             .collect(),
-        all: listing.all,
-        refused_total,
-        refused,
-        counts: count_links,
-        unverified,
-        headings,
-        sort: sort.as_str(),
-        dir: if listing.query.descending {
-            "desc"
-        } else {
-            "asc"
-        },
-        previous,
-        next,
-        export: listing.link("/admin/tenants.csv", &[]),
-        search: listing.search,
-    };
-    page(StatusCode::OK, template.render())
+    }
+    .render()?;
+    Ok(vec![counts_html, table_html])
 }
 
 /// A CSV download: streamed, one batch of rows read at a time.
