@@ -160,6 +160,65 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// Reads in flight, by key: a request for a value that another request is reading waits
+/// for that read and then finds it cached, instead of running the same statement again.
+/// Without it, every request that arrives while a page's cached copy has just expired reads
+/// it too: eight browsers on a search whose statement takes 7 ms ran it eight times a
+/// second, and the searched page stayed at a quarter of `/health` while cached pages
+/// reached twice that.
+pub(super) struct Flights {
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held by the one request reading a key ([`Flights::enter`]); dropping it lets the next
+/// one in, and forgets the key's gate once nobody waits on it.
+pub(super) struct Flight<'a> {
+    flights: &'a Flights,
+    key: String,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Flights {
+    fn new() -> Flights {
+        Flights {
+            gates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.gates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until no other request is reading `key`, and then holds it.
+    pub(super) async fn enter(&self, key: &str) -> Flight<'_> {
+        let gate = self.lock().entry(key.to_owned()).or_default().clone();
+        let held = gate.clone().lock_owned().await;
+        Flight {
+            flights: self,
+            key: key.to_owned(),
+            gate,
+            held: Some(held),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        let mut gates = self.flights.lock();
+        // The map's reference and this one: nobody else waits (others clone it only under
+        // the map's lock, held here).
+        if Arc::strong_count(&self.gate) == 2 {
+            gates.remove(&self.key);
+        }
+    }
+}
+
 /// The caches one [`Store`] and its clones share.
 pub(super) struct Caches {
     /// By the key's SHA-256 (base64url), as the database is searched.
@@ -169,6 +228,8 @@ pub(super) struct Caches {
     pub(super) sessions: TtlCache<String, Arc<SessionRow>>,
     /// By the page's query, cursor and lengths ([`console_key`]).
     pub(super) console: TtlCache<String, Arc<ConsoleView>>,
+    /// Console pages being read.
+    pub(super) console_reads: Flights,
 }
 
 impl Caches {
@@ -178,6 +239,7 @@ impl Caches {
             tenants: TtlCache::new(TENANT_TTL),
             sessions: TtlCache::new(SESSION_TTL),
             console: TtlCache::with_capacity(CONSOLE_TTL, CONSOLE_PAGES),
+            console_reads: Flights::new(),
         }
     }
 }
@@ -189,6 +251,7 @@ impl std::fmt::Debug for Caches {
             .field("tenants", &self.tenants.lock().map.len())
             .field("sessions", &self.sessions.lock().map.len())
             .field("console", &self.console.lock().map.len())
+            .field("console_reads", &self.console_reads.len())
             .finish()
     }
 }
@@ -281,6 +344,45 @@ mod tests {
         }
         assert!(cache.lock().map.len() <= CAPACITY);
         assert_eq!(cache.get(&(CAPACITY * 3 - 1)), Some(CAPACITY * 3 - 1));
+    }
+
+    #[tokio::test]
+    async fn one_read_a_key_at_a_time_and_gates_are_forgotten() {
+        let flights = Arc::new(Flights::new());
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cache = Arc::new(TtlCache::<String, usize>::new(Duration::from_secs(60)));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (flights, reads, cache) = (flights.clone(), reads.clone(), cache.clone());
+                tokio::spawn(async move {
+                    let _flight = flights.enter("page").await;
+                    if let Some(v) = cache.get("page") {
+                        return v;
+                    }
+                    let start = cache.read_start();
+                    // A slow read: the others arrive while it runs.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let n = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    cache.insert("page".to_owned(), n, start);
+                    n
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(
+                task.await.expect("a task"),
+                1,
+                "every task sees the one read"
+            );
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(flights.len(), 0, "no gate left behind");
+        // Different keys do not wait on each other.
+        let a = flights.enter("a").await;
+        let b = tokio::time::timeout(Duration::from_secs(5), flights.enter("b")).await;
+        assert!(b.is_ok(), "another key is not held up");
+        drop((a, b));
+        assert_eq!(flights.len(), 0);
     }
 
     #[test]

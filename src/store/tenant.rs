@@ -859,6 +859,11 @@ impl Store {
         if let Some(view) = self.caches.console.get(&key) {
             return Ok(view);
         }
+        // One read of a page at a time: those asking meanwhile get what it read.
+        let _flight = self.caches.console_reads.enter(&key).await;
+        if let Some(view) = self.caches.console.get(&key) {
+            return Ok(view);
+        }
         let start = self.caches.console.read_start();
         let view = Arc::new(
             self.console_view_uncached(query, from, direction, limit, recent)
