@@ -32,7 +32,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run consentry: configuration from CONSENTRY_* variables and an optional TOML file.
-    Serve(ServeArgs),
+    Serve(ConfigArgs),
+    /// Apply the database's pending migrations (CONSENTRY_DATABASE_URL, from the same
+    /// variables and TOML file as `serve`), print them, and exit.
+    Migrate(ConfigArgs),
     /// Run consentry and the emulator wired together, with an operator to sign in as.
     Demo(DemoArgs),
     /// Run the emulator of the Microsoft identity platform and Microsoft Graph.
@@ -49,7 +52,7 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct ServeArgs {
+struct ConfigArgs {
     /// A TOML file with the configuration keys (variables override it).
     #[arg(long, env = "CONSENTRY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -230,6 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
             Ok(())
         }
+        Command::Migrate(args) => migrate(args.config.as_deref()).await,
         Command::Demo(args) => {
             let demo = Demo::start(DemoOptions {
                 port: args.port,
@@ -303,6 +307,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             revoke_api_key(&db.database, &id).await
         }
     }
+}
+
+/// Applies the pending migrations and says which, or that there were none.
+async fn migrate(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let database = RawSettings::gather(config)?.database()?;
+    let store = Store::open(&database.url, &database.options).await?;
+    let applied = store.migrate().await;
+    store.close().await;
+    let applied = applied?;
+    let latest =
+        crate::store::latest_migration().map_or_else(|| "none".to_owned(), |m| m.to_string());
+    if applied.is_empty() {
+        println!("nothing to apply: the database's schema is current (latest migration {latest})");
+        return Ok(());
+    }
+    for migration in &applied {
+        println!("applied {migration}");
+    }
+    println!("the database's schema is current (latest migration {latest})");
+    Ok(())
 }
 
 async fn create_api_key(database: &str, name: &str, scopes: &[String]) -> anyhow::Result<()> {
@@ -459,12 +483,12 @@ async fn verify_tenants(
         Some(raw) => {
             let id = crate::domain::TenantId::parse(&raw)
                 .with_context(|| format!("'{raw}' is not a tenant id (a GUID)"))?;
-            vec![
-                store
-                    .tenant(id)
-                    .await?
-                    .with_context(|| format!("no tenant {id} in {}", settings.database_url))?,
-            ]
+            vec![store.tenant(id).await?.with_context(|| {
+                format!(
+                    "no tenant {id} in {}",
+                    crate::store::redacted_url(&settings.database_url)
+                )
+            })?]
         }
         None => {
             store

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 use crate::entra::{CertificateCredential, Credential};
+use crate::store::DatabaseOptions;
 use url::Url;
 use uuid::Uuid;
 
@@ -143,6 +144,11 @@ pub struct Settings {
     /// Where browsers reach consentry; the redirect URI is `{public_url}/consent/callback`.
     pub public_url: Url,
     pub database_url: String,
+    /// The pool's size and waits (`CONSENTRY_DATABASE_*`).
+    pub database: DatabaseOptions,
+    /// Whether `serve` applies pending migrations at start (`CONSENTRY_MIGRATE`), or
+    /// refuses to start until `consentry migrate` has.
+    pub migrate: bool,
     pub listen: SocketAddr,
     /// How long a sign-up's `state` stays usable.
     pub state_lifetime: Duration,
@@ -217,6 +223,16 @@ pub const KEYS: &[(&str, &str)] = &[
     ("graph_host", "CONSENTRY_GRAPH_HOST"),
     ("public_url", "CONSENTRY_PUBLIC_URL"),
     ("database_url", "CONSENTRY_DATABASE_URL"),
+    (
+        "database_max_connections",
+        "CONSENTRY_DATABASE_MAX_CONNECTIONS",
+    ),
+    (
+        "database_connect_timeout",
+        "CONSENTRY_DATABASE_CONNECT_TIMEOUT",
+    ),
+    ("database_busy_timeout", "CONSENTRY_DATABASE_BUSY_TIMEOUT"),
+    ("migrate", "CONSENTRY_MIGRATE"),
     ("listen", "CONSENTRY_LISTEN"),
     ("state_lifetime", "CONSENTRY_STATE_LIFETIME"),
     ("token_version", "CONSENTRY_TOKEN_VERSION"),
@@ -241,6 +257,16 @@ pub const KEYS: &[(&str, &str)] = &[
 pub const CONFIG_FILE_VAR: &str = "CONSENTRY_CONFIG";
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://consentry.db";
+
+/// The database keys alone: all `consentry migrate` needs, parsed the same way as for
+/// `serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub options: DatabaseOptions,
+    /// `CONSENTRY_MIGRATE`.
+    pub migrate: bool,
+}
 
 /// Raw values by environment-variable name, before parsing.
 #[derive(Debug, Default, Clone)]
@@ -291,6 +317,7 @@ impl RawSettings {
                     .collect::<Result<Vec<_>, _>>()?
                     .join(","),
                 toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
                 _ => return Err(file_error(format!("'{key}' must be a string"))),
             };
             self.0.insert(var, value);
@@ -520,6 +547,7 @@ impl RawSettings {
         };
 
         let operator_sign_in = self.operator_sign_in()?;
+        let database = self.database()?;
 
         Ok(Settings {
             operator_sign_in,
@@ -536,10 +564,9 @@ impl RawSettings {
             authority_host,
             graph_host,
             public_url,
-            database_url: self
-                .get("CONSENTRY_DATABASE_URL")
-                .unwrap_or(DEFAULT_DATABASE_URL)
-                .to_owned(),
+            database_url: database.url,
+            database: database.options,
+            migrate: database.migrate,
             listen,
             state_lifetime,
             token_version,
@@ -553,6 +580,68 @@ impl RawSettings {
 }
 
 impl RawSettings {
+    /// `CONSENTRY_DATABASE_*` and `CONSENTRY_MIGRATE`, without the keys only `serve` needs.
+    pub fn database(&self) -> Result<DatabaseSettings, ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        let defaults = DatabaseOptions::default();
+        // PostgreSQL allows 100 connections for the whole server by default; hundreds from
+        // one instance is a typo, not a pool size.
+        let max_connections = match self.get("CONSENTRY_DATABASE_MAX_CONNECTIONS") {
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "CONSENTRY_DATABASE_MAX_CONNECTIONS",
+                        "must be a number from 1 to 500",
+                    )
+                })?,
+            None => defaults.max_connections,
+        };
+        // Zero would fail every wait at once; beyond ten minutes a request has long been
+        // given up by its client.
+        let wait = |key: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            let value = match self.get(key) {
+                Some(raw) => parse_duration(raw).map_err(|r| invalid(key, r))?,
+                None => default,
+            };
+            if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&value) {
+                return Err(invalid(key, "must be between 1s and 10m"));
+            }
+            Ok(value)
+        };
+        let connect_timeout = wait(
+            "CONSENTRY_DATABASE_CONNECT_TIMEOUT",
+            defaults.connect_timeout,
+        )?;
+        let busy_timeout = wait("CONSENTRY_DATABASE_BUSY_TIMEOUT", defaults.busy_timeout)?;
+        let migrate = match self
+            .get("CONSENTRY_MIGRATE")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(invalid("CONSENTRY_MIGRATE", "must be true or false")),
+        };
+        Ok(DatabaseSettings {
+            url: self
+                .get("CONSENTRY_DATABASE_URL")
+                .unwrap_or(DEFAULT_DATABASE_URL)
+                .to_owned(),
+            options: DatabaseOptions {
+                max_connections,
+                connect_timeout,
+                busy_timeout,
+            },
+            migrate,
+        })
+    }
+
     /// `CONSENTRY_OPERATOR_TENANT`, `CONSENTRY_OPERATOR_ROLE` and
     /// `CONSENTRY_OPERATOR_PASSWORDS`, which only make sense together.
     fn operator_sign_in(&self) -> Result<OperatorSignIn, ConfigError> {
@@ -974,6 +1063,109 @@ mod tests {
             let error = refused(pairs);
             assert!(error.starts_with(key), "{pairs:?}: {error}");
         }
+    }
+
+    #[test]
+    fn database_settings_default_to_the_pool_of_before_and_are_checked() {
+        // Arrange
+        let mut set = minimal();
+        set.set("CONSENTRY_DATABASE_MAX_CONNECTIONS", "32");
+        set.set("CONSENTRY_DATABASE_CONNECT_TIMEOUT", "30s");
+        set.set("CONSENTRY_DATABASE_BUSY_TIMEOUT", "1m");
+        set.set("CONSENTRY_MIGRATE", "False");
+        let refused = |var: &'static str, value: &str| {
+            let mut raw = minimal();
+            raw.set(var, value);
+            raw.parse().unwrap_err().to_string()
+        };
+
+        // Act
+        let defaults = minimal().parse().unwrap();
+        let set = set.parse().unwrap();
+
+        // Assert
+        assert_eq!(
+            defaults.database,
+            DatabaseOptions {
+                max_connections: 8,
+                connect_timeout: Duration::from_secs(10),
+                busy_timeout: Duration::from_secs(5),
+            }
+        );
+        assert!(defaults.migrate);
+        assert_eq!(
+            set.database,
+            DatabaseOptions {
+                max_connections: 32,
+                connect_timeout: Duration::from_secs(30),
+                busy_timeout: Duration::from_secs(60),
+            }
+        );
+        assert!(!set.migrate);
+        for (var, value) in [
+            ("CONSENTRY_DATABASE_MAX_CONNECTIONS", "0"),
+            ("CONSENTRY_DATABASE_MAX_CONNECTIONS", "-1"),
+            ("CONSENTRY_DATABASE_MAX_CONNECTIONS", "501"),
+            ("CONSENTRY_DATABASE_MAX_CONNECTIONS", "99999999999"),
+            ("CONSENTRY_DATABASE_MAX_CONNECTIONS", "eight"),
+            ("CONSENTRY_DATABASE_CONNECT_TIMEOUT", "0s"),
+            ("CONSENTRY_DATABASE_CONNECT_TIMEOUT", "11m"),
+            ("CONSENTRY_DATABASE_CONNECT_TIMEOUT", "soon"),
+            ("CONSENTRY_DATABASE_BUSY_TIMEOUT", "0"),
+            ("CONSENTRY_DATABASE_BUSY_TIMEOUT", "1d"),
+            ("CONSENTRY_MIGRATE", "no"),
+            ("CONSENTRY_MIGRATE", "1"),
+        ] {
+            let error = refused(var, value);
+            assert!(error.starts_with(var), "{var}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_database_keys_parse_without_the_rest_of_the_configuration() {
+        // Arrange: no client id, no session key (`consentry migrate` needs neither).
+        let mut raw = RawSettings::default();
+        raw.set("CONSENTRY_DATABASE_URL", "sqlite://elsewhere.db");
+        raw.set("CONSENTRY_MIGRATE", "false");
+        let mut bad = RawSettings::default();
+        bad.set("CONSENTRY_DATABASE_BUSY_TIMEOUT", "0s");
+
+        // Act
+        let database = raw.database().unwrap();
+        let defaults = RawSettings::default().database().unwrap();
+
+        // Assert
+        assert_eq!(database.url, "sqlite://elsewhere.db");
+        assert!(!database.migrate);
+        assert_eq!(defaults.url, DEFAULT_DATABASE_URL);
+        assert_eq!(defaults.options, DatabaseOptions::default());
+        assert!(defaults.migrate);
+        assert!(matches!(
+            bad.database(),
+            Err(ConfigError::Invalid {
+                key: "CONSENTRY_DATABASE_BUSY_TIMEOUT",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn toml_booleans_and_numbers_are_read_like_the_variables() {
+        let path = std::env::temp_dir().join(format!("consentry-{}.toml", Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            "migrate = false\ndatabase_max_connections = 4\ndatabase_busy_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let mut raw = RawSettings::default();
+
+        raw.merge_toml(&path).unwrap();
+        let database = raw.database().unwrap();
+        let _ = std::fs::remove_file(&path);
+
+        assert!(!database.migrate);
+        assert_eq!(database.options.max_connections, 4);
+        assert_eq!(database.options.busy_timeout, Duration::from_secs(2));
     }
 
     #[test]

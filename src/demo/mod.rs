@@ -142,7 +142,7 @@ impl Demo {
             Ok(p) if !p.is_empty() => (p, false),
             _ => (RandomToken::generate().expose()[..20].to_owned(), true),
         };
-        let store = Store::connect(&options.database).await?;
+        let store = Store::connect_with(&settings.database_url, &settings.database).await?;
         let hash = hash_password(&operator_password)?;
         let now = time::OffsetDateTime::now_utc();
         store.upsert_operator(DEMO_OPERATOR, &hash, now).await?;

@@ -1,15 +1,9 @@
-//! What the readiness probe and the metrics ask of the database: whether its schema is the
-//! one this binary knows, whether its file is still there, and a few grouped counts.
+//! What the readiness probe and the metrics ask of the database: whether its file is still
+//! there, and a few grouped counts (whether its schema is current: `schema.rs`).
 
-use std::collections::BTreeSet;
-
-use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 
 use super::{Store, StoreError, parse_ts};
-
-/// The migrations built into this binary (`Store::connect` applies the same directory).
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Figures for the metrics, read in one go.
 #[derive(Debug, Clone, Default)]
@@ -23,27 +17,6 @@ pub struct HealthFigures {
 }
 
 impl Store {
-    /// Whether the database's applied migrations are exactly this binary's, each applied
-    /// successfully with the same checksum: `false` when one is missing, failed, changed, or
-    /// unknown to this binary (a newer version migrated the database).
-    pub async fn migrations_current(&self) -> Result<bool, StoreError> {
-        let applied: Vec<(i64, Vec<u8>, bool)> =
-            sqlx::query_as("select version, checksum, success from _sqlx_migrations")
-                .fetch_all(&self.pool)
-                .await?;
-        let applied: BTreeSet<(i64, Vec<u8>)> = applied
-            .into_iter()
-            .filter(|(_, _, success)| *success)
-            .map(|(version, checksum, _)| (version, checksum))
-            .collect();
-        let known: BTreeSet<(i64, Vec<u8>)> = MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .map(|m| (m.version, m.checksum.to_vec()))
-            .collect();
-        Ok(applied == known)
-    }
-
     /// Whether the database file is still where it was opened, and writable. Open
     /// connections keep working on a deleted file (and one opened read-write keeps writing
     /// after a `chmod`), so a query alone would not notice that the next start would fail

@@ -16,6 +16,7 @@ mod health;
 mod idempotency;
 mod invitation;
 mod operator;
+mod schema;
 mod sign_in;
 mod tenant;
 mod webhook;
@@ -50,6 +51,7 @@ pub use operator::{
     MicrosoftIdentity, MicrosoftOperator, NewSession, OperatorChangeError, OperatorRow, Role,
     SessionRow, SessionView, Tied, generate_password, valid_operator_name,
 };
+pub use schema::{MigrationName, SchemaError, SchemaStatus, latest_migration};
 pub use sign_in::{MAX_PENDING_SIGN_INS, NewSignInRequest, SignInPurpose, SignInRejection};
 pub use tenant::{
     ATTENTION, CheckOutcome, CheckResult, ConsoleCursor, ConsoleQuery, ConsoleSort, ConsoleView,
@@ -101,31 +103,83 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// How the store's connections are made (`CONSENTRY_DATABASE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// How long a query waits for a connection, free or newly opened, before failing.
+    pub connect_timeout: Duration,
+    /// How long a statement waits for a lock another connection holds before failing
+    /// (SQLite's busy timeout): writers queue behind each other instead of failing at once.
+    pub busy_timeout: Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> DatabaseOptions {
+        DatabaseOptions {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 impl Store {
-    /// Opens (creating if missing) the database and applies pending migrations.
+    /// Opens (creating if missing) the database with the default [`DatabaseOptions`] and
+    /// applies pending migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| {
-                format!(
-                    "CONSENTRY_DATABASE_URL '{url}' is not a SQLite URL (sqlite://path/to/file.db)"
-                )
-            })?
+        Store::connect_with(url, &DatabaseOptions::default()).await
+    }
+
+    /// Opens (creating if missing) the database and applies pending migrations, logging
+    /// each; refuses a schema this binary must not run on ([`SchemaStatus::refusal`]).
+    pub async fn connect_with(url: &str, options: &DatabaseOptions) -> anyhow::Result<Store> {
+        let store = Store::open(url, options).await?;
+        match store.migrate().await {
+            Ok(applied) => {
+                for migration in applied {
+                    tracing::info!(
+                        version = migration.version,
+                        description = %migration.description,
+                        "applied a database migration"
+                    );
+                }
+                Ok(store)
+            }
+            Err(e) => {
+                store.close().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Opens (creating if missing) the database, leaving its schema as it is.
+    pub async fn open(url: &str, options: &DatabaseOptions) -> anyhow::Result<Store> {
+        let shown = redacted_url(url);
+        let not_sqlite = format!(
+            "CONSENTRY_DATABASE_URL '{shown}' is not a SQLite URL (sqlite://path/to/file.db)"
+        );
+        // sqlx would take any other URL for a file name.
+        if !url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sqlite:"))
+        {
+            anyhow::bail!(not_sqlite);
+        }
+        let connect_options = SqliteConnectOptions::from_str(url)
+            .context(not_sqlite)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // Writers queue behind each other instead of failing at once.
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(options.busy_timeout);
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(connect_options)
             .await
-            .with_context(|| format!("opening the database {url}"))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .context("applying database migrations")?;
+            .with_context(|| format!("opening the database {shown}"))?;
         Ok(Store {
             pool,
             caches: Arc::new(cache::Caches::new()),
@@ -134,6 +188,18 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A database URL fit for messages and logs: its password, if any, replaced by `***`
+/// (PostgreSQL URLs carry one; SQLite's never do).
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -154,6 +220,19 @@ pub fn parse_ts(raw: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_in_messages_never_show_a_password() {
+        assert_eq!(
+            redacted_url("postgres://consentry:hunter2@db.internal:5432/consentry"),
+            "postgres://consentry:***@db.internal:5432/consentry"
+        );
+        assert_eq!(
+            redacted_url("sqlite://consentry.db"),
+            "sqlite://consentry.db"
+        );
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
 
     #[test]
     fn timestamps_are_fixed_width_and_round_trip() {

@@ -115,6 +115,31 @@ fn verifier_with(
     )
 }
 
+/// The store `serve` runs on: migrated at start, or, with `CONSENTRY_MIGRATE=false`, found
+/// to need no migration (another instance or `consentry migrate` applies them).
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    if settings.migrate {
+        return Store::connect_with(&settings.database_url, &settings.database).await;
+    }
+    let store = Store::open(&settings.database_url, &settings.database).await?;
+    let checked = store
+        .schema_status()
+        .await
+        .context("reading the database's applied migrations")
+        .and_then(|status| match status.require_current() {
+            Err(pending @ crate::store::SchemaError::Pending(_)) => {
+                Err(anyhow::Error::new(pending)
+                    .context("CONSENTRY_MIGRATE=false, so serve applies no migrations itself"))
+            }
+            other => Ok(other?),
+        });
+    if let Err(e) = checked {
+        store.close().await;
+        return Err(e);
+    }
+    Ok(store)
+}
+
 /// A bound, not yet running service.
 pub struct Application {
     server: Server,
@@ -127,9 +152,10 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store (applying migrations), binds `listener` and prepares the server.
+    /// Opens the store (applying migrations, unless `CONSENTRY_MIGRATE=false`), binds
+    /// `listener` and prepares the server.
     pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
-        let store = Store::connect(&settings.database_url).await?;
+        let store = open_store(&settings).await?;
         let metrics = crate::metrics::Metrics::new();
         metrics.start_upkeep();
         let entra = Arc::new(

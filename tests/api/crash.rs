@@ -64,6 +64,31 @@ impl ServeConfig {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// `consentry serve` configured only by this (no inherited `CONSENTRY_*`), not started.
+    pub fn serve_command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_consentry"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CONSENTRY_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .arg("serve")
+            .env("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string())
+            .env("CONSENTRY_CLIENT_SECRET", &self.client_secret)
+            .env("CONSENTRY_AUTHORITY_HOST", &self.emulator_base)
+            .env("CONSENTRY_GRAPH_HOST", &self.emulator_base)
+            .env("CONSENTRY_PUBLIC_URL", self.base())
+            .env("CONSENTRY_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("CONSENTRY_DATABASE_URL", &self.database_url)
+            .env("CONSENTRY_SESSION_KEY", &self.session_key)
+            .env("CONSENTRY_VERIFY_DEADLINE", "30s")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
     /// The SQLite files, removed by the test at the end.
     pub fn remove_database(&self) {
         let path = self.database_url.trim_start_matches("sqlite://");
@@ -81,31 +106,10 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `consentry serve` configured only by `config` (no inherited `CONSENTRY_*`),
-    /// and waits until `/health` answers 200.
+    /// Starts [`ServeConfig::serve_command`] and waits until `/health` answers 200.
     pub async fn start(config: &ServeConfig) -> Served {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_consentry"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CONSENTRY_") || key == "RUST_LOG" {
-                command.env_remove(key);
-            }
-        }
-        command
-            .arg("serve")
-            .env("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string())
-            .env("CONSENTRY_CLIENT_SECRET", &config.client_secret)
-            .env("CONSENTRY_AUTHORITY_HOST", &config.emulator_base)
-            .env("CONSENTRY_GRAPH_HOST", &config.emulator_base)
-            .env("CONSENTRY_PUBLIC_URL", config.base())
-            .env("CONSENTRY_LISTEN", format!("127.0.0.1:{}", config.port))
-            .env("CONSENTRY_DATABASE_URL", &config.database_url)
-            .env("CONSENTRY_SESSION_KEY", &config.session_key)
-            .env("CONSENTRY_VERIFY_DEADLINE", "30s")
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut command = config.serve_command();
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("consentry serve starts");
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();

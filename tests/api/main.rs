@@ -28,6 +28,7 @@ mod login;
 mod logs;
 mod look;
 mod metrics;
+mod migrations;
 mod monitoring;
 mod onboarding;
 mod openapi;

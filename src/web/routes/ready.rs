@@ -23,14 +23,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             false
         }
     };
-    let migrations = match state.store.migrations_current().await {
-        Ok(true) => Some(true),
-        Ok(false) => {
-            tracing::warn!(
-                "readiness: the database's migrations are not the ones this version knows"
-            );
-            Some(false)
-        }
+    // The same check `serve` makes at start and `consentry migrate` before migrating.
+    let migrations = match state.store.schema_status().await {
+        Ok(status) => match status.require_current() {
+            Ok(()) => Some(true),
+            Err(why) => {
+                tracing::warn!(reason = %why, "readiness: the database's migrations are not current");
+                Some(false)
+            }
+        },
         Err(e) => {
             tracing::warn!(error = %e, "readiness: the applied migrations cannot be read");
             None
