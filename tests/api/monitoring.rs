@@ -603,8 +603,9 @@ async fn check_soon_checks_a_due_tenant_once_however_often_it_is_asked_and_never
 }
 
 #[tokio::test]
-async fn readyz_is_503_while_the_database_has_a_migration_this_version_does_not_know() {
-    // Arrange: a newer version migrated the database further.
+async fn readyz_stays_ready_on_a_schema_a_later_version_migrated_and_not_on_an_unknown_older_one() {
+    // Arrange: a later version migrated the database further, as `consentry migrate` does
+    // at the start of a rolling deploy while this version still serves.
     let app = spawn_app().await;
     ready(&app.base).await;
     let db = app.db().await;
@@ -617,19 +618,35 @@ async fn readyz_is_503_while_the_database_has_a_migration_this_version_does_not_
     .expect("insert");
 
     // Act
-    let (newer, body) = readyz(&app.base).await;
+    let (newer, newer_body) = readyz(&app.base).await;
     sqlx::query("delete from _sqlx_migrations where version = 29991231000001")
         .execute(&db)
         .await
         .expect("delete");
-    let (again, _) = readyz(&app.base).await;
+    // Another build's migration, older than this version's latest: not a later version.
+    sqlx::query(
+        "insert into _sqlx_migrations (version, description, success, checksum, execution_time) \
+         values (20000101000001, 'another build', true, x'00', 0)",
+    )
+    .execute(&db)
+    .await
+    .expect("insert");
+    let (foreign, foreign_body) = readyz(&app.base).await;
+    sqlx::query("delete from _sqlx_migrations where version = 20000101000001")
+        .execute(&db)
+        .await
+        .expect("delete");
+    let (again, again_body) = readyz(&app.base).await;
 
     // Assert: said in words, with no version or detail for the public.
-    assert_eq!(newer, 503, "{body}");
-    assert_eq!(body["migrations"], "not current", "{body}");
-    assert_eq!(body["database"], "ok", "{body}");
-    assert!(!body.to_string().contains("2999"), "{body}");
+    assert_eq!(newer, 200, "{newer_body}");
+    assert_eq!(newer_body["migrations"], "newer", "{newer_body}");
+    assert!(!newer_body.to_string().contains("2999"), "{newer_body}");
+    assert_eq!(foreign, 503, "{foreign_body}");
+    assert_eq!(foreign_body["migrations"], "not current", "{foreign_body}");
+    assert!(!foreign_body.to_string().contains("2000"), "{foreign_body}");
     assert_eq!(again, 200);
+    assert_eq!(again_body["migrations"], "current", "{again_body}");
 }
 
 #[tokio::test]
