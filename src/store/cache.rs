@@ -230,6 +230,8 @@ pub(super) struct Caches {
     pub(super) console: TtlCache<String, Arc<ConsoleView>>,
     /// Console pages being read.
     pub(super) console_reads: Flights,
+    /// HTML drawn from what the console shows, by name ([`Store::console_rendered`]).
+    pub(super) console_rendered: TtlCache<String, Arc<str>>,
 }
 
 impl Caches {
@@ -240,6 +242,7 @@ impl Caches {
             sessions: TtlCache::new(SESSION_TTL),
             console: TtlCache::with_capacity(CONSOLE_TTL, CONSOLE_PAGES),
             console_reads: Flights::new(),
+            console_rendered: TtlCache::with_capacity(CONSOLE_TTL, 16),
         }
     }
 }
@@ -277,6 +280,31 @@ impl Store {
     /// may show what it changed.
     pub(super) fn console_changed(&self) {
         self.caches.console.forget(|_| true);
+        self.caches.console_rendered.forget(|_| true);
+    }
+
+    /// What `make` draws from the console's data (the overview's charts), reused as a list
+    /// page is: for [`CONSOLE_TTL`], forgotten at any change made through this process, and
+    /// drawn by one request at a time (those arriving meanwhile get its drawing).
+    pub async fn console_rendered<E, F, Fut>(&self, name: &str, make: F) -> Result<Arc<str>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<String, E>>,
+    {
+        if let Some(html) = self.caches.console_rendered.get(name) {
+            return Ok(html);
+        }
+        let key = format!("rendered|{name}");
+        let _flight = self.caches.console_reads.enter(&key).await;
+        if let Some(html) = self.caches.console_rendered.get(name) {
+            return Ok(html);
+        }
+        let start = self.caches.console_rendered.read_start();
+        let html: Arc<str> = make().await?.into();
+        self.caches
+            .console_rendered
+            .insert(name.to_owned(), html.clone(), start);
+        Ok(html)
     }
 
     /// For a method that changes tenants or events, held from its start: when the method
