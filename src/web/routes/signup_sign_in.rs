@@ -71,11 +71,33 @@ pub async fn start(
         .signup_limit
         .acquire(&client)
         .map_err(|retry_after| WebError::TooManyRequests { retry_after })?;
-    let provider = state.oidc.provider(SEGMENT).await.map_err(|e| {
-        tracing::warn!(error = %e, "sign-in with Microsoft unavailable");
+    redirect_to_microsoft(
+        &req,
+        &state,
+        SEGMENT,
+        SignInPurpose::Signup,
+        &state.settings.signup_sign_in_redirect_uri(),
+    )
+    .await
+}
+
+/// Starts a sign-in with Microsoft at the authority `segment` (a sign-up's or an
+/// operator's, `purpose`): stores its one-time state bound to this browser (the binding
+/// cookie, planted if missing), and sends the browser to the authorize endpoint with PKCE
+/// S256 and a nonce, both derived from the state. The caller has checked the CSRF token and
+/// the rate limit.
+pub(super) async fn redirect_to_microsoft(
+    req: &HttpRequest,
+    state: &AppState,
+    segment: &str,
+    purpose: SignInPurpose,
+    redirect_uri: &str,
+) -> Result<HttpResponse, WebError> {
+    let provider = state.oidc.provider(segment).await.map_err(|e| {
+        tracing::warn!(error = %e, ?purpose, "sign-in with Microsoft unavailable");
         WebError::Unavailable
     })?;
-    let binding = cookies::bindings(&req)
+    let binding = cookies::bindings(req)
         .into_iter()
         .next()
         .unwrap_or_else(RandomToken::generate);
@@ -88,8 +110,8 @@ pub async fn start(
         .insert_sign_in_request(&NewSignInRequest {
             state_hash: &state.keyed.hash("sign-in-state", &sign_in_state),
             binding_hash: &state.keyed.hash("binding", &binding),
-            purpose: SignInPurpose::Signup,
-            client_addr: &client,
+            purpose,
+            client_addr: &client_addr(req),
             created_at: now,
             expires_at: now + lifetime,
         })
@@ -98,14 +120,13 @@ pub async fn start(
         tracing::warn!("too many pending sign-ins; refusing new ones until some expire");
         return Err(WebError::Unavailable);
     }
-    let redirect_uri = state.settings.signup_sign_in_redirect_uri();
     let location = state.oidc.authorize_url(
         &provider,
         &AuthorizeRequest {
-            redirect_uri: &redirect_uri,
+            redirect_uri,
             state: sign_in_state.expose(),
-            nonce: nonce_for(&state, &sign_in_state).expose(),
-            code_verifier: verifier_for(&state, &sign_in_state).expose(),
+            nonce: nonce_for(state, &sign_in_state).expose(),
+            code_verifier: verifier_for(state, &sign_in_state).expose(),
             prompt: Some("select_account"),
         },
     );

@@ -18,13 +18,15 @@ use time::OffsetDateTime;
 use super::audit;
 use super::login::{CsrfForm, open_session, render_refused};
 use crate::domain::{RandomToken, TenantId};
-use crate::entra::oidc::{AuthorizeRequest, SignedInPerson};
+use crate::entra::oidc::SignedInPerson;
 use crate::store::{
-    AuditAction, EventKind, MicrosoftIdentity, MicrosoftOperator, NewAuditEvent, NewEvent,
-    NewSignInRequest, Outcome, SignInPurpose, SignInRejection, Tied,
+    AuditAction, EventKind, MicrosoftIdentity, MicrosoftOperator, NewAuditEvent, NewEvent, Outcome,
+    SignInPurpose, SignInRejection, Tied,
 };
 use crate::web::routes::callback::{aadsts_code, clip};
-use crate::web::routes::signup_sign_in::{nonce_for, parse_answer, verifier_for};
+use crate::web::routes::signup_sign_in::{
+    nonce_for, parse_answer, redirect_to_microsoft, verifier_for,
+};
 use crate::web::routes::{client_addr, page, request_id};
 use crate::web::{AppState, WebError, cookies, csrf};
 
@@ -53,54 +55,14 @@ pub async fn start(
         .signup_limit
         .acquire(&format!("operator:{client}"))
         .map_err(|retry_after| WebError::TooManyRequests { retry_after })?;
-    let provider = state
-        .oidc
-        .provider(&tenant.to_string())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "operator sign-in with Microsoft unavailable");
-            WebError::Unavailable
-        })?;
-    let binding = cookies::bindings(&req)
-        .into_iter()
-        .next()
-        .unwrap_or_else(RandomToken::generate);
-    let sign_in_state = RandomToken::generate();
-    let now = OffsetDateTime::now_utc();
-    let lifetime = time::Duration::try_from(state.settings.state_lifetime)
-        .unwrap_or(time::Duration::minutes(10));
-    let stored = state
-        .store
-        .insert_sign_in_request(&NewSignInRequest {
-            state_hash: &state.keyed.hash("sign-in-state", &sign_in_state),
-            binding_hash: &state.keyed.hash("binding", &binding),
-            purpose: SignInPurpose::Operator,
-            client_addr: &client,
-            created_at: now,
-            expires_at: now + lifetime,
-        })
-        .await?;
-    if !stored {
-        tracing::warn!("too many pending sign-ins; refusing new ones until some expire");
-        return Err(WebError::Unavailable);
-    }
-    let location = state.oidc.authorize_url(
-        &provider,
-        &AuthorizeRequest {
-            redirect_uri: &state.settings.operator_sign_in_redirect_uri(),
-            state: sign_in_state.expose(),
-            nonce: nonce_for(&state, &sign_in_state).expose(),
-            code_verifier: verifier_for(&state, &sign_in_state).expose(),
-            prompt: Some("select_account"),
-        },
-    );
-    Ok(HttpResponse::SeeOther()
-        .insert_header((actix_web::http::header::LOCATION, location))
-        .cookie(cookies::binding(
-            binding.expose(),
-            state.settings.secure_cookies(),
-        ))
-        .finish())
+    redirect_to_microsoft(
+        &req,
+        &state,
+        &tenant.to_string(),
+        SignInPurpose::Operator,
+        &state.settings.operator_sign_in_redirect_uri(),
+    )
+    .await
 }
 
 /// Where a signed-in operator lands. A page rather than a redirect: the session cookie is
