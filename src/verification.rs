@@ -35,6 +35,20 @@ const BATCH: i64 = 1024;
 /// `check_soon` requests queued at most; beyond, the tenant is left to the due scans.
 const SOON_QUEUE: usize = 1024;
 
+/// How long a claimed check keeps other instances off its tenant
+/// ([`Store::claim_check`]). A check is a token request and one or two Graph requests,
+/// each with a 10 s timeout and one retry: well under a minute. Twice that, so that a slow
+/// check is not taken over while it runs (were it taken over, the revision would still let
+/// only one outcome be saved); an instance killed mid-check delays its tenants by this
+/// much at most.
+pub const CHECK_LEASE: Duration = Duration::from_secs(120);
+
+/// How often the background loop purges stale rows, and how long its lease on the purge
+/// lasts: longer than the period, so that the instance holding it renews it before anyone
+/// else may take it.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+const PURGE_LEASE: Duration = Duration::from_secs(90);
+
 /// When to check, and how hard to retry.
 #[derive(Debug, Clone)]
 pub struct CheckPolicy {
@@ -182,6 +196,8 @@ pub struct Verifier {
     /// `check_soon` requests, in order, without duplicates.
     soon: Mutex<SoonQueue>,
     soon_wake: Notify,
+    /// This instance, as the holder of job leases.
+    instance: String,
 }
 
 #[derive(Default)]
@@ -228,6 +244,7 @@ impl Verifier {
             in_flight: Mutex::new(HashSet::new()),
             soon: Mutex::new(SoonQueue::default()),
             soon_wake: Notify::new(),
+            instance: uuid::Uuid::new_v4().to_string(),
         }
     }
 
@@ -279,18 +296,15 @@ impl Verifier {
         let Some(_claim) = self.claim(tenant) else {
             return Ok(false);
         };
-        // Timestamps are fixed-width text: text order is time order.
-        let now = crate::store::ts(self.clock.now());
-        let Some(row) = self.store.tenant(tenant).await? else {
+        // Claimed in the database too, so that no other instance checks it meanwhile.
+        let now = self.clock.now();
+        let Some(row) = self
+            .store
+            .claim_check(tenant, now, now + CHECK_LEASE)
+            .await?
+        else {
             return Ok(false);
         };
-        if row
-            .next_verify_at
-            .as_deref()
-            .is_none_or(|due| due > now.as_str())
-        {
-            return Ok(false);
-        }
         self.verify(&row).await?;
         Ok(true)
     }
@@ -732,8 +746,8 @@ impl Verifier {
                     tracing::warn!(error = %e, "checking due tenants failed; retrying shortly")
                 }
             }
-            if last_purge.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                match self.store.purge_stale(self.clock.now()).await {
+            if last_purge.is_none_or(|t| t.elapsed() > PURGE_EVERY) {
+                match self.purge_if_leased().await {
                     Ok(r) if r.total() > 0 => tracing::info!(
                         consent_requests = r.consent_requests,
                         tenants = r.tenants,
@@ -747,6 +761,21 @@ impl Verifier {
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
         }
+    }
+
+    /// Purges stale rows if this instance holds (or takes) the purge's lease: of several
+    /// instances on one database, one purges a minute, and another takes over within
+    /// [`PURGE_LEASE`] of its death. Answers an empty report when another holds it.
+    async fn purge_if_leased(&self) -> Result<crate::store::PurgeReport, StoreError> {
+        let now = self.clock.now();
+        if !self
+            .store
+            .take_lease("purge", &self.instance, now, now + PURGE_LEASE)
+            .await?
+        {
+            return Ok(Default::default());
+        }
+        self.store.purge_stale(now).await
     }
 
     /// The first-check lane: tenants asked for with `check_soon`, and tenants due for their

@@ -269,6 +269,46 @@ impl Store {
         .await?)
     }
 
+    /// Claims a due tenant for one check, across every instance on this database: if its
+    /// check is due at `now`, moves `next_verify_at` on to `lease_until` and answers the
+    /// tenant as it stands; otherwise (not due, or claimed already by another lane or
+    /// instance) answers `None`. One conditional `update`, so of lanes racing for a tenant
+    /// exactly one gets it, on SQLite (one writer) as on a database with row locks.
+    ///
+    /// The lease is the schedule itself, with no column of its own: the check's outcome
+    /// replaces it (`save_check`), and a check whose instance died leaves the tenant due
+    /// again when the lease runs out, for any instance to take over. The revision is left
+    /// alone, so the claimed check can still save; a write meanwhile (a callback, "verify
+    /// now") bumps it and makes the tenant due at once, as it would without the claim.
+    pub async fn claim_check(
+        &self,
+        id: TenantId,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<TenantRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "update tenant set next_verify_at = $1 \
+             where id = $2 and next_verify_at is not null and next_verify_at <= $3",
+        )
+        .bind(ts(lease_until))
+        .bind(id.to_string())
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = sqlx::query_as("select * from tenant where id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
     /// Tenants due for their first check since a callback or a "verify now"
     /// (`verify_attempts = 0`), most recently due first: the verifier serves them ahead of
     /// the due batch.

@@ -188,7 +188,7 @@ fn browser(source: Ipv4Addr) -> reqwest::Client {
 }
 
 /// How one onboarding ended.
-enum Ended {
+pub enum Ended {
     /// The callback answered 303 to the status page.
     Answered,
     /// Anything else, at whichever step (the kill cuts most of these short).
@@ -196,7 +196,7 @@ enum Ended {
 }
 
 /// Sign-up, consent on the emulator's page, callback: the steps a browser takes.
-async fn onboard(
+pub async fn onboard(
     base: &str,
     emulator: &TestEmulator,
     tenant: &str,

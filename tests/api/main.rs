@@ -36,6 +36,7 @@ mod operator_sign_in;
 mod operators;
 mod outbox;
 mod quirks;
+mod shared_database;
 mod sign_in;
 mod signup;
 mod token_engine;
