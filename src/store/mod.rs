@@ -15,6 +15,7 @@ mod event_batch;
 mod health;
 mod idempotency;
 mod invitation;
+mod lease;
 mod operator;
 mod schema;
 mod sign_in;
