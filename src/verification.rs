@@ -690,27 +690,41 @@ impl Verifier {
     /// required (the configuration changed) are checked at once, so their status says they
     /// need re-consent. Returns how many.
     pub async fn recheck_drifted(&self) -> Result<usize, StoreError> {
-        let all = self
-            .store
-            .list_tenants(&crate::store::TenantFilter {
-                limit: i64::MAX,
-                ..Default::default()
-            })
-            .await?;
-        let drifted: Vec<TenantId> = all
-            .iter()
-            .filter(|t| t.status() == Some(TenantStatus::Active))
-            .filter(|t| !t.missing_permissions(&self.required).is_empty())
-            .filter_map(|t| t.tenant_id())
-            .collect();
-        if !drifted.is_empty() {
+        // Active tenants only, a page at a time (keyset), so that memory stays flat at
+        // 100,000 tenants. Idempotent: instances starting together schedule the same
+        // tenants, and a tenant checked meanwhile is no longer active-but-drifted.
+        let filter = crate::store::TenantPageFilter {
+            status: Some(TenantStatus::Active),
+            ..Default::default()
+        };
+        let mut after = None;
+        let mut drifted = 0;
+        loop {
+            let page = self
+                .store
+                .tenants_page(&filter, after.as_ref(), BATCH)
+                .await?;
+            let ids: Vec<TenantId> = page
+                .iter()
+                .filter(|t| !t.missing_permissions(&self.required).is_empty())
+                .filter_map(|t| t.tenant_id())
+                .collect();
+            if !ids.is_empty() {
+                self.store.schedule_now(&ids, self.clock.now()).await?;
+                drifted += ids.len();
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == BATCH => after = Some(last.cursor()),
+                _ => break,
+            }
+        }
+        if drifted > 0 {
             tracing::info!(
-                tenants = drifted.len(),
+                tenants = drifted,
                 "required permissions changed; re-checking tenants that lack them"
             );
-            self.store.schedule_now(&drifted, self.clock.now()).await?;
         }
-        Ok(drifted.len())
+        Ok(drifted)
     }
 
     /// Checks every due tenant (up to a batch), `concurrency` at a time; tenants the

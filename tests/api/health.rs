@@ -145,3 +145,59 @@ async fn a_newly_required_permission_makes_active_tenants_need_re_consent() {
         .expect("event");
     assert!(last.detail.contains("Mail.Read"), "{}", last.detail);
 }
+
+#[tokio::test]
+async fn permission_drift_is_found_on_every_page_of_active_tenants() {
+    // Arrange: 2,100 active tenants (three pages of the walk); every 700th lacks
+    // Organization.Read.All, and one `failing` tenant lacks it too (not active: left).
+    let app = spawn_app_with(|raw, _| raw.set("CONSENTRY_VERIFY_INTERVAL", "1h")).await;
+    let db = app.db().await;
+    let mut tx = db.begin().await.expect("a transaction");
+    let now = crate::app_helpers::ts(time::OffsetDateTime::now_utc());
+    let mut lacking = Vec::new();
+    for i in 0..2101 {
+        let id = uuid::Uuid::new_v4().to_string();
+        let short = i % 700 == 0;
+        let status = if i == 2100 { "failing" } else { "active" };
+        if short && status == "active" {
+            lacking.push(id.clone());
+        }
+        sqlx::query(
+            "insert into tenant (id, status, granted_roles, consented_at, verified_at, \
+             next_verify_at, created_at, updated_at) values ($1, $2, $3, $4, $4, $5, $4, $4)",
+        )
+        .bind(&id)
+        .bind(status)
+        .bind(if short {
+            r#"["User.Read.All"]"#
+        } else {
+            r#"["User.Read.All","Organization.Read.All"]"#
+        })
+        .bind(&now)
+        .bind("2099-01-01T00:00:00.000Z")
+        .execute(&mut *tx)
+        .await
+        .expect("a tenant");
+    }
+    tx.commit().await.expect("commit");
+    let raw = {
+        let mut raw = crate::helpers::settings_for(&app.emulator);
+        raw.set("CONSENTRY_DATABASE_URL", app.database_url.as_str());
+        raw
+    };
+    let settings = raw.parse().expect("settings");
+    let verifier = consentry::web::verifier_for(&settings, app.store.clone()).expect("verifier");
+
+    // Act
+    let drifted = verifier.recheck_drifted().await.expect("drift");
+
+    // Assert: the three lacking active tenants, and only they, are due now.
+    assert_eq!(drifted, 3);
+    let due: Vec<String> =
+        sqlx::query_scalar("select id from tenant where next_verify_at < '2099' order by id")
+            .fetch_all(&db)
+            .await
+            .expect("due");
+    lacking.sort();
+    assert_eq!(due, lacking);
+}
