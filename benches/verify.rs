@@ -8,6 +8,12 @@
 //! The ideal is N x 2 x L / C. Then the same job with MSAL for Python (one
 //! `ConfidentialClientApplication` per tenant, a thread pool of C) against the same
 //! emulator, and the ratio of the two wall times.
+//!
+//! `--instances K` (default 3; 0 skips it): the verify-all job of the background verifier,
+//! due tenants in a database, done by one verifier, then by K verifiers on the same
+//! database as K instances would (each its own pool, engine and claims); wall times, their
+//! ratio, and the checks each tenant got (Graph probes counted by the emulator: exactly one
+//! each). `--database sqlite://FILE` names the database (default: a fresh file).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use consentry::config::RawSettings;
 use consentry::domain::TenantId;
 use consentry::emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use consentry::entra::EntraClient;
+use consentry::store::Store;
 use consentry::tokens::TokenEngine;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -27,6 +34,8 @@ struct Options {
     latency_ms: usize,
     concurrency: usize,
     skip_msal: bool,
+    instances: usize,
+    database: Option<String>,
 }
 
 fn options() -> Options {
@@ -35,6 +44,8 @@ fn options() -> Options {
         latency_ms: common::arg("--latency-ms").unwrap_or(50),
         concurrency: common::arg("--concurrency").unwrap_or(64),
         skip_msal: std::env::args().any(|a| a == "--skip-msal"),
+        instances: common::arg("--instances").unwrap_or(3),
+        database: common::arg("--database"),
     }
 }
 
@@ -135,7 +146,7 @@ fn main() {
             "CONSENTRY_SESSION_KEY",
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
         );
-        let settings = raw.parse().expect("settings");
+        let settings = raw.clone().parse().expect("settings");
         let entra = Arc::new(EntraClient::new(&settings).expect("client"));
         let engine = Arc::new(TokenEngine::new(
             entra.clone(),
@@ -178,6 +189,15 @@ fn main() {
         println!("peak_memory_before_verifying_mib: {baseline_mib:.1}");
         println!("emulator_cpu_seconds: {cpu:.2}");
         println!("cached_tenants: {}", engine.cached_tenants());
+        drop(engine);
+
+        if o.instances > 0 {
+            let url = o
+                .database
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.join("verify.db").display()));
+            instances_phase(&o, &http, &base, &raw, &url, &tenants).await;
+        }
 
         if o.skip_msal {
             return;
@@ -238,4 +258,123 @@ fn main() {
         println!("speedup_vs_msal_python: {:.2}", msal_wall / wall);
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every tenant due in the database at `url`, checked by the background verifier's
+/// `run_due` until nothing is due: by one verifier, then by `o.instances` of them at once.
+async fn instances_phase(
+    o: &Options,
+    http: &reqwest::Client,
+    base: &str,
+    raw: &RawSettings,
+    url: &str,
+    tenants: &[String],
+) {
+    let mut raw = raw.clone();
+    raw.set("CONSENTRY_DATABASE_URL", url);
+    raw.set("CONSENTRY_VERIFY_CONCURRENCY", o.concurrency.to_string());
+    let settings = raw.parse().expect("settings");
+    // Connecting applies the migrations.
+    drop(Store::connect(url).await.expect("the database"));
+    seed_due(url, tenants).await;
+    println!(
+        "instances: the verifier's job on {url}, {} at a time per instance",
+        o.concurrency
+    );
+    let mut walls = Vec::new();
+    for instances in [1, o.instances] {
+        make_all_due(url).await;
+        http.delete(format!("{base}/_emulator/requests"))
+            .send()
+            .await
+            .expect("reset");
+        let verifiers: Vec<_> = futures_util::future::join_all((0..instances).map(|_| async {
+            // An instance of its own: its own pool on the database, engine and claims.
+            let store = Store::connect(url).await.expect("the database");
+            consentry::web::verifier_for(&settings, store).expect("verifier")
+        }))
+        .await;
+        let started = Instant::now();
+        futures_util::future::join_all(
+            verifiers
+                .iter()
+                .map(|v| async move { while v.run_due().await.expect("checks") > 0 {} }),
+        )
+        .await;
+        let wall = started.elapsed().as_secs_f64();
+        let checks = checks_per_tenant(http, base, tenants).await;
+        let (min, max) = (
+            checks.iter().min().copied().unwrap_or(0),
+            checks.iter().max().copied().unwrap_or(0),
+        );
+        let active: i64 = sqlx::query_scalar("select count(*) from tenant where status = 'active'")
+            .fetch_one(&pool_of(url).await)
+            .await
+            .expect("count");
+        println!("instances_{instances}_wall_seconds: {wall:.2}");
+        println!("instances_{instances}_checks_per_tenant_min: {min}");
+        println!("instances_{instances}_checks_per_tenant_max: {max}");
+        println!("instances_{instances}_active_after: {active}");
+        walls.push(wall);
+    }
+    println!(
+        "instances_wall_ratio_{}_to_1: {:.3}",
+        o.instances,
+        walls[1] / walls[0]
+    );
+}
+
+/// A plain pool on the database, for the benchmark's own reads and writes.
+async fn pool_of(url: &str) -> sqlx::SqlitePool {
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("the database")
+}
+
+/// The tenants as the verifier finds them between checks: active, checked before.
+async fn seed_due(url: &str, tenants: &[String]) {
+    let now = consentry::store::ts(time::OffsetDateTime::now_utc());
+    let pool = pool_of(url).await;
+    let mut tx = pool.begin().await.expect("a transaction");
+    for id in tenants {
+        sqlx::query(
+            "insert into tenant (id, status, granted_roles, consented_at, verified_at, \
+             last_token_ok_at, verify_attempts, next_verify_at, created_at, updated_at) \
+             values ($1, 'active', $2, $3, $3, $3, 1, $3, $3, $3)",
+        )
+        .bind(id)
+        .bind(r#"["User.Read.All","Organization.Read.All"]"#)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .expect("a tenant");
+    }
+    tx.commit().await.expect("commit");
+}
+
+async fn make_all_due(url: &str) {
+    let now = consentry::store::ts(time::OffsetDateTime::now_utc());
+    sqlx::query("update tenant set next_verify_at = $1")
+        .bind(now)
+        .execute(&pool_of(url).await)
+        .await
+        .expect("due");
+}
+
+/// Graph `GET /v1.0/organization` requests per tenant, from the emulator's log.
+async fn checks_per_tenant(http: &reqwest::Client, base: &str, tenants: &[String]) -> Vec<u64> {
+    let r: Value = http
+        .get(format!("{base}/_emulator/requests"))
+        .send()
+        .await
+        .expect("counts")
+        .json()
+        .await
+        .expect("JSON");
+    tenants
+        .iter()
+        .map(|t| r["tenants"][t]["graph_organization"].as_u64().unwrap_or(0))
+        .collect()
 }
