@@ -165,6 +165,9 @@ pub struct Settings {
     pub verify_interval: Duration,
     /// Checks running at once.
     pub verify_concurrency: usize,
+    /// How long a claimed check keeps other instances off its tenant; a check whose
+    /// instance died is taken over after this (`CONSENTRY_VERIFY_LEASE`).
+    pub verify_lease: Duration,
     /// Lets webhook endpoints be loopback, private or link-local addresses
     /// (`CONSENTRY_WEBHOOK_ALLOW_PRIVATE=true`): for the demo and tests, never for
     /// production, where it would let anyone who may add an endpoint probe the internal
@@ -242,6 +245,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("verify_interval", "CONSENTRY_VERIFY_INTERVAL"),
     ("ca_file", "CONSENTRY_CA_FILE"),
     ("verify_concurrency", "CONSENTRY_VERIFY_CONCURRENCY"),
+    ("verify_lease", "CONSENTRY_VERIFY_LEASE"),
     ("webhook_allow_private", "CONSENTRY_WEBHOOK_ALLOW_PRIVATE"),
     ("webhook_retry_schedule", "CONSENTRY_WEBHOOK_RETRY_SCHEDULE"),
     ("webhook_timeout", "CONSENTRY_WEBHOOK_TIMEOUT"),
@@ -468,6 +472,20 @@ impl RawSettings {
                 })?,
             None => 16,
         };
+        // A check is a token request and one or two Graph requests, each with a 10 s
+        // timeout and one retry: under a minute. The lease must outlast it (a check taken
+        // over while it runs costs a second check; the revision still lets one outcome be
+        // saved), so at least 10 s; at most an hour of delay for a dead instance's tenants.
+        let verify_lease = match self.get("CONSENTRY_VERIFY_LEASE") {
+            Some(raw) => parse_duration(raw).map_err(|r| invalid("CONSENTRY_VERIFY_LEASE", r))?,
+            None => crate::verification::DEFAULT_CHECK_LEASE,
+        };
+        if verify_lease < Duration::from_secs(10) || verify_lease > Duration::from_secs(3600) {
+            return Err(invalid(
+                "CONSENTRY_VERIFY_LEASE",
+                "must be between 10s and 1h",
+            ));
+        }
 
         let ca_file = self.get("CONSENTRY_CA_FILE").map(PathBuf::from);
         if let Some(path) = &ca_file
@@ -575,6 +593,7 @@ impl RawSettings {
             verify_deadline,
             verify_interval,
             verify_concurrency,
+            verify_lease,
         })
     }
 }
@@ -912,6 +931,8 @@ mod tests {
             ("CONSENTRY_CLOUD", "mars"),
             ("CONSENTRY_REQUIRED_PERMISSIONS", "User.Read.All,<b>"),
             ("CONSENTRY_SESSION_KEY", "c2hvcnQ="),
+            ("CONSENTRY_VERIFY_LEASE", "5s"),
+            ("CONSENTRY_VERIFY_LEASE", "2h"),
         ] {
             let mut raw = minimal();
             raw.set(var, value);

@@ -36,12 +36,12 @@ const BATCH: i64 = 1024;
 const SOON_QUEUE: usize = 1024;
 
 /// How long a claimed check keeps other instances off its tenant
-/// ([`Store::claim_check`]). A check is a token request and one or two Graph requests,
-/// each with a 10 s timeout and one retry: well under a minute. Twice that, so that a slow
-/// check is not taken over while it runs (were it taken over, the revision would still let
-/// only one outcome be saved); an instance killed mid-check delays its tenants by this
-/// much at most.
-pub const CHECK_LEASE: Duration = Duration::from_secs(120);
+/// ([`Store::claim_check`]) unless `CONSENTRY_VERIFY_LEASE` says otherwise. A check is a
+/// token request and one or two Graph requests, each with a 10 s timeout and one retry:
+/// well under a minute. Twice that, so that a slow check is not taken over while it runs
+/// (were it taken over, the revision would still let only one outcome be saved); an
+/// instance killed mid-check delays its tenants by this much at most.
+pub const DEFAULT_CHECK_LEASE: Duration = Duration::from_secs(120);
 
 /// How often the background loop purges stale rows, and how long its lease on the purge
 /// lasts: longer than the period, so that the instance holding it renews it before anyone
@@ -75,6 +75,8 @@ pub struct CheckPolicy {
     pub credential_grace: Duration,
     /// First checks running at once in their own lane, beside `concurrency`.
     pub first_check_concurrency: usize,
+    /// How long a claimed check keeps other instances off its tenant.
+    pub lease: Duration,
 }
 
 impl CheckPolicy {
@@ -89,6 +91,7 @@ impl CheckPolicy {
             outage_grace: Duration::from_secs(3600),
             credential_grace: Duration::from_secs(86_400),
             first_check_concurrency: 4,
+            lease: DEFAULT_CHECK_LEASE,
         }
     }
 
@@ -300,7 +303,7 @@ impl Verifier {
         let now = self.clock.now();
         let Some(row) = self
             .store
-            .claim_check(tenant, now, now + CHECK_LEASE)
+            .claim_check(tenant, now, now + self.policy.lease)
             .await?
         else {
             return Ok(false);

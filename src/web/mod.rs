@@ -100,11 +100,14 @@ fn verifier_with(
     engine: Arc<TokenEngine>,
 ) -> Verifier {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let policy = CheckPolicy::new(
-        settings.verify_deadline,
-        settings.verify_interval,
-        settings.verify_concurrency,
-    );
+    let policy = CheckPolicy {
+        lease: settings.verify_lease,
+        ..CheckPolicy::new(
+            settings.verify_deadline,
+            settings.verify_interval,
+            settings.verify_concurrency,
+        )
+    };
     Verifier::new(
         store,
         engine,
