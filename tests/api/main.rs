@@ -16,6 +16,7 @@ mod attacks;
 mod audit;
 mod callback;
 mod charts;
+mod cluster;
 mod console;
 mod crash;
 mod credentials;

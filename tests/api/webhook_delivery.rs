@@ -28,15 +28,15 @@ const SESSION_KEY: [u8; 32] = [7u8; 32];
 
 /// One request as the receiver read it.
 #[derive(Debug, Clone)]
-struct Received {
+pub struct Received {
     at: Instant,
     /// Header names lower-cased.
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -44,7 +44,7 @@ impl Received {
             .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
     }
 
-    fn id(&self) -> &str {
+    pub fn id(&self) -> &str {
         self.header("webhook-id")
     }
 }
@@ -52,7 +52,7 @@ impl Received {
 /// A receiver on 127.0.0.1:0 that records every request and answers from a script: the
 /// scripted answers in order, then `otherwise`; or, while `hang` is set, not at all.
 #[derive(Clone)]
-struct Receiver {
+pub struct Receiver {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<String>>>,
@@ -60,12 +60,12 @@ struct Receiver {
     hang: Arc<AtomicBool>,
 }
 
-fn answer(status: &str, extra_headers: &str) -> String {
+pub fn answer(status: &str, extra_headers: &str) -> String {
     format!("HTTP/1.1 {status}\r\n{extra_headers}content-length: 0\r\nconnection: close\r\n\r\n")
 }
 
 impl Receiver {
-    async fn start(otherwise: String) -> Receiver {
+    pub async fn start(otherwise: String) -> Receiver {
         Receiver::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), otherwise)
     }
 
@@ -136,7 +136,7 @@ impl Receiver {
         let _ = stream.shutdown().await;
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}/hooks/consentry?source=test", self.addr)
     }
 
@@ -148,7 +148,7 @@ impl Receiver {
         *self.otherwise.lock().unwrap() = response;
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
@@ -170,7 +170,7 @@ impl Receiver {
     }
 }
 
-async fn create_endpoint(store: &Store, url: &str, filter: &EventFilter, salt: &str) -> String {
+pub async fn create_endpoint(store: &Store, url: &str, filter: &EventFilter, salt: &str) -> String {
     store
         .create_endpoint(
             &NewEndpoint {
