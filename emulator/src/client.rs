@@ -37,7 +37,9 @@ fn install_crypto_provider() {
     });
 }
 
-/// A running emulator and an HTTP client that does not follow redirects.
+/// A running emulator and an HTTP client that does not follow redirects. A clone talks to
+/// the same emulator.
+#[derive(Clone)]
 pub struct TestEmulator {
     /// `http(s)://127.0.0.1:port`: authority host and Graph host.
     pub base: String,

@@ -25,11 +25,20 @@ pub struct TestApp {
     /// The store the app uses (same file), for assertions on what was written.
     pub store: Store,
     db_path: std::path::PathBuf,
+    /// Whether the database file is this app's, to delete when it is dropped: false for
+    /// [`TestApp::another_instance`], which runs on the first one's.
+    owns_database: bool,
+    /// The settings it runs with, for another instance with the same.
+    raw: RawSettings,
 }
 
 impl Drop for TestApp {
-    /// The test's SQLite files go with it (unlinking open files is fine on Unix).
+    /// The test's SQLite files go with the app that made them (unlinking open files is fine
+    /// on Unix).
     fn drop(&mut self) {
+        if !self.owns_database {
+            return;
+        }
         for suffix in ["", "-wal", "-shm"] {
             let mut path = self.db_path.clone().into_os_string();
             path.push(suffix);
@@ -58,11 +67,7 @@ async fn spawn(
     adjust: impl FnOnce(&mut RawSettings, &mut EmulatorConfig),
     microsoft: Option<&str>,
 ) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!(
-        "http://127.0.0.1:{}",
-        listener.local_addr().expect("addr").port()
-    );
+    let (listener, base) = listen();
     let db_path = std::env::temp_dir().join(format!("consentry-test-{}.db", uuid::Uuid::new_v4()));
     let database_url = format!("sqlite://{}", db_path.display());
 
@@ -99,11 +104,7 @@ async fn spawn(
     let microsoft = microsoft.unwrap_or(emulator.base.as_str());
     raw.set("CONSENTRY_AUTHORITY_HOST", microsoft);
     raw.set("CONSENTRY_GRAPH_HOST", microsoft);
-    let settings = raw.parse().expect("test settings parse");
-    let app = Application::build(settings, listener)
-        .await
-        .expect("consentry starts");
-    tokio::spawn(app.run_until_stopped());
+    serve(&raw, listener).await;
 
     let store = Store::connect(&database_url).await.expect("store");
     let hash = consentry::domain::password::hash_password(OPERATOR_PASSWORD).expect("hash");
@@ -117,7 +118,28 @@ async fn spawn(
         database_url,
         store,
         db_path,
+        owns_database: true,
+        raw,
     }
+}
+
+/// Starts consentry with `raw` on `listener`, in the background of the test's runtime.
+async fn serve(raw: &RawSettings, listener: TcpListener) {
+    let settings = raw.parse().expect("test settings parse");
+    let app = Application::build(settings, listener)
+        .await
+        .expect("consentry starts");
+    tokio::spawn(app.run_until_stopped());
+}
+
+/// A listener on a free port of 127.0.0.1, and its `http://` base URL.
+fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    (listener, base)
 }
 
 /// A browser: its own cookie jar, redirects not followed (tests follow them by hand).
@@ -129,6 +151,24 @@ pub struct Browser {
 }
 
 impl TestApp {
+    /// Another consentry on this one's database, emulator, session key and settings, as
+    /// several instances behind one proxy are: the same public URL (so Microsoft sends
+    /// browsers back to this one's address, whichever instance started the flow), its own
+    /// listener. It leaves the database file to this app.
+    pub async fn another_instance(&self) -> TestApp {
+        let (listener, base) = listen();
+        serve(&self.raw, listener).await;
+        TestApp {
+            base,
+            emulator: self.emulator.clone(),
+            database_url: self.database_url.clone(),
+            store: self.store.clone(),
+            db_path: self.db_path.clone(),
+            owns_database: false,
+            raw: self.raw.clone(),
+        }
+    }
+
     pub fn browser(&self) -> Browser {
         let jar = Arc::new(Jar::default());
         Browser {
@@ -212,6 +252,16 @@ impl TestApp {
 }
 
 impl Browser {
+    /// The same browser (same client, same cookie jar) talking to `app`, another instance:
+    /// cookies are kept per host, not per port, so it carries its cookies there.
+    pub fn on(&self, app: &TestApp) -> Browser {
+        Browser {
+            http: self.http.clone(),
+            base: app.base.clone(),
+            jar: self.jar.clone(),
+        }
+    }
+
     /// The same browser (same cookie jar) on another network: its requests come from the
     /// loopback address `ip` (any of 127.0.0.0/8), as a laptop moving between networks.
     pub fn on_address(&self, ip: std::net::IpAddr) -> Browser {

@@ -44,7 +44,7 @@ pub async fn refused_count(app: &TestApp, reason: &str) -> u64 {
 
 /// Asserts a refused callback whose state we stored: consentry's 400 error page, and one
 /// event for its request: `callback_rejected`, naming `reason`. Returns the page.
-async fn assert_refused(app: &TestApp, response: reqwest::Response, reason: &str) -> String {
+pub async fn assert_refused(app: &TestApp, response: reqwest::Response, reason: &str) -> String {
     let (rid, html) = assert_error_page(response, 400).await;
     let events = app.events().await;
     let mine: Vec<_> = events

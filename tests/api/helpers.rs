@@ -5,6 +5,7 @@ pub use consentry_emulator::client::*;
 
 /// The crate's client, wrapped so that this suite's modules can add methods of their own
 /// (`impl TestEmulator` is not allowed on a type of another crate).
+#[derive(Clone)]
 pub struct TestEmulator(pub consentry_emulator::client::TestEmulator);
 
 impl std::ops::Deref for TestEmulator {

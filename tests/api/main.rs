@@ -24,6 +24,7 @@ mod event_repeats;
 mod fuzz;
 mod graph_client;
 mod health;
+mod instances;
 mod invitations;
 mod login;
 mod logs;

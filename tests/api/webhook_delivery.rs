@@ -566,8 +566,7 @@ async fn once_the_overlap_is_over_only_the_new_secret_signs() {
 async fn two_instances_on_one_database_never_send_one_delivery_twice() {
     // Arrange: a second instance on the first one's database file.
     let first = spawn_app().await;
-    let shared = first.database_url.clone();
-    let second = spawn_app_with(move |raw, _| raw.set("CONSENTRY_DATABASE_URL", shared)).await;
+    let second = first.another_instance().await;
     let receiver = Receiver::start(answer("204 No Content", "")).await;
     let endpoint =
         create_endpoint(&first.store, &receiver.url(), &EventFilter::all(), "salt").await;
