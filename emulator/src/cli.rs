@@ -26,7 +26,7 @@ pub struct EmulatorArgs {
     /// Client secret of the registered app (prefer the variable: flags show in `ps`).
     #[arg(long, env = "CONSENTRY_EMULATOR_CLIENT_SECRET", default_value = DEFAULT_CLIENT_SECRET, hide_default_value = true, hide_env_values = true)]
     client_secret: String,
-    /// A redirect URI registered on the app (repeatable) [default: http://localhost:8080/consent/callback and http://127.0.0.1:8080/consent/callback].
+    /// A redirect URI registered on the app (repeatable) [default: /consent/callback, /signup/signed-in and /admin/signed-in on http://localhost:8080 and http://127.0.0.1:8080].
     #[arg(long = "redirect-uri", value_name = "URI")]
     redirect_uris: Vec<String>,
     /// An application permission the app requests (repeatable or comma-separated).

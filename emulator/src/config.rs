@@ -13,10 +13,16 @@ pub const DEFAULT_CLIENT_ID: Uuid = Uuid::from_u128(0x6c0ff3e1_b5a8_4f1e_9d2c_4a
 /// The emulated app's client secret when none is given. Documented, so not a secret: give
 /// `--client-secret` to exercise secret handling for real.
 pub const DEFAULT_CLIENT_SECRET: &str = "consentry-emulator-secret";
-/// Where `consentry serve` listens by default, hence the default redirect URIs.
+/// Where `consentry serve` listens by default, hence the default redirect URIs: its
+/// admin-consent callback, and where its sign-ins with Microsoft (a sign-up's, an
+/// operator's) come back.
 pub const DEFAULT_REDIRECT_URIS: &[&str] = &[
     "http://localhost:8080/consent/callback",
     "http://127.0.0.1:8080/consent/callback",
+    "http://localhost:8080/signup/signed-in",
+    "http://127.0.0.1:8080/signup/signed-in",
+    "http://localhost:8080/admin/signed-in",
+    "http://127.0.0.1:8080/admin/signed-in",
 ];
 
 /// Everything the emulator needs to start.
