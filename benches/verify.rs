@@ -60,15 +60,19 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
-async fn counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
-    let r: Value = http
-        .get(format!("{base}/_emulator/requests"))
+/// The emulator's request log (`GET /_emulator/requests`).
+async fn request_log(http: &reqwest::Client, base: &str) -> Value {
+    http.get(format!("{base}/_emulator/requests"))
         .send()
         .await
         .expect("counts")
         .json()
         .await
-        .expect("JSON");
+        .expect("JSON")
+}
+
+async fn counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
+    let r = request_log(http, base).await;
     (
         r["endpoints"]["token_v2"].as_u64().unwrap_or(0),
         r["endpoints"]["graph_organization"].as_u64().unwrap_or(0),
@@ -365,14 +369,7 @@ async fn make_all_due(url: &str) {
 
 /// Graph `GET /v1.0/organization` requests per tenant, from the emulator's log.
 async fn checks_per_tenant(http: &reqwest::Client, base: &str, tenants: &[String]) -> Vec<u64> {
-    let r: Value = http
-        .get(format!("{base}/_emulator/requests"))
-        .send()
-        .await
-        .expect("counts")
-        .json()
-        .await
-        .expect("JSON");
+    let r = request_log(http, base).await;
     tenants
         .iter()
         .map(|t| r["tenants"][t]["graph_organization"].as_u64().unwrap_or(0))

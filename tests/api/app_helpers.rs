@@ -429,21 +429,13 @@ impl TestApp {
         self.store.tenant(id).await.expect("store")
     }
 
-    /// Polls `check` every 100 ms until it gives a value; panics naming `what` after
-    /// `secs` seconds.
-    pub async fn poll<T, F, Fut>(&self, what: &str, secs: u64, mut check: F) -> T
+    /// [`poll`], for the tests that hold an app.
+    pub async fn poll<T, F, Fut>(&self, what: &str, secs: u64, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "gave up waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        poll(what, secs, check).await
     }
 
     /// Signs up in `browser`, accepts for `tenant`, follows the callback (asserting its
@@ -457,6 +449,43 @@ impl TestApp {
 }
 
 /// Signs `browser` in as the test operator through the login form.
+/// Polls `check` every 100 ms until it gives a value; panics naming `what` after `secs`
+/// seconds.
+pub async fn poll<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The statuses of `n` failed logins from `browser`.
+pub async fn failed_logins(browser: &Browser, n: usize) -> Vec<u16> {
+    let csrf = browser.csrf_of("/admin/login").await;
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let answer = browser
+            .post_form(
+                "/admin/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", OPERATOR),
+                    ("password", &format!("guess {i}")),
+                ],
+            )
+            .await;
+        statuses.push(answer.status().as_u16());
+    }
+    statuses
+}
+
 pub async fn sign_in(browser: &Browser) {
     let page = browser.get("/admin/login").await;
     assert_eq!(page.status(), 200);

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use consentry::domain::TenantId;
 use consentry::domain::webhook::{EventFilter, EventType};
@@ -20,9 +20,10 @@ use reqwest::redirect::Policy;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::app_helpers::hidden;
+use crate::app_helpers::{hidden, poll};
 use crate::crash::{ServeConfig, Served, free_port};
 use crate::helpers::{TestEmulator, spawn_emulator_with};
+use crate::shared_database::organization_reads;
 use crate::webhook_delivery::{Receiver, answer, create_endpoint};
 
 const INSTANCES: usize = 3;
@@ -127,29 +128,6 @@ async fn onboard(
         assert_eq!(status.status(), 200, "the status page on another instance");
     }
     Ok(())
-}
-
-/// `GET /organization` requests the emulator received for `tenant`.
-fn organization_reads(requests: &Value, tenant: &str) -> u64 {
-    requests["tenants"][tenant]["graph_organization"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-/// Polls `check` every 100 ms until it answers `Some`, for at most `secs`.
-async fn within<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -265,7 +243,7 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
         .iter()
         .map(|t| TenantId::parse(t).expect("guid"))
         .collect();
-    within("every acknowledged consent verified", 90, || async {
+    poll("every acknowledged consent verified", 90, || async {
         for id in &ids {
             let row = store.tenant(*id).await.expect("store")?;
             row.verified_at.as_ref()?;
@@ -276,7 +254,7 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
 
     // ...every tenant.connected delivered, at least once and under one id per tenant
     // (a delivery cut by the kill is sent again by another instance, with its id).
-    let received = within("every tenant.connected delivered", 60, || async {
+    let received = poll("every tenant.connected delivered", 60, || async {
         let received = receiver.received();
         let tenants: BTreeSet<String> = received
             .iter()
@@ -335,7 +313,7 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
         .schedule_now(&ids, OffsetDateTime::now_utc())
         .await
         .expect("due");
-    within("every tenant checked again", 60, || async {
+    poll("every tenant checked again", 60, || async {
         for (id, before) in ids.iter().zip(&attempts_before) {
             let row = store.tenant(*id).await.expect("store")?;
             (row.verify_attempts > *before).then_some(())?;

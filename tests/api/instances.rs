@@ -10,8 +10,8 @@ use consentry::store::{Role, SESSION_TTL};
 
 use crate::api_keys::{assert_problem, create_on_dashboard};
 use crate::app_helpers::{
-    Browser, OPERATOR, OPERATOR_PASSWORD, TestApp, assert_error_page, callback_url, hidden,
-    random_token, spawn_app, spawn_app_with,
+    Browser, OPERATOR, OPERATOR_PASSWORD, TestApp, assert_error_page, callback_url, failed_logins,
+    hidden, random_token, spawn_app, spawn_app_with,
 };
 use crate::callback::{assert_refused, refused_count};
 use crate::operators::{add_operator, sign_in_as};
@@ -422,26 +422,6 @@ async fn a_stranger_sending_the_victims_callback_to_another_instance_is_refused(
         1,
         "{kinds:?}"
     );
-}
-
-/// The statuses of `n` failed logins from `browser`.
-async fn failed_logins(browser: &Browser, n: usize) -> Vec<u16> {
-    let csrf = browser.csrf_of("/admin/login").await;
-    let mut statuses = Vec::new();
-    for i in 0..n {
-        let answer = browser
-            .post_form(
-                "/admin/login",
-                &[
-                    ("csrf", &csrf),
-                    ("name", OPERATOR),
-                    ("password", &format!("guess {i}")),
-                ],
-            )
-            .await;
-        statuses.push(answer.status().as_u16());
-    }
-    statuses
 }
 
 /// The statuses of `n` sign-ups from `browser`.

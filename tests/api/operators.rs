@@ -6,7 +6,9 @@
 
 use consentry::store::Role;
 
-use crate::app_helpers::{Browser, OPERATOR, OPERATOR_PASSWORD, TestApp, hidden, spawn_app};
+use crate::app_helpers::{
+    Browser, OPERATOR, OPERATOR_PASSWORD, TestApp, failed_logins, hidden, spawn_app,
+};
 
 /// Creates `name` with `role` and `password` straight in the store.
 pub async fn add_operator(app: &TestApp, name: &str, role: Role, password: &str) {
@@ -379,23 +381,10 @@ async fn an_operator_sees_their_sessions_and_ends_one() {
 async fn a_stranger_failing_for_a_name_cannot_lock_its_operator_out() {
     let app = spawn_app().await;
     let stranger = app.browser().on_address("127.0.0.2".parse().expect("ip"));
-    let csrf = stranger.csrf_of("/admin/login").await;
-    let mut statuses = Vec::new();
-    for i in 0..20 {
-        let answer = stranger
-            .post_form(
-                "/admin/login",
-                &[
-                    ("csrf", &csrf),
-                    ("name", OPERATOR),
-                    ("password", &format!("guess {i}")),
-                ],
-            )
-            .await;
-        statuses.push(answer.status().as_u16());
-    }
+    let statuses = failed_logins(&stranger, 20).await;
     assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    let csrf = stranger.csrf_of("/admin/login").await;
     let refused = stranger
         .post_form(
             "/admin/login",

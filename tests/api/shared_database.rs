@@ -4,13 +4,14 @@
 //! emulator received for each tenant (a check reads `GET /organization` once).
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use consentry::domain::TenantId;
 use consentry::store::Store;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::app_helpers::poll;
 use crate::crash::{Ended, ServeConfig, Served, free_port, onboard};
 use crate::helpers::{TestEmulator, spawn_emulator_with};
 
@@ -18,7 +19,7 @@ const INSTANCES: usize = 3;
 const TENANTS: usize = 60;
 
 /// `GET /organization` requests the emulator received for `tenant`.
-fn organization_reads(requests: &Value, tenant: &str) -> u64 {
+pub fn organization_reads(requests: &Value, tenant: &str) -> u64 {
     requests["tenants"][tenant]["graph_organization"]
         .as_u64()
         .unwrap_or(0)
@@ -67,22 +68,6 @@ fn configs(ports: &[u16], emulator: &TestEmulator) -> Vec<ServeConfig> {
             config
         })
         .collect()
-}
-
-/// Polls `check` every 100 ms until it answers `Some`, for at most `secs`.
-async fn within<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// How many of `tenants` the store holds as verified.
@@ -135,7 +120,7 @@ async fn instances_on_one_database_check_each_due_tenant_once() {
     let store = Store::connect(&configs[0].database_url)
         .await
         .expect("store");
-    within("every tenant verified", 60, || async {
+    poll("every tenant verified", 60, || async {
         (verified(&store, &tenants).await == TENANTS).then_some(())
     })
     .await;
@@ -163,7 +148,7 @@ async fn instances_on_one_database_check_each_due_tenant_once() {
         .collect();
     let made_due = OffsetDateTime::now_utc();
     store.schedule_now(&ids, made_due).await.expect("due");
-    within("every tenant checked again", 60, || async {
+    poll("every tenant checked again", 60, || async {
         let mut done = 0;
         for id in &ids {
             let row = store.tenant(*id).await.expect("store").expect("tenant");
@@ -229,7 +214,7 @@ async fn a_check_claimed_by_an_instance_that_died_is_taken_over_when_its_lease_r
         .await
         .expect("store");
     let id = TenantId::parse(&tenants[0]).expect("guid");
-    within("the tenant verified", 60, || async {
+    poll("the tenant verified", 60, || async {
         let row = store.tenant(id).await.expect("store")?;
         row.verified_at.is_some().then_some(())
     })
@@ -257,7 +242,7 @@ async fn a_check_claimed_by_an_instance_that_died_is_taken_over_when_its_lease_r
     );
 
     // The live instance takes it over, once the lease has run out, and checks it once.
-    let checked = within("the check taken over", 30, || async {
+    let checked = poll("the check taken over", 30, || async {
         let row = store.tenant(id).await.expect("store")?;
         (row.verify_attempts >= 2).then_some(row)
     })
