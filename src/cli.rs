@@ -49,6 +49,26 @@ enum Command {
     /// Keys other systems use to call the API.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
+    /// The database itself.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Copy every table of a SQLite database into PostgreSQL (migrating it first), in
+    /// batches, and compare the row counts; safe to run again.
+    Copy {
+        /// The SQLite database (sqlite://path/to/consentry.db), at this version's schema.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The PostgreSQL database (postgres://user:password@host:port/database).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Rows a statement.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=5000))]
+        batch: u16,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate(args) => migrate(args.config.as_deref()).await,
+        Command::Db(DbCommand::Copy { from, to, batch }) => db_copy(&from, &to, batch).await,
         Command::Demo(args) => {
             let demo = Demo::start(DemoOptions {
                 port: args.port,
@@ -326,6 +347,74 @@ async fn migrate(config: Option<&std::path::Path>) -> anyhow::Result<()> {
         println!("applied {migration}");
     }
     println!("the database's schema is current (latest migration {latest})");
+    Ok(())
+}
+
+/// A progress bar per table on stderr (drawn only on a terminal).
+struct CopyBars {
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl crate::store::CopyProgress for CopyBars {
+    fn table(&self, table: &str, rows: u64) {
+        let bar = indicatif::ProgressBar::new(rows).with_message(table.to_owned());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:24} [{bar:40}] {human_pos}/{human_len} rows ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    }
+
+    fn copied(&self, rows: u64) {
+        if let Some(bar) = &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+            bar.inc(rows);
+        }
+    }
+
+    fn table_done(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish();
+        }
+    }
+}
+
+async fn db_copy(from: &str, to: &str, batch: u16) -> anyhow::Result<()> {
+    let bars = CopyBars {
+        bar: std::sync::Mutex::new(None),
+    };
+    let report = crate::store::copy_sqlite_to_postgres(from, to, usize::from(batch), &bars).await?;
+    println!(
+        "{:<24} {:>12} {:>12} {:>12}",
+        "table", "source rows", "target rows", "copied now"
+    );
+    for t in &report {
+        println!(
+            "{:<24} {:>12} {:>12} {:>12}{}",
+            t.table,
+            t.source_rows,
+            t.target_rows,
+            t.copied,
+            if t.matches() { "" } else { "  differs" }
+        );
+    }
+    let differing: Vec<&str> = report
+        .iter()
+        .filter(|t| !t.matches())
+        .map(|t| t.table)
+        .collect();
+    if !differing.is_empty() {
+        anyhow::bail!(
+            "the row counts differ for {}: rows deleted from the source since an earlier copy stay in the target, or something writes to either database meanwhile",
+            differing.join(", ")
+        );
+    }
+    println!(
+        "copied: every table's rows counted on both sides match ({} tables)",
+        report.len()
+    );
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod api_key;
 mod audit;
 mod cache;
 mod consent;
+mod copy;
 mod daily_count;
 mod early_check;
 mod event;
@@ -38,6 +39,7 @@ pub use consent::{
     ClaimRow, ConsentCallback, ConsentOutcome, ConsentRejection, Declined, DeclinedSignUp,
     MAX_PENDING_REQUESTS, NewConsentRequest, Onboarding, PurgeReport, SignedInClaim,
 };
+pub use copy::{CopiedTable, CopyProgress, copy_sqlite_to_postgres};
 pub use daily_count::{DailyCount, DailyKind};
 pub use early_check::{
     CheckAsker, EARLY_CHECK_BURST, EARLY_CHECK_SPACING, EarlyCheck, early_check_wait,

@@ -342,3 +342,197 @@ async fn the_postgresql_rules_count_search_and_keep_the_audit_trail() {
     assert_eq!(counts_after, 0, "nor a count");
     db.drop().await;
 }
+
+/// Every row of `table` in key order, each value as text (integers written out), from
+/// SQLite or PostgreSQL alike.
+async fn rows_of<'e, DB>(pool: &sqlx::Pool<DB>, table: &str, key: &str) -> Vec<Vec<Option<String>>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    String: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+{
+    let rows = sqlx::query(&format!("select * from {table} order by {key}"))
+        .fetch_all(pool)
+        .await
+        .expect("rows");
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| match r.try_get::<Option<i64>, _>(i) {
+                    Ok(n) => n.map(|n| n.to_string()),
+                    Err(_) => r.try_get::<Option<String>, _>(i).expect("text"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `consentry db copy`, as a command; its exit status and output.
+async fn db_copy(from: &str, to: &str) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .args(["db", "copy", "--from", from, "--to", to, "--batch", "7"])
+        .env_remove("CONSENTRY_DATABASE_URL")
+        .output()
+        .await
+        .expect("consentry runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The copied tables and their keys (`src/store/copy.rs` copies these).
+const COPIED: &[(&str, &str)] = &[
+    ("consent_request", "id"),
+    ("invitation", "id"),
+    ("sign_in_request", "id"),
+    ("tenant", "id"),
+    ("tenant_event", "id"),
+    ("tenant_daily_count", "kind, day"),
+    ("operator", "id"),
+    ("operator_session", "id_hash"),
+    ("audit_event", "id"),
+    ("api_key", "id"),
+    ("api_idempotency_key", "api_key_id, idempotency_key"),
+    ("webhook_endpoint", "id"),
+    ("webhook_event", "id"),
+    ("webhook_delivery", "id"),
+    ("app_alert", "kind"),
+];
+
+#[tokio::test]
+async fn db_copy_moves_every_row_of_a_used_database_and_can_run_again() {
+    // Arrange: a database used as consentry uses it: an endpoint, an API key, Contoso and
+    // Fabrikam onboarded (consents, checks, events, daily counts, webhook deliveries), an
+    // operator signed in (a session, the audit trail), a sign-up left pending.
+    let Some(db) =
+        migrated_postgres("db_copy_moves_every_row_of_a_used_database_and_can_run_again").await
+    else {
+        return;
+    };
+    let target = db.pool.clone();
+    let mut to = url::Url::parse(&db.admin_url).expect("URL");
+    to.set_path(&format!("/{}", db.name));
+    let app = crate::app_helpers::spawn_app().await;
+    let receiver = crate::webhook_delivery::Receiver::start(crate::webhook_delivery::answer(
+        "204 No Content",
+        "",
+    ))
+    .await;
+    crate::webhook_delivery::create_endpoint(
+        &app.store,
+        &receiver.url(),
+        &consentry::domain::webhook::EventFilter::all(),
+        "salt",
+    )
+    .await;
+    let key = consentry::domain::api_key::ApiKeySecret::generate();
+    app.store
+        .create_api_key(
+            &consentry::store::NewApiKey {
+                name: "copied",
+                prefix: &key.shown_prefix(),
+                key_hash: &key.hash(),
+                scopes: &[consentry::domain::api_key::Scope::TenantsRead],
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("key");
+    app.onboard(&app.browser(), &app.emulator.contoso()).await;
+    app.onboard(&app.browser(), "c6e1b9d4-8a2f-4b73-9e05-72d4a1f8c3b6")
+        .await;
+    app.operator().await;
+    app.browser().signup(&[]).await;
+    receiver.wait_for(2, 30).await;
+    let source = app.db().await;
+    crate::app_helpers::poll("the deliveries recorded", 30, || async {
+        let pending: i64 =
+            sqlx::query_scalar("select count(*) from webhook_delivery where status <> 'succeeded'")
+                .fetch_one(&source)
+                .await
+                .expect("count");
+        (pending == 0).then_some(())
+    })
+    .await;
+
+    // Act: copy, then copy again.
+    let (first_ok, first) = db_copy(&app.database_url, to.as_str()).await;
+    let (second_ok, second) = db_copy(&app.database_url, to.as_str()).await;
+    let mut tables = Vec::new();
+    for (table, key) in COPIED {
+        tables.push((
+            *table,
+            rows_of(&source, table, key).await,
+            rows_of(&target, table, key).await,
+        ));
+    }
+    let status_counts = rows_of(&target, "tenant_status_count where n > 0", "status").await;
+    let searched: Vec<String> = sqlx::query_scalar(
+        "select tenant_id from tenant_search where document @@ to_tsquery('simple', 'contoso:*')",
+    )
+    .fetch_all(&target)
+    .await
+    .expect("search");
+    let expected_counts = rows_of(&source, "tenant_status_count where n > 0", "status").await;
+
+    // Assert: both runs end well, and every row of every table is in the target as it is
+    // in the source, generated columns included; derived tables are built by the target.
+    assert!(first_ok, "{first}");
+    assert!(second_ok, "{second}");
+    assert!(
+        first.contains("every table's rows counted on both sides match (15 tables)"),
+        "{first}"
+    );
+    for (table, from, to) in &tables {
+        assert_eq!(from, to, "{table}: the same rows");
+    }
+    let rows = |name: &str| tables.iter().find(|t| t.0 == name).expect("table").1.len();
+    assert_eq!(rows("tenant"), 2);
+    assert!(rows("tenant_event") >= 2 && rows("webhook_delivery") >= 2);
+    assert!(rows("audit_event") >= 1 && rows("operator_session") >= 1 && rows("api_key") == 1);
+    assert!(rows("consent_request") >= 3 && rows("tenant_daily_count") >= 1);
+    assert_eq!(status_counts, expected_counts, "counts per status");
+    assert_eq!(searched, [app.emulator.contoso()], "search");
+    source.close().await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn db_copy_refuses_what_it_cannot_copy_and_creates_nothing() {
+    let missing =
+        std::env::temp_dir().join(format!("consentry-missing-{}.db", uuid::Uuid::new_v4()));
+    let missing_url = format!("sqlite://{}", missing.display());
+    let pg = "postgres://consentry:hunter2@127.0.0.1:1/consentry";
+
+    let (to_sqlite_ok, to_sqlite) = db_copy(&missing_url, "sqlite://elsewhere.db").await;
+    let (no_file_ok, no_file) = db_copy(&missing_url, pg).await;
+    let (memory_ok, memory) = db_copy("sqlite::memory:", pg).await;
+
+    assert!(
+        !to_sqlite_ok && to_sqlite.contains("is not a PostgreSQL URL"),
+        "{to_sqlite}"
+    );
+    assert!(
+        !no_file_ok && no_file.contains("there is no SQLite database at"),
+        "{no_file}"
+    );
+    assert!(
+        !memory_ok && memory.contains("not a SQLite database file URL"),
+        "{memory}"
+    );
+    assert!(!missing.exists(), "nothing created");
+    for output in [&to_sqlite, &no_file, &memory] {
+        assert!(
+            !output.contains("hunter2"),
+            "the password stays out: {output}"
+        );
+    }
+}

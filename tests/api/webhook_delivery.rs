@@ -153,7 +153,7 @@ impl Receiver {
     }
 
     /// Polls until at least `n` requests arrived.
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let received = self.received();
