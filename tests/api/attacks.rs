@@ -564,7 +564,7 @@ async fn the_pending_cap_holds_under_concurrent_sign_ups() {
     // Fill to one short of the cap, as a flood from many networks would.
     let db = app.db().await;
     let now = time::OffsetDateTime::now_utc();
-    let mut tx = db.begin().await.expect("tx");
+    let mut tx = db.begin_with("begin immediate").await.expect("tx");
     for i in 0..consentry::store::MAX_PENDING_REQUESTS - 1 {
         sqlx::query(
             "insert into consent_request (id, state_hash, binding_hash, client_addr, client_net, created_at, expires_at) \

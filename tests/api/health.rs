@@ -152,7 +152,12 @@ async fn permission_drift_is_found_on_every_page_of_active_tenants() {
     // Organization.Read.All, and one `failing` tenant lacks it too (not active: left).
     let app = spawn_app_with(|raw, _| raw.set("CONSENTRY_VERIFY_INTERVAL", "1h")).await;
     let db = app.db().await;
-    let mut tx = db.begin().await.expect("a transaction");
+    // The app writes too: take the write lock first (waiting for it), rather than read and
+    // then find the snapshot stale.
+    let mut tx = db
+        .begin_with("begin immediate")
+        .await
+        .expect("a transaction");
     let now = crate::app_helpers::ts(time::OffsetDateTime::now_utc());
     let mut lacking = Vec::new();
     for i in 0..2101 {
