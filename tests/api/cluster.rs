@@ -21,9 +21,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::app_helpers::{hidden, poll};
-use crate::crash::{ServeConfig, Served, free_port};
+use crate::crash::{ServeConfig, Served, free_port, generated_tenants};
 use crate::helpers::{TestEmulator, spawn_emulator_with};
-use crate::shared_database::organization_reads;
+use crate::shared_database::organization_reads_between;
 use crate::webhook_delivery::{Receiver, answer, create_endpoint};
 
 const INSTANCES: usize = 3;
@@ -142,18 +142,7 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
         c.users_per_generated_tenant = 1;
     })
     .await;
-    let (status, listing) = emulator
-        .control(reqwest::Method::GET, "/tenants", None)
-        .await;
-    assert_eq!(status, 200);
-    let tenants: Vec<String> = listing
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id").to_owned())
-        .take(TENANTS)
-        .collect();
-    assert_eq!(tenants.len(), TENANTS);
+    let tenants = generated_tenants(&emulator, TENANTS).await;
     let first = ServeConfig::new(ports[0], &emulator);
     let configs: Vec<ServeConfig> = ports
         .iter()
@@ -323,10 +312,7 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = emulator.requests().await;
-    let reads: Vec<u64> = acknowledged
-        .iter()
-        .map(|t| organization_reads(&after, t) - organization_reads(&before, t))
-        .collect();
+    let reads = organization_reads_between(&before, &after, &acknowledged);
     assert!(
         reads.iter().all(|&n| n == 1),
         "each due tenant checked once by the cluster: {reads:?}"

@@ -234,6 +234,24 @@ pub async fn onboard(
     }
 }
 
+/// The first `n` tenants of the emulator (generated ones, asked for with
+/// `generate_tenants`), asserting there are that many.
+pub async fn generated_tenants(emulator: &TestEmulator, n: usize) -> Vec<String> {
+    let (status, listing) = emulator
+        .control(reqwest::Method::GET, "/tenants", None)
+        .await;
+    assert_eq!(status, 200);
+    let tenants: Vec<String> = listing
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .take(n)
+        .collect();
+    assert_eq!(tenants.len(), n);
+    tenants
+}
+
 const ONBOARDINGS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -247,18 +265,7 @@ async fn no_answered_callback_is_lost_when_the_process_is_killed() {
         c.workers = Some(2);
     })
     .await;
-    let (status, listing) = emulator
-        .control(reqwest::Method::GET, "/tenants", None)
-        .await;
-    assert_eq!(status, 200);
-    let tenants: Vec<String> = listing
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id").to_owned())
-        .take(ONBOARDINGS)
-        .collect();
-    assert_eq!(tenants.len(), ONBOARDINGS);
+    let tenants = generated_tenants(&emulator, ONBOARDINGS).await;
 
     let config = ServeConfig::new(port, &emulator);
     let mut served = Served::start(&config).await;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::app_helpers::poll;
-use crate::crash::{Ended, ServeConfig, Served, free_port, onboard};
+use crate::crash::{Ended, ServeConfig, Served, free_port, generated_tenants, onboard};
 use crate::helpers::{TestEmulator, spawn_emulator_with};
 
 const INSTANCES: usize = 3;
@@ -23,6 +23,15 @@ pub fn organization_reads(requests: &Value, tenant: &str) -> u64 {
     requests["tenants"][tenant]["graph_organization"]
         .as_u64()
         .unwrap_or(0)
+}
+
+/// For each of `tenants`, the `GET /organization` requests between two readings of the
+/// emulator's request log: the checks made meanwhile.
+pub fn organization_reads_between(before: &Value, after: &Value, tenants: &[String]) -> Vec<u64> {
+    tenants
+        .iter()
+        .map(|t| organization_reads(after, t) - organization_reads(before, t))
+        .collect()
 }
 
 /// `INSTANCES` emulator-facing ports, the emulator, and the tenants it generated.
@@ -37,18 +46,7 @@ async fn emulator_for(ports: &[u16], tenants: usize) -> (TestEmulator, Vec<Strin
         c.users_per_generated_tenant = 1;
     })
     .await;
-    let (status, listing) = emulator
-        .control(reqwest::Method::GET, "/tenants", None)
-        .await;
-    assert_eq!(status, 200);
-    let ids = listing
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id").to_owned())
-        .take(tenants)
-        .collect::<Vec<_>>();
-    assert_eq!(ids.len(), tenants);
+    let ids = generated_tenants(&emulator, tenants).await;
     (emulator, ids)
 }
 
@@ -161,10 +159,7 @@ async fn instances_on_one_database_check_each_due_tenant_once() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_interval = emulator.requests().await;
-    let reads: Vec<u64> = tenants
-        .iter()
-        .map(|t| organization_reads(&after_interval, t) - organization_reads(&after_onboarding, t))
-        .collect();
+    let reads = organization_reads_between(&after_onboarding, &after_interval, &tenants);
     assert!(
         reads.iter().all(|&n| n == 1),
         "each due tenant is checked once by the cluster, not once per instance: {reads:?}"
