@@ -121,7 +121,21 @@ pub enum SchemaError {
     Prepare(#[source] MigrateError),
     #[error("applying migration {0}")]
     Apply(MigrationName, #[source] MigrateError),
+    /// Another instance held the migration lock for longer than anyone waits.
+    #[error(
+        "another consentry has been migrating this database for {} minutes (or died doing \
+         so less than {} minutes ago); try again later",
+        MIGRATION_LOCK_WAIT.as_secs() / 60,
+        MIGRATION_LOCK_HOLD.as_secs() / 60
+    )]
+    Locked,
 }
+
+/// How long the migration lock is held without being renewed (it is renewed before each
+/// migration): an instance that died migrating blocks the others this long at most.
+const MIGRATION_LOCK_HOLD: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// How long an instance waits for another's migrations before giving up.
+const MIGRATION_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
@@ -223,18 +237,93 @@ impl Store {
             .acquire()
             .await
             .map_err(|e| SchemaError::Read(e.into()))?;
+        // sqlx's lock does nothing on SQLite; the lock row below does the work there.
         conn.lock().await.map_err(SchemaError::Prepare)?;
-        let migrated = migrate_locked(&mut conn).await;
+        let holder = uuid::Uuid::new_v4().to_string();
+        let migrated = match take_migration_lock(&mut conn, &holder).await {
+            Ok(()) => migrate_locked(&mut conn, &holder).await,
+            Err(e) => Err(e),
+        };
         // Released whatever happened: PostgreSQL's lock belongs to the session, which
         // outlives this call in the pool.
+        let released = release_migration_lock(&mut conn, &holder).await;
         let unlocked = conn.unlock().await.map_err(SchemaError::Prepare);
         let applied = migrated?;
+        released?;
         unlocked?;
         Ok(applied)
     }
 }
 
-async fn migrate_locked(conn: &mut SqliteConnection) -> Result<Vec<MigrationName>, SchemaError> {
+/// Takes the migration lock: a row of `_consentry_migration_lock` (outside the migrations,
+/// which it guards), held by `holder` until a time it renews. Of instances starting
+/// together on a fresh file, one migrates while the others wait for it here, then find
+/// nothing pending; without it each would apply the same migration and all but one fail.
+/// A holder that died stops renewing, and the lock is taken over once its time has run out.
+async fn take_migration_lock(conn: &mut SqliteConnection, holder: &str) -> Result<(), SchemaError> {
+    sqlx::query(
+        "create table if not exists _consentry_migration_lock (\
+         id integer primary key check (id = 1), holder text not null, until text not null)",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| SchemaError::Read(e.into()))?;
+    let started = std::time::Instant::now();
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        let taken = sqlx::query(
+            "insert into _consentry_migration_lock (id, holder, until) values (1, $1, $2) \
+             on conflict (id) do update set holder = excluded.holder, until = excluded.until \
+             where _consentry_migration_lock.until <= $3",
+        )
+        .bind(holder)
+        .bind(super::ts(now + MIGRATION_LOCK_HOLD))
+        .bind(super::ts(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| SchemaError::Read(e.into()))?
+        .rows_affected();
+        if taken == 1 {
+            return Ok(());
+        }
+        if started.elapsed() > MIGRATION_LOCK_WAIT {
+            return Err(SchemaError::Locked);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Moves the lock's time on, before each migration.
+async fn renew_migration_lock(
+    conn: &mut SqliteConnection,
+    holder: &str,
+) -> Result<(), SchemaError> {
+    let until = super::ts(time::OffsetDateTime::now_utc() + MIGRATION_LOCK_HOLD);
+    sqlx::query("update _consentry_migration_lock set until = $1 where holder = $2")
+        .bind(until)
+        .bind(holder)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| SchemaError::Read(e.into()))?;
+    Ok(())
+}
+
+async fn release_migration_lock(
+    conn: &mut SqliteConnection,
+    holder: &str,
+) -> Result<(), SchemaError> {
+    sqlx::query("delete from _consentry_migration_lock where holder = $1")
+        .bind(holder)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| SchemaError::Read(e.into()))?;
+    Ok(())
+}
+
+async fn migrate_locked(
+    conn: &mut SqliteConnection,
+    holder: &str,
+) -> Result<Vec<MigrationName>, SchemaError> {
     conn.ensure_migrations_table()
         .await
         .map_err(SchemaError::Prepare)?;
@@ -251,6 +340,7 @@ async fn migrate_locked(conn: &mut SqliteConnection) -> Result<Vec<MigrationName
             .any(|p| p.version == migration.version)
         {
             let name = MigrationName::of(migration);
+            renew_migration_lock(conn, holder).await?;
             conn.apply(migration)
                 .await
                 .map_err(|e| SchemaError::Apply(name.clone(), e))?;

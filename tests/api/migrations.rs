@@ -324,3 +324,39 @@ async fn a_database_url_that_is_not_sqlite_is_refused_without_its_password() {
     assert!(stderr.contains("is not a SQLite URL"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_migrating_one_fresh_file_at_once_each_apply_or_wait() {
+    // Three rounds of four `consentry migrate` started together on a fresh file, as
+    // replicas started together would each migrate at start.
+    let files = migration_files();
+    for round in 0..3 {
+        let config = ServeConfig::new(free_port(), &spawn_emulator().await);
+
+        let outputs =
+            futures_util::future::join_all((0..4).map(|_| migrate(&config.database_url))).await;
+
+        // Assert: every one ends well, and between them each migration was applied once.
+        let mut applied: Vec<String> = Vec::new();
+        for output in &outputs {
+            assert!(
+                output.status.success(),
+                "round {round}: {}",
+                text(&output.stderr)
+            );
+            applied.extend(
+                text(&output.stdout)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("applied "))
+                    .map(str::to_owned),
+            );
+        }
+        applied.sort();
+        let expected: Vec<String> = files.iter().map(|(v, d)| format!("{v} {d}")).collect();
+        assert_eq!(
+            applied, expected,
+            "round {round}: each migration applied once"
+        );
+        config.remove_database();
+    }
+}
