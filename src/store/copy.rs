@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
@@ -135,10 +137,15 @@ async fn copy_from(
         .require_current()
         .context("the source database must be at this consentry's schema: run `consentry migrate` on it first")?;
     let tables = tables_of(source).await?;
+    let options = PgConnectOptions::from_str(to)
+        .with_context(|| format!("--to '{}' is not a valid PostgreSQL URL", redacted_url(to)))?
+        // PostgreSQL's notices ("relation ... already exists, skipping" on a second run)
+        // are not news to anyone running the copy.
+        .options([("client_min_messages", "warning")]);
     let target = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(to)
+        .connect_with(options)
         .await
         .with_context(|| format!("connecting to {}", redacted_url(to)))?;
     let result = copy_tables(source, &target, &tables, batch, progress).await;
