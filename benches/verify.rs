@@ -280,14 +280,15 @@ async fn instances_phase(
     let settings = raw.parse().expect("settings");
     // Connecting applies the migrations.
     drop(Store::connect(url).await.expect("the database"));
-    seed_due(url, tenants).await;
+    let own = pool_of(url).await;
+    seed_due(&own, tenants).await;
     println!(
         "instances: the verifier's job on {url}, {} at a time per instance",
         o.concurrency
     );
     let mut walls = Vec::new();
     for instances in [1, o.instances] {
-        make_all_due(url).await;
+        make_all_due(&own).await;
         http.delete(format!("{base}/_emulator/requests"))
             .send()
             .await
@@ -312,7 +313,7 @@ async fn instances_phase(
             checks.iter().max().copied().unwrap_or(0),
         );
         let active: i64 = sqlx::query_scalar("select count(*) from tenant where status = 'active'")
-            .fetch_one(&pool_of(url).await)
+            .fetch_one(&own)
             .await
             .expect("count");
         println!("instances_{instances}_wall_seconds: {wall:.2}");
@@ -338,9 +339,8 @@ async fn pool_of(url: &str) -> sqlx::SqlitePool {
 }
 
 /// The tenants as the verifier finds them between checks: active, checked before.
-async fn seed_due(url: &str, tenants: &[String]) {
+async fn seed_due(pool: &sqlx::SqlitePool, tenants: &[String]) {
     let now = consentry::store::ts(time::OffsetDateTime::now_utc());
-    let pool = pool_of(url).await;
     let mut tx = pool.begin().await.expect("a transaction");
     for id in tenants {
         sqlx::query(
@@ -358,11 +358,11 @@ async fn seed_due(url: &str, tenants: &[String]) {
     tx.commit().await.expect("commit");
 }
 
-async fn make_all_due(url: &str) {
+async fn make_all_due(pool: &sqlx::SqlitePool) {
     let now = consentry::store::ts(time::OffsetDateTime::now_utc());
     sqlx::query("update tenant set next_verify_at = $1")
         .bind(now)
-        .execute(&pool_of(url).await)
+        .execute(pool)
         .await
         .expect("due");
 }

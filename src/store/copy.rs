@@ -14,12 +14,11 @@
 //! stays, and the counts then disagree, which the report says.
 
 use std::collections::BTreeMap;
-
-use anyhow::{Context, bail};
 use std::str::FromStr;
 
+use anyhow::{Context, bail};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{Store, redacted_url};
@@ -103,20 +102,25 @@ pub async fn copy_sqlite_to_postgres(
     }
     let batch = batch.clamp(1, 5_000);
     // Opening would create a missing file: a typo must not leave an empty database behind.
-    let path = from
-        .strip_prefix("sqlite://")
-        .or_else(|| from.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or(rest));
-    match path {
-        Some(path) if !path.is_empty() && path != ":memory:" => {
-            if !std::path::Path::new(path).is_file() {
-                bail!("--from: there is no SQLite database at {path}");
-            }
-        }
-        _ => bail!(
+    // The file as sqlx reads the URL (an in-memory database is named `file:...`).
+    let file = from
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sqlite:"))
+        .then(|| SqliteConnectOptions::from_str(from).ok())
+        .flatten()
+        .map(|options| options.get_filename().to_path_buf())
+        .filter(|path| {
+            let name = path.to_string_lossy();
+            !name.is_empty() && name != ":memory:" && !name.starts_with("file:")
+        });
+    let Some(file) = file else {
+        bail!(
             "--from '{}' is not a SQLite database file URL (sqlite://path/to/consentry.db)",
             redacted_url(from)
-        ),
+        );
+    };
+    if !file.is_file() {
+        bail!("--from: there is no SQLite database at {}", file.display());
     }
     let source = Store::open(from, &super::DatabaseOptions::default()).await?;
     let result = copy_from(&source, to, batch, progress).await;

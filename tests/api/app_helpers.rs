@@ -448,7 +448,6 @@ impl TestApp {
     }
 }
 
-/// Signs `browser` in as the test operator through the login form.
 /// Polls `check` every 100 ms until it gives a value; panics naming `what` after `secs`
 /// seconds.
 pub async fn poll<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
@@ -486,6 +485,7 @@ pub async fn failed_logins(browser: &Browser, n: usize) -> Vec<u16> {
     statuses
 }
 
+/// Signs `browser` in as the test operator through the login form.
 pub async fn sign_in(browser: &Browser) {
     let page = browser.get("/admin/login").await;
     assert_eq!(page.status(), 200);
