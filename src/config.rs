@@ -235,6 +235,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "CONSENTRY_DATABASE_CONNECT_TIMEOUT",
     ),
     ("database_busy_timeout", "CONSENTRY_DATABASE_BUSY_TIMEOUT"),
+    (
+        "database_statement_timeout",
+        "CONSENTRY_DATABASE_STATEMENT_TIMEOUT",
+    ),
     ("migrate", "CONSENTRY_MIGRATE"),
     ("listen", "CONSENTRY_LISTEN"),
     ("state_lifetime", "CONSENTRY_STATE_LIFETIME"),
@@ -638,6 +642,10 @@ impl RawSettings {
             defaults.connect_timeout,
         )?;
         let busy_timeout = wait("CONSENTRY_DATABASE_BUSY_TIMEOUT", defaults.busy_timeout)?;
+        let statement_timeout = wait(
+            "CONSENTRY_DATABASE_STATEMENT_TIMEOUT",
+            defaults.statement_timeout,
+        )?;
         let migrate = match self
             .get("CONSENTRY_MIGRATE")
             .map(str::to_ascii_lowercase)
@@ -656,6 +664,7 @@ impl RawSettings {
                 max_connections,
                 connect_timeout,
                 busy_timeout,
+                statement_timeout,
             },
             migrate,
         })
@@ -1093,6 +1102,7 @@ mod tests {
         set.set("CONSENTRY_DATABASE_MAX_CONNECTIONS", "32");
         set.set("CONSENTRY_DATABASE_CONNECT_TIMEOUT", "30s");
         set.set("CONSENTRY_DATABASE_BUSY_TIMEOUT", "1m");
+        set.set("CONSENTRY_DATABASE_STATEMENT_TIMEOUT", "45s");
         set.set("CONSENTRY_MIGRATE", "False");
         let refused = |var: &'static str, value: &str| {
             let mut raw = minimal();
@@ -1111,6 +1121,7 @@ mod tests {
                 max_connections: 8,
                 connect_timeout: Duration::from_secs(10),
                 busy_timeout: Duration::from_secs(5),
+                statement_timeout: Duration::from_secs(30),
             }
         );
         assert!(defaults.migrate);
@@ -1120,6 +1131,7 @@ mod tests {
                 max_connections: 32,
                 connect_timeout: Duration::from_secs(30),
                 busy_timeout: Duration::from_secs(60),
+                statement_timeout: Duration::from_secs(45),
             }
         );
         assert!(!set.migrate);

@@ -42,7 +42,7 @@ pub struct DeclinedSignUp {
 
 /// A failed tenant that a new callback put back to pending: `tenant.status_changed`.
 async fn reopened_webhook(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     cb: &ConsentCallback<'_>,
 ) -> Result<(), StoreError> {
     let row: TenantRow = sqlx::query_as("select * from tenant where id = $1")
@@ -927,7 +927,7 @@ fn claimed_words(
 /// Spends the sign-up's state on a callback refused for good, touching no tenant, and
 /// says why in the log of events.
 async fn refuse_callback(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     request_id: &str,
     cb: &ConsentCallback<'_>,
     detail: String,
@@ -953,7 +953,7 @@ async fn refuse_callback(
 /// Makes the tenant due now, outside its allowance of early checks (an invitation's
 /// callback: one per invitation).
 async fn request_check_now(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant: &str,
     now: &str,
 ) -> Result<(), StoreError> {

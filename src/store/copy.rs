@@ -17,8 +17,9 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use anyhow::{Context, bail};
+use sqlx::any::AnyRow;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{Store, redacted_url};
@@ -274,7 +275,7 @@ async fn copy_table(
     let mut after: Option<Vec<Value>> = None;
     let mut copied = 0u64;
     loop {
-        let rows: Vec<SqliteRow> = match &after {
+        let rows: Vec<AnyRow> = match &after {
             None => sqlx::query(&select_first).fetch_all(&source.pool).await?,
             Some(last) => {
                 let mut query = sqlx::query(&select_next);

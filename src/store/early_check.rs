@@ -87,7 +87,7 @@ pub fn early_check_wait(full_at: Option<&str>, now: OffsetDateTime) -> Option<St
 /// the write lock (its first statement a write, or `begin immediate`); if another writer
 /// spent the budget in between, the answer is [`EarlyCheck::TooSoon`].
 pub(super) async fn take_early_check(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     tenant: &str,
     now: OffsetDateTime,
     asker: CheckAsker,

@@ -106,7 +106,7 @@ pub(super) async fn insert_event<'e, E>(
     now: OffsetDateTime,
 ) -> Result<(), StoreError>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query(
         "insert into tenant_event (id, tenant_id, kind, detail, request_id, created_at) values ($1, $2, $3, $4, $5, $6)",
@@ -127,7 +127,7 @@ where
 /// retry leaves one event with a count and a time range, not one a retry. Anything else
 /// in between (a status change, a success, a "verify now") starts a new row.
 pub(super) async fn record_check_event(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     event: &NewEvent,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {

@@ -12,7 +12,7 @@
 //! become tens; alone, a request waits for its own commit only, as before (the writer does
 //! not linger hoping for company).
 
-use sqlx::{ConnectOptions, SqliteConnection};
+use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -70,13 +70,15 @@ async fn write_batches(store: Store, mut incoming: mpsc::Receiver<Queued>) {
     // turn would each read the event tables' pages again from the file; this one finds
     // them in its cache (the pool keeps its connections for everyone else). Opened on first
     // use, and again after any failure.
-    let mut connection: Option<SqliteConnection> = None;
+    let mut connection: Option<AnyConnection> = None;
     let mut checkpoints = Checkpoints::default();
     while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let written = write_all(&store, &mut connection, &batch).await;
         // Before anyone hears back: recent activity on the console is now stale.
         store.console_changed();
-        checkpoints.after_commit(&store);
+        if store.dialect == super::Dialect::Sqlite {
+            checkpoints.after_commit(&store);
+        }
         match written {
             Ok(()) => {
                 for queued in batch.drain(..) {
@@ -147,11 +149,11 @@ impl Checkpoints {
 /// outside `begin` as its own): the batch goes as one JSON array bound to one parameter and
 /// comes apart in `json_each`. One prepared statement for any batch size, one round trip to
 /// SQLite's connection thread per batch; a `begin`, an `insert` per row or per chunk, and a
-/// `commit` were each a round trip of their own. (PostgreSQL would take the same rows as
-/// arrays through `unnest`.)
+/// `commit` were each a round trip of their own. PostgreSQL takes the same array apart in
+/// `jsonb_array_elements`, on a connection of the pool (its server keeps the cache).
 async fn write_all(
     store: &Store,
-    connection: &mut Option<SqliteConnection>,
+    connection: &mut Option<AnyConnection>,
     batch: &[Queued],
 ) -> Result<(), StoreError> {
     let rows: Vec<serde_json::Value> = batch
@@ -168,10 +170,23 @@ async fn write_all(
         })
         .collect();
     let rows = serde_json::Value::Array(rows).to_string();
+    if store.dialect == super::Dialect::Postgres {
+        sqlx::query(
+            "insert into tenant_event (id, tenant_id, kind, detail, request_id, created_at) \
+             select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
+             from jsonb_array_elements($1::jsonb) with ordinality as row (value, key) order by key",
+        )
+        .bind(rows)
+        .execute(&store.pool)
+        .await?;
+        return Ok(());
+    }
     let open = match connection {
         Some(open) => open,
         None => {
-            let mut open = store.pool.connect_options().connect().await?;
+            // Taken out of the pool for good (the pool opens another in its place), with
+            // the pool's settings applied.
+            let mut open = store.pool.acquire().await?.detach();
             // See `Checkpoints`.
             sqlx::query("pragma wal_autocheckpoint = 0")
                 .execute(&mut open)

@@ -22,7 +22,14 @@ impl Store {
     /// after a `chmod`), so a query alone would not notice that the next start would fail
     /// or that writes are going nowhere.
     pub fn database_file_ok(&self) -> bool {
-        let options = self.pool.connect_options();
+        if self.dialect != super::Dialect::Sqlite {
+            return true;
+        }
+        let Ok(options) =
+            sqlx::sqlite::SqliteConnectOptions::try_from(&*self.pool.connect_options())
+        else {
+            return true;
+        };
         let path = options.get_filename();
         let name = path.to_string_lossy();
         if name.is_empty() || name == ":memory:" || name.starts_with("file:") {

@@ -396,7 +396,7 @@ pub(super) struct CallbackInvitation {
 }
 
 pub(super) async fn for_callback(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     id: &str,
 ) -> Result<Option<CallbackInvitation>, StoreError> {
     let row: Option<(String, Option<String>)> =
@@ -410,7 +410,7 @@ pub(super) async fn for_callback(
 /// A callback of one of its sign-ups was accepted: the invitation is consented (again, if
 /// its browser tried once more after a failed check).
 pub(super) async fn consented(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     id: &str,
     request_id: &str,
     tenant: TenantId,
@@ -433,7 +433,7 @@ pub(super) async fn consented(
 /// Notes what went wrong with one of its sign-ups (the status stays: the customer may try
 /// again while the link lives).
 pub(super) async fn failed(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     id: &str,
     failure: &str,
     now: OffsetDateTime,
@@ -456,7 +456,7 @@ pub(super) async fn failed(
 /// tenant; any other is left consented with a note (its callback named a tenant that
 /// somebody else's consent confirmed: it proves nothing). A failure is noted on each.
 pub(super) async fn after_check(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     tenant: TenantId,
     success: Option<&[String]>,
     failure: Option<&str>,

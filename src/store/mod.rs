@@ -1,8 +1,16 @@
 //! The store: every SQL statement consentry runs lives under this module.
 //!
-//! SQL is written portably (`$n` parameters, text timestamps in fixed-width RFC 3339 UTC,
-//! text UUIDs, `insert ... on conflict`, `returning`) so a PostgreSQL backend can be added
-//! behind the same methods without touching their callers.
+//! One store, two databases: SQLite (the default, one file) and PostgreSQL (several
+//! instances). Both run through sqlx's `Any` driver, so each method is written once and
+//! its callers never know which database is behind it. SQL is written portably (`$n`
+//! parameters, text timestamps in fixed-width RFC 3339 UTC, text UUIDs, `bigint` counts,
+//! `insert ... on conflict`, `returning`); where the two dialects truly differ (full-text
+//! search, JSON functions, two-argument `max`, the catalogue) a statement says both,
+//! chosen by [`Dialect`]. `Any` rather than one generic or macro-expanded copy of every
+//! method per database: we use no compile-time checked queries, the rows we read are
+//! integers and text that `Any` carries losslessly, and one code path is one code path
+//! to test. `tests/api` runs whole against either database
+//! (`CONSENTRY_TEST_DATABASE=postgres`).
 
 mod api_key;
 mod audit;
@@ -28,8 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Sqlite};
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{Any, AnyConnection, ConnectOptions, Connection, Executor, Pool};
 use time::OffsetDateTime;
 
 pub use api_key::{ApiKeyRow, NewApiKey};
@@ -70,9 +79,47 @@ pub use webhook::{
 /// The database behind consentry.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: Pool<Sqlite>,
+    pool: Pool<Any>,
+    dialect: Dialect,
     /// Recently read API keys and tenants, for the API's hot path (`cache.rs`).
     caches: Arc<cache::Caches>,
+}
+
+/// Which database a store (or a connection of its) speaks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The dialect of a database URL, if consentry runs on it.
+    pub fn of_url(url: &str) -> Option<Dialect> {
+        let scheme = url.split(':').next()?.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Dialect::Sqlite),
+            "postgres" | "postgresql" => Some(Dialect::Postgres),
+            _ => None,
+        }
+    }
+
+    /// The dialect of a connection of the store's pool.
+    pub fn of(conn: &AnyConnection) -> Dialect {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        }
+    }
+
+    /// `sqlite` on SQLite, `postgres` on PostgreSQL: for the few statements the two
+    /// dialects cannot share.
+    pub fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
 }
 
 /// Why a store call failed, in terms callers can act on.
@@ -89,13 +136,14 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
-        // SQLite primary result codes: 5 BUSY, 6 LOCKED, 10 IOERR, 13 FULL, 14 CANTOPEN.
         let unavailable = match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-            sqlx::Error::Database(db) => db
-                .code()
-                .and_then(|c| c.parse::<i32>().ok())
-                .is_some_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
             _ => false,
         };
         if unavailable {
@@ -106,6 +154,30 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Whether a database error code says "not now" rather than "never": the statement did
+/// nothing and may succeed when tried again. PostgreSQL's codes are five-character
+/// SQLSTATEs; SQLite's are numbers below 10000 (extended result codes).
+fn unavailable_code(code: &str) -> bool {
+    if code.len() == 5 {
+        return unavailable_sqlstate(code);
+    }
+    // SQLite's primary result codes: 5 BUSY, 6 LOCKED, 10 IOERR, 13 FULL, 14 CANTOPEN.
+    code.parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
+/// SQLSTATEs of a server that is away, full, shutting down, or of a statement that lost a
+/// race or ran out of time: 08 connection exceptions, 53 insufficient resources (disk
+/// full, too many connections), 57P01-57P03 shutdown and start-up, 57014 statement
+/// timeout, 40001 serialization failure, 40P01 deadlock, 55P03 lock not available,
+/// 25006 a read-only standby.
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "57014" | "40001" | "40P01" | "55P03" | "25006")
+}
+
 /// How the store's connections are made (`CONSENTRY_DATABASE_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatabaseOptions {
@@ -114,8 +186,13 @@ pub struct DatabaseOptions {
     /// How long a query waits for a connection, free or newly opened, before failing.
     pub connect_timeout: Duration,
     /// How long a statement waits for a lock another connection holds before failing
-    /// (SQLite's busy timeout): writers queue behind each other instead of failing at once.
+    /// (SQLite's busy timeout, PostgreSQL's `lock_timeout`): writers queue behind each
+    /// other instead of failing at once.
     pub busy_timeout: Duration,
+    /// How long one statement may run before the database cancels it (PostgreSQL's
+    /// `statement_timeout`; SQLite has no such setting, its statements are bounded by
+    /// the busy timeout).
+    pub statement_timeout: Duration,
 }
 
 impl Default for DatabaseOptions {
@@ -124,6 +201,7 @@ impl Default for DatabaseOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -157,36 +235,70 @@ impl Store {
         }
     }
 
-    /// Opens (creating if missing) the database, leaving its schema as it is.
+    /// Opens (creating a SQLite file if missing) the database, leaving its schema as it is.
     pub async fn open(url: &str, options: &DatabaseOptions) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
         let shown = redacted_url(url);
-        let not_sqlite = format!(
-            "CONSENTRY_DATABASE_URL '{shown}' is not a SQLite URL (sqlite://path/to/file.db)"
-        );
-        // sqlx would take any other URL for a file name.
-        if !url
-            .get(..7)
-            .is_some_and(|s| s.eq_ignore_ascii_case("sqlite:"))
-        {
-            anyhow::bail!(not_sqlite);
+        // sqlx would take any other URL for a SQLite file name.
+        let Some(dialect) = Dialect::of_url(url) else {
+            anyhow::bail!(
+                "CONSENTRY_DATABASE_URL '{shown}' is neither a SQLite URL \
+                 (sqlite://path/to/file.db) nor a PostgreSQL one \
+                 (postgres://user:password@host:port/database)"
+            );
+        };
+        if dialect == Dialect::Sqlite {
+            // The file is created, and set to write-ahead logging (which the file keeps),
+            // by one connection of its own: `Any` passes only the URL to SQLite.
+            SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("CONSENTRY_DATABASE_URL '{shown}' is not a SQLite URL"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .connect()
+                .await
+                .with_context(|| format!("opening the database {shown}"))?
+                .close()
+                .await
+                .with_context(|| format!("opening the database {shown}"))?;
         }
-        let connect_options = SqliteConnectOptions::from_str(url)
-            .context(not_sqlite)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(options.busy_timeout);
-        let pool = SqlitePoolOptions::new()
+        let busy_ms = options.busy_timeout.as_millis();
+        let statement_ms = options.statement_timeout.as_millis();
+        let session: Arc<str> = match dialect {
+            Dialect::Sqlite => format!(
+                "pragma foreign_keys = on; pragma synchronous = normal; \
+                 pragma busy_timeout = {busy_ms}"
+            ),
+            Dialect::Postgres => format!(
+                "set lock_timeout = {busy_ms}; set statement_timeout = {statement_ms}; \
+                 set client_min_messages = warning"
+            ),
+        }
+        .into();
+        // What every connection runs first.
+        let settings = session;
+        let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)
-            .connect_with(connect_options)
+            .after_connect(move |conn, _meta| {
+                let settings = Arc::clone(&settings);
+                Box::pin(async move {
+                    conn.execute(&*settings).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
             .await
             .with_context(|| format!("opening the database {shown}"))?;
         Ok(Store {
             pool,
+            dialect,
             caches: Arc::new(cache::Caches::new()),
         })
+    }
+
+    /// Which database this store runs on.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     pub async fn close(&self) {
@@ -235,6 +347,25 @@ mod tests {
             "sqlite://consentry.db"
         );
         assert_eq!(redacted_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn errors_that_pass_are_told_from_errors_that_stay() {
+        // SQLite: SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT (517), SQLITE_FULL; not a constraint.
+        assert!(unavailable_code("5") && unavailable_code("517") && unavailable_code("13"));
+        assert!(!unavailable_code("2067") && !unavailable_code("19"));
+        // PostgreSQL: connection lost, too many connections, shutting down, timeout.
+        for code in ["08006", "53300", "57P01", "57014", "40001", "55P03"] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        // Unique violation, syntax error: a bug or a conflict, not an outage.
+        assert!(!unavailable_code("23505") && !unavailable_code("42601"));
+        assert_eq!(
+            Dialect::of_url("postgresql://h/db"),
+            Some(Dialect::Postgres)
+        );
+        assert_eq!(Dialect::of_url("SQLITE://x.db"), Some(Dialect::Sqlite));
+        assert_eq!(Dialect::of_url("mysql://h/db"), None);
     }
 
     #[test]

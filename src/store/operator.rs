@@ -599,7 +599,7 @@ impl Store {
     }
 }
 
-async fn end_sessions_of(tx: &mut sqlx::SqliteConnection, name: &str) -> Result<(), sqlx::Error> {
+async fn end_sessions_of(tx: &mut sqlx::AnyConnection, name: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "delete from operator_session where operator_id in (select id from operator where name = $1)",
     )
@@ -609,7 +609,7 @@ async fn end_sessions_of(tx: &mut sqlx::SqliteConnection, name: &str) -> Result<
     Ok(())
 }
 
-async fn owners_left(tx: &mut sqlx::SqliteConnection) -> Result<i64, sqlx::Error> {
+async fn owners_left(tx: &mut sqlx::AnyConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("select count(*) from operator where role = 'owner' and disabled_at is null")
         .fetch_one(tx)
         .await

@@ -6,13 +6,24 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use sqlx::migrate::{Migrate, MigrateError, Migration, Migrator};
 
-use super::{Store, StoreError};
+use super::{Dialect, Store, StoreError};
 
-/// The migrations built into this binary, from `migrations/`.
+/// The migrations built into this binary for SQLite, from `migrations/`.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The same schema for PostgreSQL, from `migrations/postgres/`: it starts at SQLite's
+/// latest version, and each later migration is written for both (numbered alike), which
+/// `tests/api/postgres_schema.rs` checks.
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+fn migrator(dialect: Dialect) -> &'static Migrator {
+    match dialect {
+        Dialect::Sqlite => &MIGRATOR,
+        Dialect::Postgres => &POSTGRES_MIGRATOR,
+    }
+}
 
 /// A migration as `migrations/` and `_sqlx_migrations` name it: `20261121000001 initial`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +63,7 @@ fn known(migrator: &Migrator) -> Vec<&Migration> {
 }
 
 /// One row of `_sqlx_migrations`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct AppliedRow {
     version: i64,
     description: String,
@@ -224,7 +235,10 @@ impl Store {
     pub async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let applied = applied_migrations(&mut conn).await?;
-        Ok(SchemaStatus::compare(&applied, &known(&MIGRATOR)))
+        Ok(SchemaStatus::compare(
+            &applied,
+            &known(migrator(self.dialect)),
+        ))
     }
 
     /// Applies this binary's pending migrations, oldest first, and returns those it applied
@@ -260,7 +274,7 @@ impl Store {
 /// together on a fresh file, one migrates while the others wait for it here, then find
 /// nothing pending; without it each would apply the same migration and all but one fail.
 /// A holder that died stops renewing, and the lock is taken over once its time has run out.
-async fn take_migration_lock(conn: &mut SqliteConnection, holder: &str) -> Result<(), SchemaError> {
+async fn take_migration_lock(conn: &mut AnyConnection, holder: &str) -> Result<(), SchemaError> {
     sqlx::query(
         "create table if not exists _consentry_migration_lock (\
          id integer primary key check (id = 1), holder text not null, until text not null)",
@@ -294,10 +308,7 @@ async fn take_migration_lock(conn: &mut SqliteConnection, holder: &str) -> Resul
 }
 
 /// Moves the lock's time on, before each migration.
-async fn renew_migration_lock(
-    conn: &mut SqliteConnection,
-    holder: &str,
-) -> Result<(), SchemaError> {
+async fn renew_migration_lock(conn: &mut AnyConnection, holder: &str) -> Result<(), SchemaError> {
     let until = super::ts(time::OffsetDateTime::now_utc() + MIGRATION_LOCK_HOLD);
     sqlx::query("update _consentry_migration_lock set until = $1 where holder = $2")
         .bind(until)
@@ -308,10 +319,7 @@ async fn renew_migration_lock(
     Ok(())
 }
 
-async fn release_migration_lock(
-    conn: &mut SqliteConnection,
-    holder: &str,
-) -> Result<(), SchemaError> {
+async fn release_migration_lock(conn: &mut AnyConnection, holder: &str) -> Result<(), SchemaError> {
     sqlx::query("delete from _consentry_migration_lock where holder = $1")
         .bind(holder)
         .execute(&mut *conn)
@@ -321,19 +329,20 @@ async fn release_migration_lock(
 }
 
 async fn migrate_locked(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     holder: &str,
 ) -> Result<Vec<MigrationName>, SchemaError> {
     conn.ensure_migrations_table()
         .await
         .map_err(SchemaError::Prepare)?;
     let applied = applied_migrations(conn).await.map_err(SchemaError::Read)?;
-    let status = SchemaStatus::compare(&applied, &known(&MIGRATOR));
+    let ours = known(migrator(Dialect::of(conn)));
+    let status = SchemaStatus::compare(&applied, &ours);
     if let Some(refusal) = status.refusal() {
         return Err(refusal);
     }
     let mut done = Vec::new();
-    for migration in known(&MIGRATOR) {
+    for migration in ours {
         if status
             .pending
             .iter()
@@ -351,21 +360,33 @@ async fn migrate_locked(
 }
 
 /// The rows of `_sqlx_migrations`; none before the first migration created it.
-async fn applied_migrations(conn: &mut SqliteConnection) -> Result<Vec<AppliedRow>, StoreError> {
-    // PostgreSQL: `select to_regclass('_sqlx_migrations') is not null`.
-    let exists: bool = sqlx::query_scalar(
-        "select count(*) > 0 from sqlite_master where type = 'table' and name = '_sqlx_migrations'",
-    )
+async fn applied_migrations(conn: &mut AnyConnection) -> Result<Vec<AppliedRow>, StoreError> {
+    let exists: i64 = sqlx::query_scalar(Dialect::of(conn).pick(
+        "select count(*) from sqlite_master where type = 'table' and name = '_sqlx_migrations'",
+        "select count(*) from pg_catalog.pg_tables \
+         where schemaname = current_schema() and tablename = '_sqlx_migrations'",
+    ))
     .fetch_one(&mut *conn)
     .await?;
-    if !exists {
+    if exists == 0 {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as(
-        "select version, description, checksum, success from _sqlx_migrations order by version",
+    // `success` as a number: SQLite keeps it as one, which `Any` will not read as a bool.
+    let rows: Vec<(i64, String, Vec<u8>, i64)> = sqlx::query_as(
+        "select version, description, checksum, case when success then 1 else 0 end \
+         from _sqlx_migrations order by version",
     )
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(version, description, checksum, success)| AppliedRow {
+            version,
+            description,
+            checksum,
+            success: success != 0,
+        })
+        .collect())
 }
 
 #[cfg(test)]

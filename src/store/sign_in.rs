@@ -187,7 +187,7 @@ impl Store {
 
     /// Removes sign-ins an hour after they expired unused, and a day after they were used.
     pub(super) async fn purge_sign_ins(
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         Ok(sqlx::query(

@@ -480,7 +480,7 @@ impl Store {
 /// The webhook event a saved check makes, if any: `tenant.connected` for a tenant's first
 /// verification, `tenant.status_changed` for any other change of status.
 async fn check_webhook(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     id: TenantId,
     previous: TenantStatus,
     outcome: &CheckOutcome,
@@ -761,11 +761,11 @@ fn page_json_sql(query: &ConsoleQuery, cursor: bool, direction: PageDirection) -
 
 /// Binds [`console_sql`]'s parameters ($1 to $6) for a page of `query` from `from`.
 fn bind_page<'q, O>(
-    statement: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    statement: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
     query: &ConsoleQuery,
     from: Option<&'q ConsoleCursor>,
     limit: i64,
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
     let (status, prefix, fts) = match console_sql(query, from.is_some(), PageDirection::Forward) {
         Some((_, status, prefix, fts)) => (status, prefix, fts),
         None => (None, None, None),

@@ -2,7 +2,7 @@
 //! alert whose changes are events (migration 20261130000004_webhooks.sql states the rules).
 
 use serde_json::{Value, json};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ pub struct OutboxEvent {
 /// caller's connection (inside the caller's transaction: THE OUTBOX RULE). Returns the
 /// event's id.
 pub(super) async fn insert_outbox(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &OutboxEvent,
     now: OffsetDateTime,
 ) -> Result<String, StoreError> {
@@ -70,7 +70,7 @@ pub(super) async fn insert_outbox(
 /// Inserts an endpoint on the caller's connection (so that `create_endpoint_once` can
 /// record its idempotency key in the same transaction).
 pub(super) async fn insert_endpoint(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     endpoint: &NewEndpoint<'_>,
     now: OffsetDateTime,
 ) -> Result<EndpointRow, StoreError> {
@@ -92,7 +92,7 @@ pub(super) async fn insert_endpoint(
 /// Sets an endpoint's state on `conn`; enabling makes its waiting deliveries due at once.
 /// The endpoint as it now is, `None` when there is no such endpoint.
 async fn apply_state(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     state: EndpointState,
     reason: Option<&str>,
