@@ -124,10 +124,14 @@ create table tenant_search (
     document   tsvector not null
 );
 create index tenant_search_document on tenant_search using gin (document);
+-- Punctuation separates words, as in SQLite's unicode61 tokenizer: "contoso.com" is the
+-- words contoso and com (PostgreSQL's parser would keep a host name as one word, which
+-- "microsoft" could not find in "contoso.onmicrosoft.com").
 create function tenant_search_document(name text, domains text) returns tsvector
 language sql immutable parallel safe as $$
-    select to_tsvector('simple', public.unaccent('public.unaccent', coalesce(name, '')))
-        || to_tsvector('simple', translate(coalesce(domains, ''), '[]",', '    '))
+    select to_tsvector('simple', regexp_replace(
+            public.unaccent('public.unaccent', coalesce(name, '')), '[[:punct:]]+', ' ', 'g'))
+        || to_tsvector('simple', regexp_replace(coalesce(domains, ''), '[[:punct:]]+', ' ', 'g'))
 $$;
 create function tenant_search_keep() returns trigger language plpgsql as $$
 begin

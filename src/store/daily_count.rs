@@ -69,17 +69,23 @@ impl Store {
         // The period's number, not its date: julianday() on each row is most of the
         // statement's time, and formatting a date on each row as well doubled it (1.3 ms
         // against 2.3 ms for a year of three kinds, measured in SQLite alone).
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "select kind, cast(julianday(day) - julianday($1) as integer) / $2 as period, sum(n) \
+        let days_since = self.dialect.pick(
+            "cast(julianday(day) - julianday($1) as integer)",
+            "(day::date - $1::date)",
+        );
+        let sql = format!(
+            "select kind, {days_since} / $2 as period, cast(sum(n) as bigint) \
              from tenant_daily_count \
-             where kind in (select value from json_each($3)) and day >= $1 \
+             where kind in ({}) and day >= $1 \
              group by kind, period",
-        )
-        .bind(first)
-        .bind(days)
-        .bind(kinds)
-        .fetch_all(&self.pool)
-        .await?;
+            self.dialect.json_texts("$3")
+        );
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(&sql)
+            .bind(first)
+            .bind(days)
+            .bind(kinds)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .filter_map(|(kind, period, n)| {

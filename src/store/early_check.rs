@@ -92,11 +92,14 @@ pub(super) async fn take_early_check(
     now: OffsetDateTime,
     asker: CheckAsker,
 ) -> Result<EarlyCheck, StoreError> {
-    let full_at: Option<Option<String>> =
-        sqlx::query_scalar("select early_checks_full_at from tenant where id = $1")
-            .bind(tenant)
-            .fetch_optional(&mut *conn)
-            .await?;
+    // PostgreSQL locks the row (SQLite's transaction already holds the file's write lock).
+    let full_at: Option<Option<String>> = sqlx::query_scalar(super::Dialect::of(conn).pick(
+        "select early_checks_full_at from tenant where id = $1",
+        "select early_checks_full_at from tenant where id = $1 for update",
+    ))
+    .bind(tenant)
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(full_at) = full_at else {
         return Ok(EarlyCheck::NoSuchTenant);
     };
@@ -108,7 +111,7 @@ pub(super) async fn take_early_check(
     let taken = sqlx::query(
         "update tenant set early_checks_full_at = $2, check_requested_at = $3, next_verify_at = $3, \
          verify_attempts = 0, updated_at = $3, revision = revision + 1 \
-         where id = $1 and early_checks_full_at is $4",
+         where id = $1 and early_checks_full_at is not distinct from $4",
     )
     .bind(tenant)
     .bind(ts(next))
@@ -141,7 +144,10 @@ impl Store {
         let _changed = self.console_change();
         // The budget is read and spent under the write lock: two instances asking at once
         // cannot both spend its last check.
-        let mut tx = self.pool.begin_with("begin immediate").await?;
+        let mut tx = self
+            .pool
+            .begin_with(self.dialect.pick("begin immediate", "begin"))
+            .await?;
         let answer = take_early_check(&mut tx, &id.to_string(), now, CheckAsker::Holder).await?;
         if answer != EarlyCheck::Granted {
             tx.rollback().await?;

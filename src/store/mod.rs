@@ -120,6 +120,39 @@ impl Dialect {
             Dialect::Postgres => postgres,
         }
     }
+
+    /// A JSON object of `pairs` (`'key', value, ...`).
+    fn json_object(self, pairs: &str) -> String {
+        format!("{}({pairs})", self.pick("json_object", "json_build_object"))
+    }
+
+    /// A JSON array of `items`.
+    fn json_array(self, items: &str) -> String {
+        format!("{}({items})", self.pick("json_array", "json_build_array"))
+    }
+
+    /// The JSON array, as text, of `item` over the rows of an aggregate, in `order`
+    /// (`''` for none); `[]` when there are none.
+    fn json_agg(self, item: &str, order: &str) -> String {
+        let order = if order.is_empty() {
+            String::new()
+        } else {
+            format!(" order by {order}")
+        };
+        match self {
+            Dialect::Sqlite => format!("json_group_array({item}{order})"),
+            Dialect::Postgres => format!("coalesce(json_agg({item}{order}), '[]'::json)::text"),
+        }
+    }
+
+    /// The text elements of the JSON array bound as parameter `param`, as a one-column
+    /// subquery: `id in ({})`.
+    fn json_texts(self, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("select value from json_each({param})"),
+            Dialect::Postgres => format!("select json_array_elements_text({param}::json)"),
+        }
+    }
 }
 
 /// Why a store call failed, in terms callers can act on.

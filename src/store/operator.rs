@@ -341,11 +341,14 @@ impl Store {
 
     /// Whether any enabled owner exists (the CLI makes the first operator one).
     pub async fn has_owner(&self) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "select exists (select 1 from operator where role = 'owner' and disabled_at is null)",
+        // A count, not `exists`: SQLite answers that with an integer, PostgreSQL a bool.
+        let owners: i64 = sqlx::query_scalar(
+            "select count(*) from (select 1 from operator \
+             where role = 'owner' and disabled_at is null limit 1) as owner",
         )
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        Ok(owners > 0)
     }
 
     /// The operator named `name`, enabled or not.

@@ -8,7 +8,7 @@ use super::consent::ClaimRow;
 use super::event::{EVENT_JSON, EventKind, NewEvent, insert_event, record_check_event};
 use super::invitation;
 use super::webhook::{OutboxEvent, insert_outbox, status_changed, tenant_json};
-use super::{Store, StoreError, ts};
+use super::{Dialect, Store, StoreError, ts};
 use crate::domain::webhook::EventType;
 use crate::domain::{TenantId, TenantStatus};
 use serde_json::{Value, json};
@@ -391,11 +391,14 @@ impl Store {
             return Ok(false);
         }
         // Read under the write lock just taken, before this check sets it.
-        let first_verification: bool =
-            sqlx::query_scalar("select verified_at is null from tenant where id = $1")
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
+        // A number, not a bool: SQLite answers comparisons with integers.
+        let first_verification = sqlx::query_scalar::<_, i64>(
+            "select case when verified_at is null then 1 else 0 end from tenant where id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?
+            == 1;
         match &outcome.result {
             CheckResult::Verified {
                 display_name,
@@ -565,15 +568,16 @@ impl ConsoleSort {
     }
 
     /// The sort column's SQL, exactly as the migration's indexes spell it.
-    fn key_sql(self) -> &'static str {
+    fn key_sql(self, dialect: Dialect) -> &'static str {
         match self {
             ConsoleSort::Consented => "consented_at",
             ConsoleSort::Name => "lower(coalesce(display_name, ''))",
             // A virtual column (migration 20261201000007_console_severity.sql).
             ConsoleSort::Status => "severity",
-            ConsoleSort::Checked => {
-                "max(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, ''))"
-            }
+            ConsoleSort::Checked => dialect.pick(
+                "max(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, ''))",
+                "greatest(coalesce(last_token_ok_at, ''), coalesce(last_failure_at, ''))",
+            ),
         }
     }
 
@@ -649,10 +653,11 @@ pub enum PageDirection {
     Backward,
 }
 
-/// `search` as an FTS5 query over the name and domains: its words, the last one also as a
-/// prefix, as one phrase ("contoso.com" finds the domain, "conto" finds Contoso). `None`
-/// when it has no word (punctuation only).
-fn fts_query(search: &str) -> Option<String> {
+/// `search` as a full-text query over the name and domains: its words, the last one also
+/// as a prefix, as one phrase ("contoso.com" finds the domain, "conto" finds Contoso).
+/// `None` when it has no word (punctuation only). SQLite's FTS5 syntax, or PostgreSQL's
+/// `tsquery` (`contoso <-> com:*`; words are letters and digits only, nothing to quote).
+fn fts_query(search: &str, dialect: Dialect) -> Option<String> {
     let words: Vec<String> = search
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -661,7 +666,10 @@ fn fts_query(search: &str) -> Option<String> {
     if words.is_empty() {
         return None;
     }
-    Some(format!("{{name domains}} : \"{}\"*", words.join(" ")))
+    Some(match dialect {
+        Dialect::Sqlite => format!("{{name domains}} : \"{}\"*", words.join(" ")),
+        Dialect::Postgres => format!("{}:*", words.join(" <-> ")),
+    })
 }
 
 /// `search` as the beginning of a tenant id (hexadecimal digits and dashes), lower-cased;
@@ -676,11 +684,12 @@ fn id_prefix(search: &str) -> Option<String> {
 /// match nothing.
 #[allow(clippy::type_complexity)]
 fn console_sql(
+    dialect: Dialect,
     query: &ConsoleQuery,
     cursor: bool,
     direction: PageDirection,
 ) -> Option<(String, Option<&'static str>, Option<String>, Option<String>)> {
-    let key = query.sort.key_sql();
+    let key = query.sort.key_sql(dialect);
     // Walking backward is walking the reversed order forward, then turning the page.
     let descending = query.descending != (direction == PageDirection::Backward);
     let (cmp, order) = if descending {
@@ -707,16 +716,18 @@ fn console_sql(
         .filter(|s| !s.is_empty());
     let (fts, prefix) = match search {
         Some(s) => {
-            let (fts, prefix) = (fts_query(s), id_prefix(s));
+            let (fts, prefix) = (fts_query(s, dialect), id_prefix(s));
             let mut any = Vec::new();
             if prefix.is_some() {
                 // The primary key's index, as a range.
                 any.push("(id >= $2 and id < $2 || '~')");
             }
             if fts.is_some() {
-                any.push(
+                any.push(dialect.pick(
                     "id in (select tenant_id from tenant_search where tenant_search match $3)",
-                );
+                    "id in (select tenant_id from tenant_search \
+                     where document @@ to_tsquery('simple', public.unaccent($3)))",
+                ));
             }
             if any.is_empty() {
                 return None;
@@ -746,30 +757,40 @@ fn console_sql(
 /// The console's page as one JSON array of tenants (`json_object` of every column), in
 /// the list's order; `'[]'` when the search can match nothing. A select-list expression
 /// whose parameters [`bind_page`] binds.
-fn page_json_sql(query: &ConsoleQuery, cursor: bool, direction: PageDirection) -> String {
-    let Some((sql, ..)) = console_sql(query, cursor, direction) else {
+fn page_json_sql(
+    dialect: Dialect,
+    query: &ConsoleQuery,
+    cursor: bool,
+    direction: PageDirection,
+) -> String {
+    let Some((sql, ..)) = console_sql(dialect, query, cursor, direction) else {
         return "'[]'".to_owned();
     };
     let descending = query.descending != (direction == PageDirection::Backward);
     let order = if descending { "desc" } else { "asc" };
-    let key = query.sort.key_sql();
+    let key = query.sort.key_sql(dialect);
     format!(
-        "(select json_group_array(json_object({TENANT_JSON}) order by {key} {order}, id {order}) \
-         from ({sql}))"
+        "(select {} from ({sql}) as page)",
+        dialect.json_agg(
+            &dialect.json_object(TENANT_JSON),
+            &format!("{key} {order}, id {order}")
+        )
     )
 }
 
 /// Binds [`console_sql`]'s parameters ($1 to $6) for a page of `query` from `from`.
 fn bind_page<'q, O>(
+    dialect: Dialect,
     statement: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
     query: &ConsoleQuery,
     from: Option<&'q ConsoleCursor>,
     limit: i64,
 ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
-    let (status, prefix, fts) = match console_sql(query, from.is_some(), PageDirection::Forward) {
-        Some((_, status, prefix, fts)) => (status, prefix, fts),
-        None => (None, None, None),
-    };
+    let (status, prefix, fts) =
+        match console_sql(dialect, query, from.is_some(), PageDirection::Forward) {
+            Some((_, status, prefix, fts)) => (status, prefix, fts),
+            None => (None, None, None),
+        };
     statement
         .bind(status)
         .bind(prefix)
@@ -841,10 +862,22 @@ impl Store {
         query: &ConsoleQuery,
         cursor: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let Some((sql, status, prefix, fts)) = console_sql(query, cursor, PageDirection::Forward)
+        let Some((sql, status, prefix, fts)) =
+            console_sql(self.dialect, query, cursor, PageDirection::Forward)
         else {
             return Ok(Vec::new());
         };
+        if self.dialect == Dialect::Postgres {
+            return Ok(sqlx::query_scalar(&format!("explain {sql}"))
+                .bind(status)
+                .bind(prefix)
+                .bind(fts)
+                .bind(cursor.then_some(""))
+                .bind(cursor.then_some(""))
+                .bind(51_i64)
+                .fetch_all(&self.pool)
+                .await?);
+        }
         let rows: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(&format!("explain query plan {sql}"))
                 .bind(status)
@@ -870,8 +903,11 @@ impl Store {
         direction: PageDirection,
         limit: i64,
     ) -> Result<Vec<TenantRow>, StoreError> {
-        let sql = format!("select {}", page_json_sql(query, from.is_some(), direction));
-        let (page,): (String,) = bind_page(sqlx::query_as(&sql), query, from, limit)
+        let sql = format!(
+            "select {}",
+            page_json_sql(self.dialect, query, from.is_some(), direction)
+        );
+        let (page,): (String,) = bind_page(self.dialect, sqlx::query_as(&sql), query, from, limit)
             .fetch_one(&self.pool)
             .await?;
         page_rows(&page, direction)
@@ -921,17 +957,22 @@ impl Store {
         limit: i64,
         recent: i64,
     ) -> Result<ConsoleView, StoreError> {
+        let dialect = self.dialect;
         let sql = format!(
             "select {}, \
-             (select json_group_array(json_array(status, n, verified)) from tenant_status_count), \
-             (select json_group_array(json_object({EVENT_JSON}, 'tenant_name', t.display_name) \
-                 order by e.id desc) \
+             (select {} from tenant_status_count), \
+             (select {} \
               from (select * from tenant_event order by id desc limit $7) e \
               left join tenant t on t.id = e.tenant_id)",
-            page_json_sql(query, from.is_some(), direction)
+            page_json_sql(dialect, query, from.is_some(), direction),
+            dialect.json_agg(&dialect.json_array("status, n, verified"), ""),
+            dialect.json_agg(
+                &dialect.json_object(&format!("{EVENT_JSON}, 'tenant_name', t.display_name")),
+                "e.id desc"
+            ),
         );
         let (page, counts, events): (String, String, String) =
-            bind_page(sqlx::query_as(&sql), query, from, limit)
+            bind_page(dialect, sqlx::query_as(&sql), query, from, limit)
                 .bind(recent)
                 .fetch_one(&self.pool)
                 .await?;
@@ -972,13 +1013,12 @@ impl Store {
         ids: &[String],
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "select id, display_name from tenant where display_name is not null \
-             and id in (select value from json_each($1))",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "select id, display_name from tenant where display_name is not null and id in ({})",
+            self.dialect.json_texts("$1")
+        );
+        let rows: Vec<(String, String)> =
+            sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().collect())
     }
 }
@@ -1006,10 +1046,14 @@ mod console_tests {
     #[test]
     fn searches_become_phrase_prefix_queries_over_name_and_domains() {
         assert_eq!(
-            fts_query("Contoso.com").as_deref(),
+            fts_query("Contoso.com", Dialect::Sqlite).as_deref(),
             Some("{name domains} : \"contoso com\"*")
         );
-        assert_eq!(fts_query(" %_\" ").as_deref(), None);
+        assert_eq!(fts_query(" %_\" ", Dialect::Sqlite).as_deref(), None);
+        assert_eq!(
+            fts_query("Contoso.com", Dialect::Postgres).as_deref(),
+            Some("contoso <-> com:*")
+        );
         assert_eq!(id_prefix("C6E1B9D4-8a2f").as_deref(), Some("c6e1b9d4-8a2f"));
         assert_eq!(id_prefix("contoso"), None);
     }

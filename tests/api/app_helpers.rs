@@ -11,7 +11,7 @@ use consentry::store::Store;
 use consentry::web::Application;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::redirect::Policy;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::any::AnyPoolOptions;
 
 use crate::helpers::{TestEmulator, spawn_emulator_with};
 
@@ -24,25 +24,99 @@ pub struct TestApp {
     pub database_url: String,
     /// The store the app uses (same file), for assertions on what was written.
     pub store: Store,
-    db_path: std::path::PathBuf,
-    /// Whether the database file is this app's, to delete when it is dropped: false for
-    /// [`TestApp::another_instance`], which runs on the first one's.
-    owns_database: bool,
+    database: Arc<TestDatabase>,
     /// The settings it runs with, for another instance with the same.
     raw: RawSettings,
 }
 
-impl Drop for TestApp {
-    /// The test's SQLite files go with the app that made them (unlinking open files is fine
-    /// on Unix).
-    fn drop(&mut self) {
-        if !self.owns_database {
-            return;
+/// The database of one test: a SQLite file of its own, or, when
+/// `CONSENTRY_TEST_DATABASE=postgres`, a PostgreSQL database of its own created on the
+/// cluster `CONSENTRY_TEST_POSTGRES_URL` names (`.ci/run` runs the suite both ways).
+pub struct TestDatabase {
+    pub url: String,
+    /// The SQLite file, or the PostgreSQL database's name.
+    place: Place,
+}
+
+enum Place {
+    File(std::path::PathBuf),
+    Postgres { admin: String, name: String },
+}
+
+/// Whether this run of the suite is on PostgreSQL (`CONSENTRY_TEST_DATABASE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("CONSENTRY_TEST_DATABASE").is_ok_and(|v| v.eq_ignore_ascii_case("postgres"))
+}
+
+impl TestDatabase {
+    pub async fn new() -> TestDatabase {
+        if !on_postgres() {
+            let path =
+                std::env::temp_dir().join(format!("consentry-test-{}.db", uuid::Uuid::new_v4()));
+            return TestDatabase {
+                url: format!("sqlite://{}", path.display()),
+                place: Place::File(path),
+            };
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.db_path.clone().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
+        let admin = std::env::var("CONSENTRY_TEST_POSTGRES_URL").expect(
+            "CONSENTRY_TEST_DATABASE=postgres needs CONSENTRY_TEST_POSTGRES_URL: a database \
+             of a cluster whose user may create databases",
+        );
+        let name = format!("consentry_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("CONSENTRY_TEST_POSTGRES_URL connects");
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the test's database");
+        let _ = sqlx::Connection::close(conn).await;
+        let mut url = url::Url::parse(&admin).expect("CONSENTRY_TEST_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        TestDatabase {
+            url: url.to_string(),
+            place: Place::Postgres { admin, name },
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    /// The test's database goes with the last app on it: its SQLite files (unlinking open
+    /// files is fine on Unix), or its PostgreSQL database (dropped by a thread of its own,
+    /// the test's runtime being in the middle of dropping).
+    fn drop(&mut self) {
+        match &self.place {
+            Place::File(file) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut path = file.clone().into_os_string();
+                    path.push(suffix);
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            Place::Postgres { admin, name } => {
+                let (admin, name) = (admin.clone(), name.clone());
+                let dropped = std::thread::spawn(move || {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    runtime.block_on(async {
+                        if let Ok(mut conn) =
+                            <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await
+                        {
+                            let _ = sqlx::query(&format!(
+                                "drop database if exists {name} with (force)"
+                            ))
+                            .execute(&mut conn)
+                            .await;
+                        }
+                    });
+                });
+                let _ = dropped.join();
+            }
         }
     }
 }
@@ -67,9 +141,13 @@ async fn spawn(
     adjust: impl FnOnce(&mut RawSettings, &mut EmulatorConfig),
     microsoft: Option<&str>,
 ) -> TestApp {
+    // `CONSENTRY_TEST_LOG=1 cargo test ... -- --nocapture` shows the app's logs.
+    if std::env::var_os("CONSENTRY_TEST_LOG").is_some() {
+        consentry::telemetry::init();
+    }
     let (listener, base) = listen();
-    let db_path = std::env::temp_dir().join(format!("consentry-test-{}.db", uuid::Uuid::new_v4()));
-    let database_url = format!("sqlite://{}", db_path.display());
+    let database = Arc::new(TestDatabase::new().await);
+    let database_url = database.url.clone();
 
     let mut raw = RawSettings::default();
     raw.set("CONSENTRY_CLIENT_ID", DEFAULT_CLIENT_ID.to_string());
@@ -117,8 +195,7 @@ async fn spawn(
         emulator,
         database_url,
         store,
-        db_path,
-        owns_database: true,
+        database,
         raw,
     }
 }
@@ -163,8 +240,7 @@ impl TestApp {
             emulator: self.emulator.clone(),
             database_url: self.database_url.clone(),
             store: self.store.clone(),
-            db_path: self.db_path.clone(),
-            owns_database: false,
+            database: Arc::clone(&self.database),
             raw: self.raw.clone(),
         }
     }
@@ -368,17 +444,22 @@ impl Browser {
 }
 
 impl TestApp {
-    /// A connection pool of the test's own on the app's SQLite file, for counting rows
-    /// and for simulating elapsed time (not a mock: the app reads what it wrote).
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        let options: SqliteConnectOptions = self.database_url.parse().expect("sqlite url");
-        SqlitePoolOptions::new()
+    /// A connection pool of the test's own on the app's database, for counting rows and
+    /// for simulating elapsed time (not a mock: the app reads what it wrote). Its SQL
+    /// must be both SQLite's and PostgreSQL's.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new()
             .max_connections(1)
-            .connect_with(
-                options
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(5)),
-            )
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        sqlx::Executor::execute(&mut *conn, "pragma busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&self.database_url)
             .await
             .expect("the test's own connection")
     }

@@ -81,7 +81,7 @@ fn at(day: Date, hour: u8, minute: u8, second: u8) -> OffsetDateTime {
 
 /// A tenant a callback named at `when`: pending, never verified, not scheduled (so the
 /// app's own checks leave it to the test).
-async fn named(db: &SqlitePool, id: &str, when: OffsetDateTime) {
+async fn named(db: &sqlx::AnyPool, id: &str, when: OffsetDateTime) {
     sqlx::query(
         "insert into tenant (id, status, consented_at, created_at, updated_at) \
          values ($1, 'pending', $2, $2, $2)",

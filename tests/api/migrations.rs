@@ -316,13 +316,25 @@ async fn bad_database_settings_are_refused_naming_the_key_before_the_file_is_tou
 }
 
 #[tokio::test]
-async fn a_database_url_that_is_not_sqlite_is_refused_without_its_password() {
-    let migrated = migrate("postgres://consentry:hunter2-secret@db.internal/consentry").await;
+async fn a_database_url_consentry_cannot_use_is_refused_without_its_password() {
+    let unreachable = migrate("postgres://consentry:hunter2-secret@db.invalid/consentry").await;
+    let foreign = migrate("mysql://consentry:hunter2-secret@localhost/consentry").await;
 
-    let stderr = text(&migrated.stderr);
-    assert_eq!(migrated.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("is not a SQLite URL"), "{stderr}");
-    assert!(!stderr.contains("hunter2"), "{stderr}");
+    for output in [&unreachable, &foreign] {
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    let unreachable = text(&unreachable.stderr);
+    assert!(
+        unreachable.contains("opening the database postgres://consentry:***@db.invalid/consentry"),
+        "{unreachable}"
+    );
+    let foreign = text(&foreign.stderr);
+    assert!(
+        foreign.contains("is neither a SQLite URL") && foreign.contains("nor a PostgreSQL one"),
+        "{foreign}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

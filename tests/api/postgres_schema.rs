@@ -288,7 +288,7 @@ async fn the_postgresql_rules_count_search_and_keep_the_audit_trail() {
     };
     let by_prefix = found("conto:*").await;
     let without_diacritics = found("arzte").await;
-    let by_domain = found("contoso.com").await;
+    let by_domain = found("contoso <-> com").await;
     let by_other = found("fabrikam:*").await;
     sqlx::query(
         "insert into audit_event (at, actor, address, action, outcome) \
