@@ -126,12 +126,15 @@ create table tenant_search (
 create index tenant_search_document on tenant_search using gin (document);
 -- Punctuation separates words, as in SQLite's unicode61 tokenizer: "contoso.com" is the
 -- words contoso and com (PostgreSQL's parser would keep a host name as one word, which
--- "microsoft" could not find in "contoso.onmicrosoft.com").
+-- "microsoft" could not find in "contoso.onmicrosoft.com"). The name's words are weighted
+-- A and the domains' B, so that a phrase is looked for within one of them (as FTS5 does
+-- per column), never across the end of the name and the first domain.
 create function tenant_search_document(name text, domains text) returns tsvector
 language sql immutable parallel safe as $$
-    select to_tsvector('simple', regexp_replace(
-            public.unaccent('public.unaccent', coalesce(name, '')), '[[:punct:]]+', ' ', 'g'))
-        || to_tsvector('simple', regexp_replace(coalesce(domains, ''), '[[:punct:]]+', ' ', 'g'))
+    select setweight(to_tsvector('simple', regexp_replace(
+            public.unaccent('public.unaccent', coalesce(name, '')), '[[:punct:]]+', ' ', 'g')), 'A')
+        || setweight(to_tsvector('simple',
+            regexp_replace(coalesce(domains, ''), '[[:punct:]]+', ' ', 'g')), 'B')
 $$;
 create function tenant_search_keep() returns trigger language plpgsql as $$
 begin

@@ -178,25 +178,25 @@ impl Store {
         filter: &AuditFilter,
         limit: i64,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        let mut query = sqlx::QueryBuilder::new(
+        let mut query = super::Statement::new(
             "select id, at, actor, address, action, target, outcome from audit_event where 1 = 1",
         );
         if let Some(actor) = &filter.actor {
-            query.push(" and actor = ").push_bind(actor.clone());
+            query.push(" and actor = ").text(actor.clone());
         }
         if let Some(action) = &filter.action {
-            query.push(" and action = ").push_bind(action.clone());
+            query.push(" and action = ").text(action.clone());
         }
         if let Some(from) = &filter.from {
-            query.push(" and at >= ").push_bind(from.clone());
+            query.push(" and at >= ").text(from.clone());
         }
         if let Some(until) = &filter.until {
-            query.push(" and at < ").push_bind(until.clone());
+            query.push(" and at < ").text(until.clone());
         }
         if let Some(before) = filter.before {
-            query.push(" and id < ").push_bind(before);
+            query.push(" and id < ").integer(before);
         }
-        query.push(" order by id desc limit ").push_bind(limit);
-        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+        query.push(" order by id desc limit ").integer(limit);
+        Ok(query.query_as().fetch_all(&self.pool).await?)
     }
 }

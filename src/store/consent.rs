@@ -227,6 +227,7 @@ impl Store {
     pub async fn insert_consent_request(&self, r: &NewConsentRequest) -> Result<bool, StoreError> {
         let now = ts(r.created_at);
         let mut tx = self.pool.begin().await?;
+        super::serialize(&mut tx, "consent_request.cap").await?;
         for (column, key, keep) in [
             ("client_addr", &r.client_addr, MAX_PENDING_PER_ADDRESS),
             ("client_net", &r.client_net, MAX_PENDING_PER_NETWORK),

@@ -252,30 +252,30 @@ impl Store {
     ) -> Result<Vec<InvitationRow>, StoreError> {
         let now = ts(now);
         let mut query =
-            sqlx::QueryBuilder::new(format!("select {COLUMNS} from invitation where 1 = 1"));
+            super::Statement::new(format!("select {COLUMNS} from invitation where 1 = 1"));
         match status {
             Some(s @ (InvitationStatus::Created | InvitationStatus::Opened)) => {
                 query
                     .push(" and status = ")
-                    .push_bind(s.as_str())
+                    .text(s.as_str())
                     .push(" and expires_at > ")
-                    .push_bind(now);
+                    .text(now);
             }
             Some(InvitationStatus::Expired) => {
                 query
                     .push(" and status in ('created', 'opened') and expires_at <= ")
-                    .push_bind(now);
+                    .text(now);
             }
             Some(other) => {
-                query.push(" and status = ").push_bind(other.as_str());
+                query.push(" and status = ").text(other.as_str());
             }
             None => {}
         }
         if let Some(before) = before {
-            query.push(" and id < ").push_bind(before.to_owned());
+            query.push(" and id < ").text(before);
         }
-        query.push(" order by id desc limit ").push_bind(limit);
-        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+        query.push(" order by id desc limit ").integer(limit);
+        Ok(query.query_as().fetch_all(&self.pool).await?)
     }
 
     /// How many invitations are in each status at `now` (every status listed).

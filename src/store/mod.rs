@@ -187,6 +187,79 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// A statement assembled from optional parts, its parameters numbered `$1`, `$2`, ... as
+/// they are added (sqlx's `QueryBuilder` writes `?` through `Any`, which PostgreSQL
+/// does not take).
+pub(crate) struct Statement {
+    sql: String,
+    params: Vec<Param>,
+}
+
+enum Param {
+    Text(String),
+    Integer(i64),
+}
+
+impl Statement {
+    pub(crate) fn new(sql: impl Into<String>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Statement {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the next parameter's placeholder, bound to `text`.
+    pub(crate) fn text(&mut self, text: impl Into<String>) -> &mut Statement {
+        self.params.push(Param::Text(text.into()));
+        self.sql.push_str(&format!("${}", self.params.len()));
+        self
+    }
+
+    /// Appends the next parameter's placeholder, bound to `n`.
+    pub(crate) fn integer(&mut self, n: i64) -> &mut Statement {
+        self.params.push(Param::Integer(n));
+        self.sql.push_str(&format!("${}", self.params.len()));
+        self
+    }
+
+    pub(crate) fn query_as<'q, O>(
+        &'q self,
+    ) -> sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let mut query = sqlx::query_as(&self.sql);
+        for param in &self.params {
+            query = match param {
+                Param::Text(text) => query.bind(text.as_str()),
+                Param::Integer(n) => query.bind(*n),
+            };
+        }
+        query
+    }
+}
+
+/// Makes the transaction on `conn` the only one at a time that passes this point with
+/// `lock` (until it commits or rolls back), for the read-then-write rules that span rows:
+/// caps on pending sign-ups, counts of failed logins. SQLite needs nothing: a transaction
+/// whose first statement writes holds the file's only write lock. PostgreSQL takes a
+/// transaction-level advisory lock, which ends with the transaction (so it holds behind a
+/// pooler in transaction mode, unlike a session's lock).
+pub(crate) async fn serialize(conn: &mut AnyConnection, lock: &str) -> Result<(), StoreError> {
+    if Dialect::of(conn) == Dialect::Postgres {
+        sqlx::query("select pg_advisory_xact_lock(hashtext($1))::text")
+            .bind(lock)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Whether a database error code says "not now" rather than "never": the statement did
 /// nothing and may succeed when tried again. PostgreSQL's codes are five-character
 /// SQLSTATEs; SQLite's are numbers below 10000 (extended result codes).

@@ -76,6 +76,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = ts(r.created_at);
         let mut tx = self.pool.begin().await?;
+        super::serialize(&mut tx, "sign_in_request.cap").await?;
         sqlx::query(
             "delete from sign_in_request where id in (select id from sign_in_request \
              where client_addr = $1 and consumed_at is null and expires_at > $2 \

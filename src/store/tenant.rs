@@ -668,7 +668,18 @@ fn fts_query(search: &str, dialect: Dialect) -> Option<String> {
     }
     Some(match dialect {
         Dialect::Sqlite => format!("{{name domains}} : \"{}\"*", words.join(" ")),
-        Dialect::Postgres => format!("{}:*", words.join(" <-> ")),
+        // The phrase within the name (weight A) or within the domains (B).
+        Dialect::Postgres => {
+            let phrase = |weight: &str| {
+                let mut terms: Vec<String> =
+                    words.iter().map(|w| format!("{w}:{weight}")).collect();
+                if let Some(last) = terms.last_mut() {
+                    *last = format!("{}:*{weight}", words[words.len() - 1]);
+                }
+                terms.join(" <-> ")
+            };
+            format!("({}) | ({})", phrase("A"), phrase("B"))
+        }
     })
 }
 
@@ -739,8 +750,15 @@ fn console_sql(
     };
     if cursor {
         // A range on the key the index can seek to, then the tie-break on the id.
+        // The cursor's key is text; severity is a number, which PostgreSQL will not
+        // compare with text (SQLite converts it by the column's affinity).
+        let at = if dialect == Dialect::Postgres && query.sort == ConsoleSort::Status {
+            "cast($4 as bigint)"
+        } else {
+            "$4"
+        };
         conditions.push(format!(
-            "{key} {cmp}= $4 and ({key} {cmp} $4 or id {cmp} $5)"
+            "{key} {cmp}= {at} and ({key} {cmp} {at} or id {cmp} $5)"
         ));
     }
     let sql = format!(
@@ -1052,7 +1070,7 @@ mod console_tests {
         assert_eq!(fts_query(" %_\" ", Dialect::Sqlite).as_deref(), None);
         assert_eq!(
             fts_query("Contoso.com", Dialect::Postgres).as_deref(),
-            Some("contoso <-> com:*")
+            Some("(contoso:A <-> com:*A) | (contoso:B <-> com:*B)")
         );
         assert_eq!(id_prefix("C6E1B9D4-8a2f").as_deref(), Some("c6e1b9d4-8a2f"));
         assert_eq!(id_prefix("contoso"), None);

@@ -472,21 +472,25 @@ impl Store {
         let token = Uuid::new_v4().to_string();
         let mut tx = self.pool.begin().await?;
         // The update comes first, so SQLite takes the write lock before it reads: two
-        // workers cannot claim the same row. (PostgreSQL: `for update skip locked` in the
-        // subquery.)
-        sqlx::query(
+        // workers cannot claim the same row. PostgreSQL locks the rows it picks, skipping
+        // those another worker is claiming; and the lease is tested again on the row being
+        // updated, which PostgreSQL re-reads if another transaction changed it meanwhile.
+        let sql = format!(
             "update webhook_delivery set lease_until = $1, lease_token = $2 where id in ( \
                select d.id from webhook_delivery d join webhook_endpoint e on e.id = d.endpoint_id \
                where d.status = 'pending' and d.next_attempt_at <= $3 and e.state = 'enabled' \
                  and (d.lease_until is null or d.lease_until <= $3) \
-               order by d.next_attempt_at limit $4)",
-        )
-        .bind(&until)
-        .bind(&token)
-        .bind(&now_s)
-        .bind(limit)
-        .execute(&mut *tx)
-        .await?;
+               order by d.next_attempt_at limit $4{}) \
+             and status = 'pending' and (lease_until is null or lease_until <= $3)",
+            self.dialect.pick("", " for update of d skip locked")
+        );
+        sqlx::query(&sql)
+            .bind(&until)
+            .bind(&token)
+            .bind(&now_s)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
         let claimed = sqlx::query_as(
             "select d.id, d.event_id, ev.type as event_type, ev.payload, d.endpoint_id, e.url, e.secret_salt, \
              e.previous_secret_salt, e.previous_secret_expires_at, d.schedule_step, d.attempts, d.lease_token \

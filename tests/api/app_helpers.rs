@@ -49,14 +49,19 @@ pub fn on_postgres() -> bool {
 }
 
 impl TestDatabase {
+    /// A SQLite file, whichever database the suite runs on.
+    pub fn sqlite() -> TestDatabase {
+        let path = std::env::temp_dir().join(format!("consentry-test-{}.db", uuid::Uuid::new_v4()));
+        TestDatabase {
+            url: format!("sqlite://{}", path.display()),
+            place: Place::File(path),
+        }
+    }
+
+    /// The suite's database: SQLite, or PostgreSQL with `CONSENTRY_TEST_DATABASE=postgres`.
     pub async fn new() -> TestDatabase {
         if !on_postgres() {
-            let path =
-                std::env::temp_dir().join(format!("consentry-test-{}.db", uuid::Uuid::new_v4()));
-            return TestDatabase {
-                url: format!("sqlite://{}", path.display()),
-                place: Place::File(path),
-            };
+            return TestDatabase::sqlite();
         }
         let admin = std::env::var("CONSENTRY_TEST_POSTGRES_URL").expect(
             "CONSENTRY_TEST_DATABASE=postgres needs CONSENTRY_TEST_POSTGRES_URL: a database \
@@ -131,6 +136,12 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings, &mut EmulatorC
     spawn(adjust, None).await
 }
 
+/// As [`spawn_app`], on a SQLite file whichever database the suite runs on: for what only
+/// SQLite has (a file to make unwritable, a file to copy from).
+pub async fn spawn_app_on_sqlite() -> TestApp {
+    spawn_on(|_, _| {}, None, TestDatabase::sqlite()).await
+}
+
 /// consentry whose Microsoft (authority and Graph) is `microsoft`, a stand-in of the test's
 /// own; the emulator still runs beside it, unused by consentry.
 pub async fn spawn_app_against(microsoft: &str) -> TestApp {
@@ -141,12 +152,20 @@ async fn spawn(
     adjust: impl FnOnce(&mut RawSettings, &mut EmulatorConfig),
     microsoft: Option<&str>,
 ) -> TestApp {
+    spawn_on(adjust, microsoft, TestDatabase::new().await).await
+}
+
+async fn spawn_on(
+    adjust: impl FnOnce(&mut RawSettings, &mut EmulatorConfig),
+    microsoft: Option<&str>,
+    database: TestDatabase,
+) -> TestApp {
     // `CONSENTRY_TEST_LOG=1 cargo test ... -- --nocapture` shows the app's logs.
     if std::env::var_os("CONSENTRY_TEST_LOG").is_some() {
         consentry::telemetry::init();
     }
     let (listener, base) = listen();
-    let database = Arc::new(TestDatabase::new().await);
+    let database = Arc::new(database);
     let database_url = database.url.clone();
 
     let mut raw = RawSettings::default();
@@ -702,4 +721,76 @@ pub fn hidden(html: &str, name: &str) -> String {
         + marker.len();
     let end = html[start..].find('"').expect("closing quote") + start;
     html[start..end].to_owned()
+}
+
+/// How a test's own transaction that writes begins: on SQLite by taking the write lock at
+/// once (rather than reading and then finding its snapshot stale when the app wrote
+/// meanwhile); PostgreSQL locks rows as they are written.
+pub fn begin_write() -> &'static str {
+    if on_postgres() {
+        "begin"
+    } else {
+        "begin immediate"
+    }
+}
+
+/// Every row of `table` as text, a line a row and a tab after each cell: for asserting that
+/// no secret or token was written anywhere, on either database.
+pub async fn table_text(db: &sqlx::AnyPool, table: &str) -> String {
+    use sqlx::Row;
+    let rows = sqlx::query(&format!("select * from {table}"))
+        .fetch_all(db)
+        .await
+        .expect("the table's rows");
+    let mut out = String::new();
+    for row in rows {
+        for i in 0..row.len() {
+            let cell = match row.try_get::<Option<String>, _>(i) {
+                Ok(text) => text.unwrap_or_default(),
+                Err(_) => match row.try_get::<Option<i64>, _>(i) {
+                    Ok(n) => n.map(|n| n.to_string()).unwrap_or_default(),
+                    Err(_) => row
+                        .try_get::<Option<Vec<u8>>, _>(i)
+                        .expect("a text, integer or blob column")
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default(),
+                },
+            };
+            out.push_str(&cell);
+            out.push('\t');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+impl TestApp {
+    /// What the database holds, to search for what must never be written: the SQLite
+    /// files' bytes (main file and write-ahead log, free pages included), or on PostgreSQL
+    /// every row of every table of the test's database as text.
+    pub async fn database_bytes(&self) -> Vec<u8> {
+        if let Some(path) = self.database_url.strip_prefix("sqlite://") {
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal"] {
+                if let Ok(b) = std::fs::read(format!("{path}{suffix}")) {
+                    bytes.extend(b);
+                }
+            }
+            return bytes;
+        }
+        let db = self.db().await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "select tablename::text from pg_catalog.pg_tables \
+             where schemaname = 'public' and tablename not like '\\_%'",
+        )
+        .fetch_all(&db)
+        .await
+        .expect("the tables");
+        let mut out = String::new();
+        for table in tables {
+            out.push_str(&table_text(&db, &table).await);
+        }
+        db.close().await;
+        out.into_bytes()
+    }
 }

@@ -20,7 +20,7 @@ use reqwest::redirect::Policy;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::app_helpers::{hidden, poll};
+use crate::app_helpers::{TestDatabase, hidden, poll};
 use crate::crash::{ServeConfig, Served, free_port, generated_tenants};
 use crate::helpers::{TestEmulator, spawn_emulator_with};
 use crate::shared_database::organization_reads_between;
@@ -143,12 +143,14 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
     })
     .await;
     let tenants = generated_tenants(&emulator, TENANTS).await;
+    // The suite's database: SQLite, or PostgreSQL with CONSENTRY_TEST_DATABASE=postgres.
+    let database = TestDatabase::new().await;
     let first = ServeConfig::new(ports[0], &emulator);
     let configs: Vec<ServeConfig> = ports
         .iter()
         .map(|&port| {
             let mut config = ServeConfig::new(port, &emulator);
-            config.database_url = first.database_url.clone();
+            config.database_url = database.url.clone();
             config.session_key = first.session_key.clone();
             config.env = [
                 ("CONSENTRY_PUBLIC_URL", public.as_str()),
@@ -165,7 +167,7 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
         })
         .collect();
     // The endpoint exists before any instance starts, as it would in production.
-    let store = Store::connect(&first.database_url).await.expect("store");
+    let store = Store::connect(&database.url).await.expect("store");
     let receiver = Receiver::start(answer("204 No Content", "")).await;
     create_endpoint(
         &store,
@@ -322,5 +324,5 @@ async fn three_instances_one_killed_midway_lose_nothing_and_check_each_tenant_on
     for s in served {
         s.finish().await;
     }
-    first.remove_database();
+    drop(database);
 }

@@ -57,7 +57,7 @@ async fn seed(app: &TestApp, n: usize) -> Vec<Seeded> {
     // The app writes too: take the write lock first (waiting for it), rather than read
     // and then find the snapshot stale.
     let mut tx = db
-        .begin_with("begin immediate")
+        .begin_with(crate::app_helpers::begin_write())
         .await
         .expect("a transaction");
     let mut seeded = Vec::new();

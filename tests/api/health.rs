@@ -155,7 +155,7 @@ async fn permission_drift_is_found_on_every_page_of_active_tenants() {
     // The app writes too: take the write lock first (waiting for it), rather than read and
     // then find the snapshot stale.
     let mut tx = db
-        .begin_with("begin immediate")
+        .begin_with(crate::app_helpers::begin_write())
         .await
         .expect("a transaction");
     let now = crate::app_helpers::ts(time::OffsetDateTime::now_utc());

@@ -611,8 +611,9 @@ async fn readyz_stays_ready_on_a_schema_a_later_version_migrated_and_not_on_an_u
     let db = app.db().await;
     sqlx::query(
         "insert into _sqlx_migrations (version, description, success, checksum, execution_time) \
-         values (29991231000001, 'from the future', true, x'00', 0)",
+         values (29991231000001, 'from the future', true, $1, 0)",
     )
+    .bind(vec![0u8])
     .execute(&db)
     .await
     .expect("insert");
@@ -626,8 +627,9 @@ async fn readyz_stays_ready_on_a_schema_a_later_version_migrated_and_not_on_an_u
     // Another build's migration, older than this version's latest: not a later version.
     sqlx::query(
         "insert into _sqlx_migrations (version, description, success, checksum, execution_time) \
-         values (20000101000001, 'another build', true, x'00', 0)",
+         values (20000101000001, 'another build', true, $1, 0)",
     )
+    .bind(vec![0u8])
     .execute(&db)
     .await
     .expect("insert");
@@ -674,7 +676,8 @@ async fn readyz_is_503_while_a_migration_is_missing() {
 #[tokio::test]
 async fn readyz_is_503_when_the_database_file_is_unwritable_or_gone() {
     use std::os::unix::fs::PermissionsExt;
-    let app = spawn_app().await;
+    // A SQLite file's own failures: the same on either suite, so on SQLite.
+    let app = crate::app_helpers::spawn_app_on_sqlite().await;
     ready(&app.base).await;
     let path = app
         .database_url

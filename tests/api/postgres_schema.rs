@@ -420,7 +420,7 @@ async fn db_copy_moves_every_row_of_a_used_database_and_can_run_again() {
     let target = db.pool.clone();
     let mut to = url::Url::parse(&db.admin_url).expect("URL");
     to.set_path(&format!("/{}", db.name));
-    let app = crate::app_helpers::spawn_app().await;
+    let app = crate::app_helpers::spawn_app_on_sqlite().await;
     let receiver = crate::webhook_delivery::Receiver::start(crate::webhook_delivery::answer(
         "204 No Content",
         "",

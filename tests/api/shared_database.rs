@@ -11,7 +11,7 @@ use consentry::store::Store;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::app_helpers::poll;
+use crate::app_helpers::{TestDatabase, poll};
 use crate::crash::{Ended, ServeConfig, Served, free_port, generated_tenants, onboard};
 use crate::helpers::{TestEmulator, spawn_emulator_with};
 
@@ -50,15 +50,15 @@ async fn emulator_for(ports: &[u16], tenants: usize) -> (TestEmulator, Vec<Strin
     (emulator, ids)
 }
 
-/// Instances on one database (the first config's), each on its own port and public URL,
-/// checking nothing again for an hour unless made due.
-fn configs(ports: &[u16], emulator: &TestEmulator) -> Vec<ServeConfig> {
+/// Instances on one database (the suite's: SQLite or PostgreSQL), each on its own port and
+/// public URL, checking nothing again for an hour unless made due.
+fn configs(ports: &[u16], emulator: &TestEmulator, database: &TestDatabase) -> Vec<ServeConfig> {
     let first = ServeConfig::new(ports[0], emulator);
     ports
         .iter()
         .map(|&port| {
             let mut config = ServeConfig::new(port, emulator);
-            config.database_url = first.database_url.clone();
+            config.database_url = database.url.clone();
             config.session_key = first.session_key.clone();
             config
                 .env
@@ -86,7 +86,8 @@ async fn verified(store: &Store, tenants: &[String]) -> usize {
 async fn instances_on_one_database_check_each_due_tenant_once() {
     let ports: Vec<u16> = (0..INSTANCES).map(|_| free_port()).collect();
     let (emulator, tenants) = emulator_for(&ports, TENANTS).await;
-    let configs = configs(&ports, &emulator);
+    let database = TestDatabase::new().await;
+    let configs = configs(&ports, &emulator, &database);
     let mut served = Vec::new();
     for config in &configs {
         served.push(Served::start(config).await);
@@ -184,14 +185,15 @@ async fn instances_on_one_database_check_each_due_tenant_once() {
     for s in served {
         s.finish().await;
     }
-    configs[0].remove_database();
+    drop(database);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_check_claimed_by_an_instance_that_died_is_taken_over_when_its_lease_runs_out() {
     let ports = [free_port()];
     let (emulator, tenants) = emulator_for(&ports, 1).await;
-    let configs = configs(&ports, &emulator);
+    let database = TestDatabase::new().await;
+    let configs = configs(&ports, &emulator, &database);
     let served = Served::start(&configs[0]).await;
     match onboard(
         &configs[0].base(),
@@ -256,5 +258,5 @@ async fn a_check_claimed_by_an_instance_that_died_is_taken_over_when_its_lease_r
 
     store.close().await;
     served.finish().await;
-    configs[0].remove_database();
+    drop(database);
 }

@@ -60,13 +60,7 @@ async fn dump(app: &TestApp) -> String {
         "tenant_event",
         "invitation",
     ] {
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "select json_group_array(json_object(*)) from {table}"
-        ))
-        .fetch_all(&db)
-        .await
-        .unwrap_or_default();
-        out.push_str(&rows.join("\n"));
+        out.push_str(&crate::app_helpers::table_text(&db, table).await);
     }
     db.close().await;
     out

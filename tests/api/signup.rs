@@ -122,12 +122,18 @@ async fn a_locked_database_gets_a_503_that_loses_nothing() {
     let browser = app.browser();
     let db = app.db().await;
     let mut lock = db.acquire().await.expect("a connection");
-    sqlx::query("begin exclusive")
+    // SQLite: the file's write lock; PostgreSQL: the sign-ups' table, whole.
+    let statement = if crate::app_helpers::on_postgres() {
+        "begin; lock table consent_request in access exclusive mode"
+    } else {
+        "begin exclusive"
+    };
+    sqlx::raw_sql(statement)
         .execute(&mut *lock)
         .await
         .expect("the write lock");
 
-    // Waits out the app's 5 s busy timeout.
+    // Waits out the app's 5 s busy timeout (PostgreSQL's lock timeout).
     let refused = browser.signup_response(&[]).await;
     let retry_after = refused
         .headers()
