@@ -10,10 +10,13 @@
 //! emulator, and the ratio of the two wall times.
 //!
 //! `--instances K` (default 3; 0 skips it): the verify-all job of the background verifier,
-//! due tenants in a database, done by one verifier, then by K verifiers on the same
-//! database as K instances would (each its own pool, engine and claims); wall times, their
-//! ratio, and the checks each tenant got (Graph probes counted by the emulator: exactly one
-//! each). `--database sqlite://FILE` names the database (default: a fresh file).
+//! due tenants in a database, done by one verifier on a fresh SQLite file, then by K
+//! verifiers on one database as K instances would (each its own pool, engine and claims);
+//! wall times, their ratio, and the checks each tenant got (Graph probes counted by the
+//! emulator: exactly one each). `--database URL` names the K instances' database,
+//! `sqlite://FILE` or `postgres://...` (default: a fresh SQLite file); give it a database
+//! of its own: the benchmark's tenants are added to it (or reset, on a second run) and made
+//! due, and any other due tenant would be checked too.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -274,21 +277,26 @@ async fn instances_phase(
     url: &str,
     tenants: &[String],
 ) {
-    let mut raw = raw.clone();
-    raw.set("CONSENTRY_DATABASE_URL", url);
-    raw.set("CONSENTRY_VERIFY_CONCURRENCY", o.concurrency.to_string());
-    let settings = raw.parse().expect("settings");
-    // Connecting applies the migrations.
-    drop(Store::connect(url).await.expect("the database"));
-    let own = pool_of(url).await;
-    seed_due(&own, tenants).await;
-    println!(
-        "instances: the verifier's job on {url}, {} at a time per instance",
-        o.concurrency
+    let sqlite = format!(
+        "sqlite://{}",
+        std::env::temp_dir()
+            .join(format!("consentry-bench-{}.db", uuid::Uuid::new_v4()))
+            .display()
     );
     let mut walls = Vec::new();
-    for instances in [1, o.instances] {
-        make_all_due(&own).await;
+    for (instances, url) in [(1, sqlite.as_str()), (o.instances, url)] {
+        let mut raw = raw.clone();
+        raw.set("CONSENTRY_DATABASE_URL", url);
+        raw.set("CONSENTRY_VERIFY_CONCURRENCY", o.concurrency.to_string());
+        let settings = raw.parse().expect("settings");
+        // Connecting applies the migrations.
+        let own = Store::connect(url).await.expect("the database");
+        seed_due(url, tenants).await;
+        println!(
+            "instances: the verifier's job on {}, {} at a time per instance",
+            consentry::store::redacted_url(url),
+            o.concurrency
+        );
         http.delete(format!("{base}/_emulator/requests"))
             .send()
             .await
@@ -312,15 +320,24 @@ async fn instances_phase(
             checks.iter().min().copied().unwrap_or(0),
             checks.iter().max().copied().unwrap_or(0),
         );
-        let active: i64 = sqlx::query_scalar("select count(*) from tenant where status = 'active'")
-            .fetch_one(&own)
+        let active = own
+            .status_counts()
             .await
-            .expect("count");
+            .expect("counts")
+            .into_iter()
+            .find(|(status, _)| *status == consentry::domain::TenantStatus::Active)
+            .map_or(0, |(_, n)| n);
+        own.close().await;
         println!("instances_{instances}_wall_seconds: {wall:.2}");
         println!("instances_{instances}_checks_per_tenant_min: {min}");
         println!("instances_{instances}_checks_per_tenant_max: {max}");
         println!("instances_{instances}_active_after: {active}");
         walls.push(wall);
+    }
+    if let Some(path) = sqlite.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
     }
     println!(
         "instances_wall_ratio_{}_to_1: {:.3}",
@@ -329,24 +346,23 @@ async fn instances_phase(
     );
 }
 
-/// A plain pool on the database, for the benchmark's own reads and writes.
-async fn pool_of(url: &str) -> sqlx::SqlitePool {
-    sqlx::sqlite::SqlitePoolOptions::new()
+/// The tenants as the verifier finds them between checks: active, checked before, due.
+async fn seed_due(url: &str, tenants: &[String]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
         .connect(url)
         .await
-        .expect("the database")
-}
-
-/// The tenants as the verifier finds them between checks: active, checked before.
-async fn seed_due(pool: &sqlx::SqlitePool, tenants: &[String]) {
+        .expect("the database");
     let now = consentry::store::ts(time::OffsetDateTime::now_utc());
     let mut tx = pool.begin().await.expect("a transaction");
     for id in tenants {
         sqlx::query(
             "insert into tenant (id, status, granted_roles, consented_at, verified_at, \
              last_token_ok_at, verify_attempts, next_verify_at, created_at, updated_at) \
-             values ($1, 'active', $2, $3, $3, $3, 1, $3, $3, $3)",
+             values ($1, 'active', $2, $3, $3, $3, 1, $3, $3, $3) \
+             on conflict (id) do update set status = 'active', granted_roles = $2, \
+             verify_attempts = 1, next_verify_at = $3, updated_at = $3",
         )
         .bind(id)
         .bind(r#"["User.Read.All","Organization.Read.All"]"#)
@@ -356,15 +372,7 @@ async fn seed_due(pool: &sqlx::SqlitePool, tenants: &[String]) {
         .expect("a tenant");
     }
     tx.commit().await.expect("commit");
-}
-
-async fn make_all_due(pool: &sqlx::SqlitePool) {
-    let now = consentry::store::ts(time::OffsetDateTime::now_utc());
-    sqlx::query("update tenant set next_verify_at = $1")
-        .bind(now)
-        .execute(pool)
-        .await
-        .expect("due");
+    pool.close().await;
 }
 
 /// Graph `GET /v1.0/organization` requests per tenant, from the emulator's log.
