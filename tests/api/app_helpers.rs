@@ -39,8 +39,13 @@ pub struct TestDatabase {
 }
 
 enum Place {
+    /// A database the test made otherwise, left to it.
+    Borrowed,
     File(std::path::PathBuf),
-    Postgres { admin: String, name: String },
+    Postgres {
+        admin: String,
+        name: String,
+    },
 }
 
 /// Whether this run of the suite is on PostgreSQL (`CONSENTRY_TEST_DATABASE=postgres`).
@@ -49,6 +54,14 @@ pub fn on_postgres() -> bool {
 }
 
 impl TestDatabase {
+    /// The database at `url`, which the test made and will remove itself.
+    pub fn borrowed(url: &str) -> TestDatabase {
+        TestDatabase {
+            url: url.to_owned(),
+            place: Place::Borrowed,
+        }
+    }
+
     /// A SQLite file, whichever database the suite runs on.
     pub fn sqlite() -> TestDatabase {
         let path = std::env::temp_dir().join(format!("consentry-test-{}.db", uuid::Uuid::new_v4()));
@@ -92,6 +105,7 @@ impl Drop for TestDatabase {
     /// the test's runtime being in the middle of dropping).
     fn drop(&mut self) {
         match &self.place {
+            Place::Borrowed => {}
             Place::File(file) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let mut path = file.clone().into_os_string();
@@ -140,6 +154,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut RawSettings, &mut EmulatorC
 /// SQLite has (a file to make unwritable, a file to copy from).
 pub async fn spawn_app_on_sqlite() -> TestApp {
     spawn_on(|_, _| {}, None, TestDatabase::sqlite()).await
+}
+
+/// As [`spawn_app`], on `database`.
+pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
+    spawn_on(|_, _| {}, None, database).await
 }
 
 /// consentry whose Microsoft (authority and Graph) is `microsoft`, a stand-in of the test's

@@ -108,7 +108,7 @@ async fn seed(app: &TestApp, n: usize) -> Vec<Seeded> {
 }
 
 /// Tenant ids in the list's table, in order.
-fn listed(html: &str) -> Vec<String> {
+pub(crate) fn listed(html: &str) -> Vec<String> {
     let Some(start) = html.find(r#"<table id="tenants">"#) else {
         assert!(html.contains(r#"<p class="empty">"#), "{html}");
         return Vec::new();
@@ -151,7 +151,7 @@ fn counts(html: &str) -> BTreeMap<String, (i64, String)> {
         .collect()
 }
 
-async fn page(operator: &crate::app_helpers::Browser, path: &str) -> String {
+pub(crate) async fn page(operator: &crate::app_helpers::Browser, path: &str) -> String {
     let response = operator.get(path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.text().await.expect("html")

@@ -482,6 +482,17 @@ async fn db_copy_moves_every_row_of_a_used_database_and_can_run_again() {
     .await
     .expect("search");
     let expected_counts = rows_of(&source, "tenant_status_count where n > 0", "status").await;
+    // consentry started on the copy lists on its dashboard what the original lists.
+    let before =
+        crate::console::listed(&crate::console::page(&app.operator().await, "/admin?all=1").await);
+    let moved =
+        crate::app_helpers::spawn_app_on(crate::app_helpers::TestDatabase::borrowed(to.as_str()))
+            .await;
+    let after = crate::console::listed(
+        &crate::console::page(&moved.operator().await, "/admin?all=1").await,
+    );
+    let health = moved.browser().get("/readyz").await.status();
+    drop(moved);
 
     // Assert: both runs end well, and every row of every table is in the target as it is
     // in the source, generated columns included; derived tables are built by the target.
@@ -501,6 +512,12 @@ async fn db_copy_moves_every_row_of_a_used_database_and_can_run_again() {
     assert!(rows("consent_request") >= 3 && rows("tenant_daily_count") >= 1);
     assert_eq!(status_counts, expected_counts, "counts per status");
     assert_eq!(searched, [app.emulator.contoso()], "search");
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(
+        after, before,
+        "the dashboard on PostgreSQL lists the same tenants"
+    );
+    assert_eq!(health, 200, "ready on the copy");
     source.close().await;
     db.drop().await;
 }
