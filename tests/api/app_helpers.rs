@@ -174,7 +174,7 @@ async fn spawn(
     spawn_on(adjust, microsoft, TestDatabase::new().await).await
 }
 
-async fn spawn_on(
+pub async fn spawn_on(
     adjust: impl FnOnce(&mut RawSettings, &mut EmulatorConfig),
     microsoft: Option<&str>,
     database: TestDatabase,

@@ -37,6 +37,7 @@ mod openapi;
 mod operator_sign_in;
 mod operators;
 mod outbox;
+mod postgres_outage;
 mod postgres_schema;
 mod quirks;
 mod shared_database;
