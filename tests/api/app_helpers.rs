@@ -48,6 +48,24 @@ enum Place {
     },
 }
 
+/// Creates a database of a fresh name on the cluster of `admin` (a URL whose user may
+/// create databases); returns its name and URL.
+pub async fn create_postgres_database(admin: &str) -> (String, String) {
+    let name = format!("consentry_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin)
+        .await
+        .expect("CONSENTRY_TEST_POSTGRES_URL connects");
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create the test's database");
+    let _ = sqlx::Connection::close(conn).await;
+    let mut url = url::Url::parse(admin).expect("CONSENTRY_TEST_POSTGRES_URL is a URL");
+    url.set_path(&name);
+    (name, url.to_string())
+}
+
 /// Whether this run of the suite is on PostgreSQL (`CONSENTRY_TEST_DATABASE=postgres`).
 pub fn on_postgres() -> bool {
     std::env::var("CONSENTRY_TEST_DATABASE").is_ok_and(|v| v.eq_ignore_ascii_case("postgres"))
@@ -80,20 +98,9 @@ impl TestDatabase {
             "CONSENTRY_TEST_DATABASE=postgres needs CONSENTRY_TEST_POSTGRES_URL: a database \
              of a cluster whose user may create databases",
         );
-        let name = format!("consentry_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::any::install_default_drivers();
-        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("CONSENTRY_TEST_POSTGRES_URL connects");
-        sqlx::query(&format!("create database {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create the test's database");
-        let _ = sqlx::Connection::close(conn).await;
-        let mut url = url::Url::parse(&admin).expect("CONSENTRY_TEST_POSTGRES_URL is a URL");
-        url.set_path(&name);
+        let (name, url) = create_postgres_database(&admin).await;
         TestDatabase {
-            url: url.to_string(),
+            url,
             place: Place::Postgres { admin, name },
         }
     }

@@ -56,20 +56,10 @@ async fn migrated_postgres(test: &str) -> Option<TestDatabase> {
         eprintln!("SKIPPED {test}: set CONSENTRY_TEST_POSTGRES_URL to a PostgreSQL database");
         return None;
     };
-    let name = format!("consentry_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&url)
-        .await
-        .expect("CONSENTRY_TEST_POSTGRES_URL connects");
-    sqlx::query(&format!("create database {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    admin.close().await.expect("close");
-    let mut own = url::Url::parse(&url).expect("a URL");
-    own.set_path(&format!("/{name}"));
+    let (name, own) = crate::app_helpers::create_postgres_database(&url).await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
-        .connect(own.as_str())
+        .connect(&own)
         .await
         .expect("the new database");
     sqlx::migrate!("./migrations/postgres")
