@@ -438,6 +438,13 @@ impl Store {
 
         // A bound on the distinct tenants one browser or address names a day (this one
         // included, since the request above now names it).
+        // Counted one callback at a time per browser and per address (always in this
+        // order, so two callbacks never wait on each other's second lock): on PostgreSQL
+        // concurrent callbacks would not see each other's names (see `serialize`).
+        super::serialize(&mut tx, &format!("callback.browser:{binding_hash}")).await?;
+        if let Some(address) = &client_addr {
+            super::serialize(&mut tx, &format!("callback.address:{address}")).await?;
+        }
         let since = ts(cb.now - Duration::days(1));
         let mut named = [0i64; 2];
         for (count, (column, key)) in named.iter_mut().zip([

@@ -546,3 +546,44 @@ async fn one_browser_names_at_most_ten_tenants_a_day_across_instances() {
     assert!(page.contains("many organisations"), "{page}");
     assert_eq!(a.count_rows("tenant").await, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callbacks_sent_at_once_from_one_browser_name_at_most_ten_tenants_across_instances() {
+    // Arrange: fourteen sign-ups of one browser roaming over addresses, on A and B in turn.
+    let a = spawn_app().await;
+    let b = a.another_instance().await;
+    let attacker = a.browser();
+    let mut callbacks = Vec::new();
+    for i in 0..14u8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let roaming = attacker.on_address(address(60 + i)).on(app);
+        let state = crate::app_helpers::state_of(&roaming.signup(&[]).await);
+        let url = callback_url(&[
+            ("admin_consent", "True"),
+            ("tenant", &uuid::Uuid::new_v4().to_string()),
+            ("state", &state),
+        ]);
+        callbacks.push((roaming, url));
+    }
+
+    // Act: every callback at once, half on each instance.
+    let statuses = futures_util::future::join_all(
+        callbacks
+            .iter()
+            .map(|(roaming, url)| async move { roaming.get(url).await.status().as_u16() }),
+    )
+    .await;
+
+    // Assert: the database's count holds against the race: ten tenants, no more.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(a.count_rows("tenant").await, 10);
+}
