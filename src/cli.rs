@@ -337,8 +337,8 @@ async fn migrate(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     let applied = store.migrate().await;
     store.close().await;
     let applied = applied?;
-    let latest =
-        crate::store::latest_migration().map_or_else(|| "none".to_owned(), |m| m.to_string());
+    let latest = crate::store::latest_migration(store.dialect())
+        .map_or_else(|| "none".to_owned(), |m| m.to_string());
     if applied.is_empty() {
         println!("nothing to apply: the database's schema is current (latest migration {latest})");
         return Ok(());
