@@ -165,7 +165,7 @@ async fn copy_tables(
     batch: usize,
     progress: &dyn CopyProgress,
 ) -> anyhow::Result<Vec<CopiedTable>> {
-    sqlx::migrate!("./migrations/postgres")
+    super::schema::migrator(super::Dialect::Postgres)
         .run(target)
         .await
         .context("applying the PostgreSQL schema to the target")?;

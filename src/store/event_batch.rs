@@ -170,15 +170,17 @@ async fn write_all(
         })
         .collect();
     let rows = serde_json::Value::Array(rows).to_string();
-    if store.dialect == super::Dialect::Postgres {
-        sqlx::query(
-            "insert into tenant_event (id, tenant_id, kind, detail, request_id, created_at) \
-             select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-             from jsonb_array_elements($1::jsonb) with ordinality as row (value, key) order by key",
+    let insert = format!(
+        "insert into tenant_event (id, tenant_id, kind, detail, request_id, created_at) \
+         select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
+         from {} order by key",
+        store.dialect.pick(
+            "json_each($1)",
+            "jsonb_array_elements($1::jsonb) with ordinality as row (value, key)"
         )
-        .bind(rows)
-        .execute(&store.pool)
-        .await?;
+    );
+    if store.dialect == super::Dialect::Postgres {
+        sqlx::query(&insert).bind(rows).execute(&store.pool).await?;
         return Ok(());
     }
     let open = match connection {
@@ -194,14 +196,7 @@ async fn write_all(
             connection.insert(open)
         }
     };
-    let written = sqlx::query(
-        "insert into tenant_event (id, tenant_id, kind, detail, request_id, created_at) \
-         select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-         from json_each($1) order by key",
-    )
-    .bind(rows)
-    .execute(&mut *open)
-    .await;
+    let written = sqlx::query(&insert).bind(rows).execute(&mut *open).await;
     if written.is_err() {
         *connection = None;
     }

@@ -246,7 +246,7 @@ impl Statement {
 
 /// Makes the transaction on `conn` the only one at a time that passes this point with
 /// `lock` (until it commits or rolls back), for the read-then-write rules that span rows:
-/// caps on pending sign-ups, counts of failed logins. SQLite needs nothing: a transaction
+/// caps on pending sign-ups and sign-ins, the tenants a browser names in a day. SQLite needs nothing: a transaction
 /// whose first statement writes holds the file's only write lock. PostgreSQL takes a
 /// transaction-level advisory lock, which ends with the transaction (so it holds behind a
 /// pooler in transaction mode, unlike a session's lock).
@@ -369,7 +369,8 @@ impl Store {
         }
         let busy_ms = options.busy_timeout.as_millis();
         let statement_ms = options.statement_timeout.as_millis();
-        let session: Arc<str> = match dialect {
+        // What every connection runs first.
+        let settings: Arc<str> = match dialect {
             Dialect::Sqlite => format!(
                 "pragma foreign_keys = on; pragma synchronous = normal; \
                  pragma busy_timeout = {busy_ms}"
@@ -380,8 +381,6 @@ impl Store {
             ),
         }
         .into();
-        // What every connection runs first.
-        let settings = session;
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)

@@ -18,7 +18,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// `tests/api/postgres_schema.rs` checks.
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-fn migrator(dialect: Dialect) -> &'static Migrator {
+pub(super) fn migrator(dialect: Dialect) -> &'static Migrator {
     match dialect {
         Dialect::Sqlite => &MIGRATOR,
         Dialect::Postgres => &POSTGRES_MIGRATOR,

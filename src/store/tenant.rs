@@ -670,12 +670,16 @@ fn fts_query(search: &str, dialect: Dialect) -> Option<String> {
         Dialect::Sqlite => format!("{{name domains}} : \"{}\"*", words.join(" ")),
         // The phrase within the name (weight A) or within the domains (B).
         Dialect::Postgres => {
+            let last = words.len() - 1;
             let phrase = |weight: &str| {
-                let mut terms: Vec<String> =
-                    words.iter().map(|w| format!("{w}:{weight}")).collect();
-                if let Some(last) = terms.last_mut() {
-                    *last = format!("{}:*{weight}", words[words.len() - 1]);
-                }
+                let terms: Vec<String> = words
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let prefix = if i == last { "*" } else { "" };
+                        format!("{w}:{prefix}{weight}")
+                    })
+                    .collect();
                 terms.join(" <-> ")
             };
             format!("({}) | ({})", phrase("A"), phrase("B"))
